@@ -1,0 +1,290 @@
+"""Backups beside each migration: checksummed files with JSON metadata, verified before any restore.
+
+Dialect-independent; a `BackupEngine` does the actual copy (SQLite: `dialects/sqlite_backup.py`).
+Each backup is `<id><suffix>` plus `<id>.json`. The data file is written under a temporary name
+and renamed only once its checksum is known, and the metadata is written last, so a crash never
+leaves metadata that points at a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from .errors import BackupError, ConfigurationError, InvalidBackupId
+from .results import BackupInfo
+from .settings import MigrationSettings
+from .urls import parse_url, sqlite_path
+
+Progress = Callable[[float, float | None, str], None]
+
+METADATA_VERSION = 1
+_CHUNK = 1024 * 1024
+# [0-9], not \d: \d also matches non-ASCII digits. \Z, not $: $ accepts a trailing newline.
+_BACKUP_ID_RE = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}\Z")
+_BACKUP_ID_LEN = 31
+
+
+class BackupEngine(Protocol):
+    """What BackupManager needs from a dialect: copy out, copy in, check a copy, fingerprint the schema."""
+
+    suffix: str
+
+    def write_backup(self, dest: Path) -> None: ...
+
+    def restore_backup(self, src: Path) -> None: ...
+
+    def check_backup_file(self, path: Path) -> str | None: ...
+
+    def schema_fingerprint(self) -> str | None: ...
+
+
+def validate_backup_id(backup_id: object) -> str:
+    """Return `backup_id` if well formed; raise InvalidBackupId otherwise, before any file is touched."""
+    if not isinstance(backup_id, str) or len(backup_id) != _BACKUP_ID_LEN or not _BACKUP_ID_RE.match(backup_id):
+        shown = repr(backup_id if not isinstance(backup_id, str) or len(backup_id) <= 60 else backup_id[:60] + "...")
+        raise InvalidBackupId(
+            f"invalid backup id {shown}: expected the form YYYYMMDDTHHMMSSffffffZ-xxxxxxxx "
+            "(UTC timestamp and 8 lowercase hex digits, as shown by list_backups)"
+        )
+    return backup_id
+
+
+def new_backup_id(now: datetime | None = None) -> str:
+    """A sortable, unique id: UTC timestamp to the microsecond plus 32 random bits."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file read in 1 MiB chunks, so large backups never sit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def backup_engine_for(settings: MigrationSettings) -> BackupEngine:
+    """The backup engine for the settings' database URL."""
+    url = parse_url(settings.database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        from .dialects.sqlite_backup import SqliteBackupEngine
+
+        return SqliteBackupEngine(sqlite_path(url), timeout_ms=max(settings.lock_timeout_ms, 1000))
+    raise ConfigurationError(
+        f"backups are not supported for {backend} databases yet; use your server's own backup tooling "
+        "and run with auto_backup disabled (--no-backup)"
+    )
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (and directories on some OSes) refuse fsync; durability is best effort
+    finally:
+        os.close(fd)
+
+
+class BackupManager:
+    """Create, list, verify, restore and prune the backups of one database."""
+
+    def __init__(self, settings: MigrationSettings, engine: BackupEngine | None = None):
+        self.settings = settings
+        self.engine = engine if engine is not None else backup_engine_for(settings)
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.settings.resolved_backup_dir()
+
+    @property
+    def _format(self) -> str:
+        return getattr(self.engine, "name", type(self.engine).__name__)
+
+    def _data_path(self, backup_id: str) -> Path:
+        return self.backup_dir / f"{backup_id}{self.engine.suffix}"
+
+    def _meta_path(self, backup_id: str) -> Path:
+        return self.backup_dir / f"{backup_id}.json"
+
+    def _ensure_dir(self) -> Path:
+        directory = self.backup_dir
+        if not directory.is_dir():
+            directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+        return directory
+
+    def create_backup(self, reason: str, migration_id: str | None = None, progress: Progress | None = None) -> BackupInfo:
+        """Copy the database into a new backup and return its metadata."""
+        report = progress or (lambda done, total, message: None)
+        try:
+            directory = self._ensure_dir()
+        except OSError as exc:
+            raise BackupError(f"cannot create backup directory {self.backup_dir}: {exc.strerror or exc}") from exc
+        created = datetime.now(UTC)
+        backup_id = new_backup_id(created)
+        while self._meta_path(backup_id).exists() or self._data_path(backup_id).exists():
+            backup_id = new_backup_id(created)
+        final = self._data_path(backup_id)
+        tmp = directory / f".{backup_id}{self.engine.suffix}.partial"
+        meta_tmp = directory / f".{backup_id}.json.partial"
+        try:
+            fingerprint = self.engine.schema_fingerprint()
+            report(0, None, f"copying {self.settings.masked_url} to backup {backup_id}")
+            self.engine.write_backup(tmp)
+            os.chmod(tmp, 0o600)
+            size = tmp.stat().st_size
+            report(0, size, f"computing SHA-256 of {size} bytes")
+            checksum = sha256_file(tmp)
+            _fsync_path(tmp)
+            os.replace(tmp, final)
+            info = BackupInfo(
+                id=backup_id,
+                created_at=created,
+                size_bytes=size,
+                checksum=checksum,
+                path=str(final),
+                database=self.settings.masked_url,
+                reason=reason,
+                migration_id=migration_id,
+                schema_fingerprint=fingerprint,
+            )
+            meta = {
+                "metadata_version": METADATA_VERSION,
+                "format": self._format,
+                **info.model_dump(mode="json", exclude={"path", "verified"}),
+            }
+            fd = os.open(meta_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(meta, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(meta_tmp, self._meta_path(backup_id))
+            _fsync_path(directory)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            meta_tmp.unlink(missing_ok=True)
+            if not self._meta_path(backup_id).exists():
+                final.unlink(missing_ok=True)
+            if isinstance(exc, BackupError) or not isinstance(exc, Exception):
+                raise
+            raise BackupError(f"backup of {self.settings.masked_url} failed: {exc}") from exc
+        report(size, size, f"backup {backup_id} written ({size} bytes, sha256 {checksum[:12]})")
+        return info
+
+    def _load(self, backup_id: str) -> BackupInfo:
+        """Parse one metadata file; BackupError with the reason when it is unusable."""
+        meta = self._meta_path(backup_id)
+        try:
+            raw = json.loads(meta.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BackupError(f"no backup with id {backup_id} in {self.backup_dir}") from None
+        except (OSError, ValueError) as exc:
+            raise BackupError(f"metadata of backup {backup_id} ({meta}) is unreadable: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("id") != backup_id:
+            raise BackupError(f"metadata of backup {backup_id} ({meta}) does not describe that backup")
+        fmt = raw.get("format")
+        if fmt is not None and fmt != self._format:
+            raise BackupError(f"backup {backup_id} was made by {fmt!r}, not {self._format!r}; it cannot be used here")
+        try:
+            # The path is derived, never trusted from the file: metadata cannot point outside the folder.
+            return BackupInfo.model_validate({**raw, "path": str(self._data_path(backup_id)), "verified": None})
+        except ValidationError as exc:
+            raise BackupError(f"metadata of backup {backup_id} ({meta}) is invalid: {exc.error_count()} bad field(s)") from None
+
+    def get_backup(self, backup_id: str) -> BackupInfo:
+        """Metadata of one backup; BackupError if it does not exist or is unusable."""
+        validate_backup_id(backup_id)
+        return self._load(backup_id)
+
+    def list_backups(self) -> list[BackupInfo]:
+        """Usable backups, newest first; anything else in the folder is ignored."""
+        try:
+            entries = list(os.scandir(self.backup_dir))
+        except OSError:
+            return []
+        backups: list[BackupInfo] = []
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".json"):
+                continue
+            backup_id = name[: -len(".json")]
+            if len(backup_id) != _BACKUP_ID_LEN or not _BACKUP_ID_RE.match(backup_id):
+                continue
+            try:
+                info = self._load(backup_id)
+            except BackupError:
+                continue
+            if Path(info.path).is_file():
+                backups.append(info)
+        backups.sort(key=lambda b: (b.created_at, b.id), reverse=True)
+        return backups
+
+    def verify_backup(self, backup_id: str) -> BackupInfo:
+        """Check presence, size, checksum and readability; return the info with verified=True."""
+        info = self.get_backup(backup_id)
+        path = Path(info.path)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise BackupError(f"backup {backup_id} is unusable: its file {path} is missing") from None
+        if size < info.size_bytes:
+            raise BackupError(
+                f"backup {backup_id} is truncated: {path} has {size} bytes, {info.size_bytes} were written; refusing to use it"
+            )
+        if size > info.size_bytes:
+            raise BackupError(
+                f"backup {backup_id} has grown: {path} has {size} bytes, {info.size_bytes} were written; refusing to use it"
+            )
+        checksum = sha256_file(path)
+        if checksum != info.checksum:
+            raise BackupError(
+                f"backup {backup_id} failed its checksum: {path} was modified after it was written (tampered or corrupted); "
+                f"expected sha256 {info.checksum}, found {checksum}; refusing to use it"
+            )
+        problem = self.engine.check_backup_file(path)
+        if problem:
+            raise BackupError(f"backup {backup_id} is not restorable: {problem}")
+        return info.model_copy(update={"verified": True})
+
+    def restore_backup(self, backup_id: str) -> BackupInfo:
+        """Verify, then copy the backup into the live database; a bad backup changes nothing."""
+        info = self.verify_backup(backup_id)
+        self.engine.restore_backup(Path(info.path))
+        return info
+
+    def cleanup_old_backups(self, keep: int | None = None) -> list[str]:
+        """Delete all but the newest `keep` backups (default: settings.backup_retention); return removed ids."""
+        keep = self.settings.backup_retention if keep is None else keep
+        if keep < 0:
+            raise ConfigurationError(f"keep must be >= 0, got {keep}")
+        removed: list[str] = []
+        for info in self.list_backups()[keep:]:
+            # Data first: a crash in between leaves orphan metadata, which list_backups skips.
+            Path(info.path).unlink(missing_ok=True)
+            self._meta_path(info.id).unlink(missing_ok=True)
+            removed.append(info.id)
+        return removed
+
+    def get_backup_statistics(self) -> dict[str, Any]:
+        backups = self.list_backups()
+        return {
+            "backup_dir": str(self.backup_dir),
+            "count": len(backups),
+            "total_bytes": sum(b.size_bytes for b in backups),
+            "oldest_created_at": backups[-1].created_at.isoformat() if backups else None,
+            "newest_created_at": backups[0].created_at.isoformat() if backups else None,
+            "retention": self.settings.backup_retention,
+        }

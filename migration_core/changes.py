@@ -1,0 +1,266 @@
+"""One small immutable class per kind of schema change (cf. Alembic ops, Atlas schema.Change).
+
+`table` is always the target-side table name; renames are applied first by the planner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, Table, UniqueConstraint
+
+
+def _cols(cols) -> str:
+    return ", ".join(str(c) if c is not None else "<expr>" for c in cols)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ClassVar[str] = "change"
+    table: str
+
+    @property
+    def detail(self) -> str:  # pragma: no cover - every subclass overrides
+        return self.kind
+
+
+@dataclass(frozen=True)
+class AddTable(Change):
+    kind: ClassVar[str] = "add_table"
+    definition: Table
+
+    @property
+    def detail(self) -> str:
+        return f"create table {self.table} ({len(self.definition.columns)} columns)"
+
+
+@dataclass(frozen=True)
+class DropTable(Change):
+    kind: ClassVar[str] = "drop_table"
+    definition: Table
+
+    @property
+    def detail(self) -> str:
+        return f"drop table {self.table}"
+
+
+@dataclass(frozen=True)
+class RenameTable(Change):
+    kind: ClassVar[str] = "rename_table"
+    old_name: str
+
+    @property
+    def detail(self) -> str:
+        return f"rename table {self.old_name} to {self.table}"
+
+
+@dataclass(frozen=True)
+class AddColumn(Change):
+    kind: ClassVar[str] = "add_column"
+    column: Column
+
+    @property
+    def detail(self) -> str:
+        c = self.column
+        extra = (" NOT NULL" if not c.nullable else "") + (f" DEFAULT {c.default}" if c.default is not None else "")
+        return f"add column {self.table}.{c.name} {c.type}{extra}"
+
+
+@dataclass(frozen=True)
+class DropColumn(Change):
+    kind: ClassVar[str] = "drop_column"
+    column: Column
+
+    @property
+    def detail(self) -> str:
+        return f"drop column {self.table}.{self.column.name}"
+
+
+@dataclass(frozen=True)
+class RenameColumn(Change):
+    kind: ClassVar[str] = "rename_column"
+    old_name: str
+    new_name: str
+
+    @property
+    def detail(self) -> str:
+        return f"rename column {self.table}.{self.old_name} to {self.new_name}"
+
+
+@dataclass(frozen=True)
+class _AlterColumn(Change):
+    column: str
+    old: Column
+    new: Column
+
+
+@dataclass(frozen=True)
+class AlterColumnType(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_type"
+
+    @property
+    def detail(self) -> str:
+        return f"change type of {self.table}.{self.column} from {self.old.type or '(none)'} to {self.new.type or '(none)'}"
+
+
+@dataclass(frozen=True)
+class AlterColumnNullable(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_nullable"
+
+    @property
+    def detail(self) -> str:
+        return f"make {self.table}.{self.column} {'NULL' if self.new.nullable else 'NOT NULL'}"
+
+
+@dataclass(frozen=True)
+class AlterColumnDefault(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_default"
+
+    @property
+    def detail(self) -> str:
+        return f"change default of {self.table}.{self.column} from {self.old.default} to {self.new.default}"
+
+
+@dataclass(frozen=True)
+class AlterColumnCollation(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_collation"
+
+    @property
+    def detail(self) -> str:
+        return f"change collation of {self.table}.{self.column} from {self.old.collation} to {self.new.collation}"
+
+
+@dataclass(frozen=True)
+class AlterColumnGenerated(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_generated"
+
+    @property
+    def detail(self) -> str:
+        return f"change generation expression of {self.table}.{self.column} from {self.old.generated} to {self.new.generated}"
+
+
+@dataclass(frozen=True)
+class AlterPrimaryKey(Change):
+    kind: ClassVar[str] = "alter_primary_key"
+    old: PrimaryKey | None
+    new: PrimaryKey | None
+
+    @property
+    def detail(self) -> str:
+        o = f"({_cols(self.old.columns)}){' AUTOINCREMENT' if self.old.autoincrement else ''}" if self.old else "none"
+        n = f"({_cols(self.new.columns)}){' AUTOINCREMENT' if self.new.autoincrement else ''}" if self.new else "none"
+        return f"change primary key of {self.table} from {o} to {n}"
+
+
+@dataclass(frozen=True)
+class AddForeignKey(Change):
+    kind: ClassVar[str] = "add_foreign_key"
+    fk: ForeignKey
+
+    @property
+    def detail(self) -> str:
+        f = self.fk
+        return f"add foreign key {f.name or ''} {self.table}({_cols(f.columns)}) -> {f.ref_table}({_cols(f.ref_columns)})".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class DropForeignKey(Change):
+    kind: ClassVar[str] = "drop_foreign_key"
+    fk: ForeignKey
+
+    @property
+    def detail(self) -> str:
+        f = self.fk
+        return f"drop foreign key {f.name or ''} {self.table}({_cols(f.columns)}) -> {f.ref_table}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class AddUniqueConstraint(Change):
+    kind: ClassVar[str] = "add_unique_constraint"
+    constraint: UniqueConstraint
+
+    @property
+    def detail(self) -> str:
+        return f"add unique constraint {self.constraint.name or ''} on {self.table}({_cols(self.constraint.columns)})".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class DropUniqueConstraint(Change):
+    kind: ClassVar[str] = "drop_unique_constraint"
+    constraint: UniqueConstraint
+
+    @property
+    def detail(self) -> str:
+        return f"drop unique constraint {self.constraint.name or ''} on {self.table}({_cols(self.constraint.columns)})".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class AddCheckConstraint(Change):
+    kind: ClassVar[str] = "add_check_constraint"
+    constraint: CheckConstraint
+
+    @property
+    def detail(self) -> str:
+        return f"add check constraint {self.constraint.name or ''} on {self.table}: {self.constraint.expression}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class DropCheckConstraint(Change):
+    kind: ClassVar[str] = "drop_check_constraint"
+    constraint: CheckConstraint
+
+    @property
+    def detail(self) -> str:
+        return f"drop check constraint {self.constraint.name or ''} on {self.table}: {self.constraint.expression}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class AddIndex(Change):
+    kind: ClassVar[str] = "add_index"
+    index: Index
+
+    @property
+    def detail(self) -> str:
+        return f"create {'unique ' if self.index.unique else ''}index {self.index.name} on {self.table}({_cols(self.index.columns)})"
+
+
+@dataclass(frozen=True)
+class DropIndex(Change):
+    kind: ClassVar[str] = "drop_index"
+    index: Index
+
+    @property
+    def detail(self) -> str:
+        return f"drop index {self.index.name} on {self.table}"
+
+
+@dataclass(frozen=True)
+class AlterTableOptions(Change):
+    kind: ClassVar[str] = "alter_table_options"
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        return f"change table options of {self.table} from {', '.join(self.old) or 'none'} to {', '.join(self.new) or 'none'}"
+
+
+@dataclass(frozen=True)
+class AlterTableComment(Change):
+    kind: ClassVar[str] = "alter_table_comment"
+    old: str | None
+    new: str | None
+
+    @property
+    def detail(self) -> str:
+        return f"change comment of table {self.table}"
+
+
+@dataclass(frozen=True)
+class AlterColumnComment(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_comment"
+
+    @property
+    def detail(self) -> str:
+        return f"change comment of {self.table}.{self.column}"

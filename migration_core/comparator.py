@@ -1,0 +1,76 @@
+"""SchemaComparator: live snapshot + normalized target -> diff -> plan -> assessment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData
+
+from .assess import Assessment, assess
+from .diff import Diff, RenameHints, diff_snapshots
+from .errors import MigrationError
+from .plan import Plan
+from .settings import MigrationSettings
+from .snapshot import SchemaSnapshot
+from .target import load_metadata
+
+
+@dataclass
+class Comparison:
+    live: SchemaSnapshot
+    target: SchemaSnapshot
+    diff: Diff
+    plan: Plan | None
+    assessment: Assessment
+    planning_error: str | None = None
+    database_exists: bool = True
+
+    @property
+    def migration_needed(self) -> bool:
+        return not self.diff.empty
+
+    def refusals(self, allow_destructive: bool) -> list[str]:
+        out = self.assessment.refusals(allow_destructive)
+        if self.planning_error:
+            out.append(self.planning_error)
+        return out
+
+
+class SchemaComparator:
+    def __init__(self, settings: MigrationSettings, dialect):
+        self.settings = settings
+        self.dialect = dialect
+        self._metadata: MetaData | None = None
+        self._target: SchemaSnapshot | None = None
+
+    def metadata(self) -> MetaData:
+        if self._metadata is None:
+            self._metadata = load_metadata(self.settings.models)
+        return self._metadata
+
+    def target_snapshot(self) -> SchemaSnapshot:
+        """Normalized once per process: the models do not change while it runs."""
+        if self._target is None:
+            self._target = self.dialect.normalize_target(self.metadata())
+        return self._target
+
+    def compare_schemas(self, conn=None, renames: list[str] | None = None) -> Comparison:
+        hints = RenameHints.parse([*self.settings.renames, *(renames or [])])
+        own = conn is None
+        if own:
+            conn = self.dialect.connect(write=False)
+        try:
+            target = self.target_snapshot()
+            live = self.dialect.read_live(conn)
+            diff = diff_snapshots(live, target, hints)
+            plan, error = None, None
+            if not diff.empty:
+                try:
+                    plan = self.dialect.make_plan(conn, live, target, diff)
+                except MigrationError as exc:
+                    error = str(exc)
+            assessment = assess(diff.changes, self.dialect.probe(conn, diff, live), plan)
+            return Comparison(live, target, diff, plan, assessment, error, conn is not None)
+        finally:
+            if own and conn is not None:
+                conn.close()

@@ -1,0 +1,244 @@
+"""Everything SQLite-specific in one place: connections, catalog, planning, probes, execution."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from ...diff import Diff
+from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
+from ...plan import Plan
+from ...snapshot import SchemaSnapshot
+from ...urls import parse_url, sqlite_path
+from ..base import Progress
+from .catalog import affinity, read_snapshot
+from .planner import SqlitePlanner, open_shadow
+from .sqltext import quote_ident as q
+
+
+class SqliteDialect:
+    name = "sqlite"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.path: Path = sqlite_path(parse_url(settings.database_url))
+        self.ignore = tuple(settings.ignore_tables)
+
+    # -- connections ---------------------------------------------------------------------
+    def database_exists(self) -> bool:
+        return self.path.exists()
+
+    def connect(self, *, write: bool) -> sqlite3.Connection | None:
+        """A read-only connection never creates the file (returns None when it is missing)."""
+        p = self.path
+        if p.exists() and p.is_dir():
+            raise ConfigurationError(f"{p} is a directory, not a SQLite database file")
+        if not write:
+            if not p.exists():
+                return None
+            conn = sqlite3.connect(f"file:{p.as_posix()}?mode=ro", uri=True, isolation_level=None, timeout=5)
+        else:
+            if not p.parent.exists():
+                raise ConfigurationError(f"directory {p.parent} does not exist; create it or fix the database URL")
+            if p.exists() and not os.access(p, os.W_OK):
+                raise ConfigurationError(f"database file {p} is read-only; the migration needs write access")
+            if not os.access(p.parent, os.W_OK):
+                raise ConfigurationError(f"directory {p.parent} is not writable; SQLite needs it for its journal")
+            conn = sqlite3.connect(str(p), isolation_level=None, timeout=self.settings.lock_timeout_ms / 1000)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ConfigurationError(f"{p} is not a usable SQLite database: {exc}") from None
+        return conn
+
+    # -- schema --------------------------------------------------------------------------
+    def read_live(self, conn: sqlite3.Connection | None) -> SchemaSnapshot:
+        if conn is None:
+            return SchemaSnapshot("sqlite")
+        return read_snapshot(conn, self.ignore)
+
+    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
+        """Create the models in an in-memory database and read them back like the live one."""
+        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
+        if schemas:
+            raise ConfigurationError(f"tables with a schema ({', '.join(schemas)}) cannot live in a SQLite database")
+        engine = create_engine("sqlite://", poolclass=StaticPool)
+        try:
+            metadata.create_all(engine)
+            raw = engine.raw_connection()
+            try:
+                return read_snapshot(raw.driver_connection, ())
+            finally:
+                raw.close()
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(f"the models cannot be created on SQLite: {exc.__class__.__name__}: {exc}") from None
+        finally:
+            engine.dispose()
+
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff) -> Plan:
+        shadow = open_shadow(conn) if conn is not None else sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            return SqlitePlanner(shadow, live, target, self.ignore).plan(diff)
+        finally:
+            shadow.close()
+
+    def probe(self, conn, diff: Diff, live: SchemaSnapshot) -> "SqliteProbe":
+        return SqliteProbe(conn, diff, live)
+
+    # -- infrastructure ------------------------------------------------------------------
+    def lock(self, timeout_ms: int):
+        from ...lock import FileMigrationLock
+
+        return FileMigrationLock(self.path, timeout_ms=timeout_ms)
+
+    def backup_engine(self):
+        from ..sqlite_backup import SqliteBackupEngine
+
+        return SqliteBackupEngine(self.path)
+
+    def integrity_check(self, conn: sqlite3.Connection) -> str | None:
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        return None if rows == ["ok"] else "; ".join(rows[:5])
+
+    def run_plan(self, conn: sqlite3.Connection, plan: Plan, *, deadline: float, verify: Callable,
+                 before_commit: Callable, progress: Progress | None) -> int:
+        """Preamble outside the transaction (foreign_keys cannot change inside one), then all or nothing."""
+        fk_before = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        statements = plan.statements
+        done = 0
+        timed_out = False
+
+        def check_deadline() -> int:
+            nonlocal timed_out
+            if time.monotonic() > deadline:
+                timed_out = True
+                return 1
+            return 0
+
+        for stmt in plan.preamble:
+            conn.execute(stmt)
+        conn.set_progress_handler(check_deadline, 2000)
+        try:
+            conn.execute(plan.begin[0])
+            try:
+                for stmt in statements:
+                    if check_deadline():
+                        raise sqlite3.OperationalError("interrupted")
+                    conn.execute(stmt)
+                    done += 1
+                    if progress:
+                        progress(done, len(statements), f"executed {done}/{len(statements)} statements")
+                violations = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if violations:
+                    sample = ", ".join(f"{r[0]} rowid {r[1]} -> {r[2]}" for r in violations[:5])
+                    raise MigrationError(
+                        f"the migrated schema would leave {len(violations)} foreign key violation(s) ({sample}); rolled back, nothing changed"
+                    )
+                verify(conn)
+                before_commit(conn)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if timed_out:
+                    raise ExecutionTimeout(
+                        f"migration exceeded the time limit after {done} of {len(statements)} statements; rolled back, nothing changed"
+                    ) from None
+                if isinstance(exc, sqlite3.Error):
+                    stmt = statements[done] if done < len(statements) else "(final checks)"
+                    raise MigrationError(
+                        f"statement {done + 1} of {len(statements)} failed: {exc} [{stmt}]; rolled back, nothing changed"
+                    ) from None
+                raise
+        finally:
+            conn.set_progress_handler(None, 0)
+            conn.execute(f"PRAGMA foreign_keys = {'ON' if fk_before else 'OFF'}")
+        return done
+
+
+class SqliteProbe:
+    """Data checks run against `(SELECT old AS new ...) ` so target names work before renames."""
+
+    def __init__(self, conn: sqlite3.Connection | None, diff: Diff, live: SchemaSnapshot):
+        self.conn = conn
+        self.diff = diff
+        self.live = live
+
+    def _source(self, table: str) -> str | None:
+        live_name = self.diff.live_table(table)
+        t = self.live.table(live_name)
+        if t is None or self.conn is None:
+            return None
+        cols = ", ".join(f"{q(c.name)} AS {q(self._target_col(table, c.name))}" for c in t.columns)
+        return f"(SELECT {cols} FROM {q(t.name)})"
+
+    def _target_col(self, table: str, live_col: str) -> str:
+        for (t, old), new in self.diff.column_renames.items():
+            if t.lower() == table.lower() and old.lower() == live_col.lower():
+                return new
+        return live_col
+
+    def _count(self, table: str, where: str, select: str = "count(*)", group: str = "") -> int:
+        src = self._source(table)
+        if src is None:
+            return 0
+        return int(self.conn.execute(f"SELECT {select} FROM {src} AS src WHERE {where} {group}").fetchone()[0] or 0)
+
+    def row_count(self, table: str) -> int:
+        return self._count(table, "1")
+
+    def null_count(self, table: str, column: str) -> int:
+        return self._count(table, f"{q(column)} IS NULL")
+
+    def duplicate_count(self, table: str, columns: tuple[str, ...]) -> int:
+        src = self._source(table)
+        if src is None:
+            return 0
+        cols = ", ".join(q(c) for c in columns)
+        not_null = " AND ".join(f"{q(c)} IS NOT NULL" for c in columns)
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM {src} AS src WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1)"
+        return int(self.conn.execute(sql).fetchone()[0])
+
+    def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
+        """Values that SQLite's new column affinity would not store as the new type's class."""
+        new_aff = affinity(new_type)
+        c = q(column)
+        as_int = f"(CAST({c} AS INTEGER) || '' = {c})"
+        as_real = f"(CAST({c} AS REAL) || '' = {c})"
+        if new_aff in ("TEXT", "BLOB"):
+            return 0
+        if new_aff == "INTEGER":
+            bad = f"typeof({c}) = 'blob' OR (typeof({c}) = 'real' AND {c} <> CAST({c} AS INTEGER)) OR (typeof({c}) = 'text' AND NOT {as_int})"
+        else:
+            bad = f"typeof({c}) = 'blob' OR (typeof({c}) = 'text' AND NOT ({as_int} OR {as_real}))"
+        return self._count(table, f"{c} IS NOT NULL AND ({bad})")
+
+    def too_long_count(self, table: str, column: str, max_length: int) -> int:
+        return self._count(table, f"length({q(column)}) > {int(max_length)}")
+
+    def orphan_count(self, table, columns, ref_table, ref_columns) -> int:
+        ref_src = self._source(ref_table)
+        if ref_src is None:
+            ref_src = q(ref_table)  # a table created by this same plan: it is empty
+            exists = False
+        else:
+            exists = True
+        not_null = " AND ".join(f"src.{q(c)} IS NOT NULL" for c in columns)
+        if not exists:
+            return self._count(table, not_null)
+        match = " AND ".join(f"ref.{q(r)} = src.{q(c)}" for c, r in zip(columns, ref_columns))
+        return self._count(table, f"{not_null} AND NOT EXISTS (SELECT 1 FROM {ref_src} AS ref WHERE {match})")
+
+    def check_violation_count(self, table: str, expression: str) -> int:
+        try:
+            return self._count(table, f"NOT ({expression})")
+        except sqlite3.Error:
+            return 0  # an expression SQLite cannot evaluate this way; the rebuild's copy checks it

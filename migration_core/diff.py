@@ -1,0 +1,237 @@
+"""Compare two snapshots and return typed changes. Renames are never guessed: only hints make them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import changes as ch
+from .errors import ConfigurationError
+from .snapshot import Column, SchemaSnapshot, Table
+
+_HINT = re.compile(r"^\s*(?:(?P<table>[^.:\s]+)\.)?(?P<old>[^.:\s]+)\s*:\s*(?P<new>[^.:\s]+)\s*$")
+
+
+@dataclass(frozen=True)
+class RenameHints:
+    tables: dict[str, str] = field(default_factory=dict)  # old -> new
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, old) -> new
+
+    @classmethod
+    def parse(cls, hints: list[str] | tuple[str, ...] | None) -> "RenameHints":
+        tables: dict[str, str] = {}
+        columns: dict[tuple[str, str], str] = {}
+        for raw in hints or ():
+            m = _HINT.match(raw)
+            if not m:
+                raise ConfigurationError(
+                    f"invalid rename hint {raw!r}: use old_table:new_table or table.old_column:new_column"
+                )
+            if m["table"]:
+                columns[(m["table"].lower(), m["old"].lower())] = m["new"]
+            else:
+                tables[m["old"].lower()] = m["new"]
+        return cls(tables, columns)
+
+
+@dataclass(frozen=True)
+class Diff:
+    changes: list[ch.Change]
+    table_renames: dict[str, str]  # live name -> target name
+    column_renames: dict[tuple[str, str], str]  # (target table, live column) -> target column
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def live_table(self, target_table: str) -> str:
+        for old, new in self.table_renames.items():
+            if new.lower() == target_table.lower():
+                return old
+        return target_table
+
+    def live_column(self, target_table: str, target_column: str) -> str:
+        for (t, old), new in self.column_renames.items():
+            if t.lower() == target_table.lower() and new.lower() == target_column.lower():
+                return old
+        return target_column
+
+
+def _map_words(text: str | None, mapping: dict[str, str]) -> str | None:
+    """Rename identifiers inside normalized expression text (tokens are space separated)."""
+    if not text or not mapping:
+        return text
+    return " ".join(mapping.get(tok, tok) for tok in text.split(" "))
+
+
+def diff_snapshots(live: SchemaSnapshot, target: SchemaSnapshot, hints: RenameHints | None = None) -> Diff:
+    hints = hints or RenameHints()
+    live_by = {n.lower(): t for n, t in live.tables.items()}
+    target_by = {n.lower(): t for n, t in target.tables.items()}
+
+    table_renames: dict[str, str] = {}
+    for old, new in hints.tables.items():
+        if old in live_by and old not in target_by and new.lower() in target_by and new.lower() not in live_by:
+            table_renames[live_by[old].name] = target_by[new.lower()].name
+        elif new.lower() in live_by and old not in live_by:
+            continue  # already applied: hints stay valid across repeated startups
+        else:
+            raise ConfigurationError(
+                f"rename hint {old}:{new} does not apply: it needs table {old!r} in the database but not in the models, "
+                f"and table {new!r} in the models but not in the database"
+            )
+
+    changes: list[ch.Change] = []
+    column_renames: dict[tuple[str, str], str] = {}
+    renamed_live = {old.lower(): new for old, new in table_renames.items()}
+    for old, new in table_renames.items():
+        changes.append(ch.RenameTable(new, old))
+
+    for key, t in target_by.items():
+        live_t = next((live_by[o.lower()] for o, n in table_renames.items() if n.lower() == key), None) or (
+            live_by.get(key) if key not in renamed_live else None
+        )
+        if live_t is None:
+            changes.append(ch.AddTable(t.name, t))
+            continue
+        col_map = _column_renames(live_t, t, hints, table_renames)
+        for old, new in col_map.items():
+            column_renames[(t.name, old)] = new
+            changes.append(ch.RenameColumn(t.name, old, new))
+        changes.extend(_diff_table(live_t, t, col_map, renamed_live))
+
+    for key, t in live_by.items():
+        if key not in target_by and key not in renamed_live:
+            changes.append(ch.DropTable(t.name, t))
+
+    # Hints naming tables/columns that exist nowhere are mistakes worth reporting.
+    for (tname, old), new in hints.columns.items():
+        if tname not in target_by and tname not in live_by and tname not in renamed_live:
+            raise ConfigurationError(f"rename hint {tname}.{old}:{new} names table {tname!r}, which exists neither in the database nor in the models")
+    return Diff(changes, table_renames, column_renames)
+
+
+def _column_renames(live_t: Table, t: Table, hints: RenameHints, table_renames: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    names = {t.name.lower(), live_t.name.lower()}
+    for (tname, old), new in hints.columns.items():
+        if tname not in names:
+            continue
+        live_has_old, target_has_old = live_t.column(old) is not None, t.column(old) is not None
+        live_has_new, target_has_new = live_t.column(new) is not None, t.column(new) is not None
+        if live_has_old and not target_has_old and target_has_new and not live_has_new:
+            out[live_t.column(old).name] = t.column(new).name
+        elif live_has_new and not live_has_old:
+            continue  # already applied
+        else:
+            raise ConfigurationError(
+                f"rename hint {tname}.{old}:{new} does not apply: it needs column {old!r} in the database table but not in the models, "
+                f"and column {new!r} in the models but not in the database table"
+            )
+    return out
+
+
+def _diff_table(live: Table, target: Table, col_map: dict[str, str], renamed_tables: dict[str, str]) -> list[ch.Change]:
+    name = target.name
+    out: list[ch.Change] = []
+    lmap = {k.lower(): v.lower() for k, v in col_map.items()}
+
+    def cname(c: str | None) -> str | None:
+        return lmap.get(c.lower(), c.lower()) if c is not None else None
+
+    live_cols = {cname(c.name): c for c in live.columns}
+    target_cols = {c.name.lower(): c for c in target.columns}
+    for key, c in target_cols.items():
+        lc = live_cols.get(key)
+        if lc is None:
+            out.append(ch.AddColumn(name, c))
+            continue
+        out.extend(_diff_column(name, lc, c, lmap))
+    for key, lc in live_cols.items():
+        if key not in target_cols:
+            out.append(ch.DropColumn(name, lc))
+
+    lpk = live.primary_key
+    tpk = target.primary_key
+    lpk_key = (tuple(cname(c) for c in lpk.columns), lpk.autoincrement) if lpk else None
+    tpk_key = (tuple(c.lower() for c in tpk.columns), tpk.autoincrement) if tpk else None
+    if lpk_key != tpk_key or (lpk and tpk and lpk.name and tpk.name and lpk.name.lower() != tpk.name.lower()):
+        out.append(ch.AlterPrimaryKey(name, lpk, tpk))
+
+    def fk_key(fk, mapped: bool):
+        cols = tuple(cname(c) for c in fk.columns) if mapped else tuple(c.lower() for c in fk.columns)
+        ref = renamed_tables.get(fk.ref_table.lower(), fk.ref_table).lower() if mapped else fk.ref_table.lower()
+        return (cols, ref, tuple(c.lower() for c in fk.ref_columns), fk.on_delete, fk.on_update, fk.deferrable)
+
+    out.extend(
+        _match(
+            live.foreign_keys, target.foreign_keys,
+            lambda fk: fk_key(fk, True), lambda fk: fk_key(fk, False),
+            lambda fk: ch.AddForeignKey(name, fk), lambda fk: ch.DropForeignKey(name, fk),
+        )
+    )
+    out.extend(
+        _match(
+            live.unique_constraints, target.unique_constraints,
+            lambda u: tuple(cname(c) for c in u.columns), lambda u: tuple(c.lower() for c in u.columns),
+            lambda u: ch.AddUniqueConstraint(name, u), lambda u: ch.DropUniqueConstraint(name, u),
+        )
+    )
+    out.extend(
+        _match(
+            live.check_constraints, target.check_constraints,
+            lambda k: _map_words(k.expression, lmap), lambda k: k.expression,
+            lambda k: ch.AddCheckConstraint(name, k), lambda k: ch.DropCheckConstraint(name, k),
+        )
+    )
+    live_ix = {i.name.lower(): i for i in live.indexes}
+    target_ix = {i.name.lower(): i for i in target.indexes}
+    for key, ix in target_ix.items():
+        lix = live_ix.get(key)
+        if lix is None:
+            out.append(ch.AddIndex(name, ix))
+        elif _map_words(lix.definition, lmap) != ix.definition:
+            out.append(ch.DropIndex(name, lix))
+            out.append(ch.AddIndex(name, ix))
+    for key, lix in live_ix.items():
+        if key not in target_ix:
+            out.append(ch.DropIndex(name, lix))
+    if tuple(live.options) != tuple(target.options):
+        out.append(ch.AlterTableOptions(name, live.options, target.options))
+    if (live.comment or None) != (target.comment or None):
+        out.append(ch.AlterTableComment(name, live.comment, target.comment))
+    return out
+
+
+def _diff_column(table: str, lc: Column, c: Column, lmap: dict[str, str]) -> list[ch.Change]:
+    out: list[ch.Change] = []
+    if lc.type != c.type:
+        out.append(ch.AlterColumnType(table, c.name, lc, c))
+    if lc.nullable != c.nullable:
+        out.append(ch.AlterColumnNullable(table, c.name, lc, c))
+    if lc.default != c.default:
+        out.append(ch.AlterColumnDefault(table, c.name, lc, c))
+    if (lc.collation or None) != (c.collation or None):
+        out.append(ch.AlterColumnCollation(table, c.name, lc, c))
+    if _map_words(lc.generated, lmap) != c.generated:
+        out.append(ch.AlterColumnGenerated(table, c.name, lc, c))
+    return out
+
+
+def _match(live_items, target_items, live_key, target_key, add, drop):
+    """Pair constraints by definition; a name counts only when both sides have one."""
+    out = []
+    remaining = list(live_items)
+    for t in target_items:
+        tk = target_key(t)
+        hit = next((l for l in remaining if live_key(l) == tk and _names_agree(l.name, t.name)), None)
+        if hit is not None:
+            remaining.remove(hit)
+        else:
+            out.append(add(t))
+    out.extend(drop(l) for l in remaining)
+    return out
+
+
+def _names_agree(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a.lower() == b.lower()

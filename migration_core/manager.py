@@ -1,0 +1,183 @@
+"""MigrationManager: runs a plan safely (lock, backup, one transaction, time limit, verify, record)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .backup import BackupManager
+from .comparator import Comparison, SchemaComparator
+from .diff import diff_snapshots
+from .dialects.base import Progress
+from .errors import MigrationError, SafetyRefusal
+from .history import MigrationHistoryManager, new_migration_id, now_iso
+from .plan import Plan
+from .results import HistoryEntry, MigrateResult, RollbackResult
+from .settings import MigrationSettings
+
+log = logging.getLogger("migration_core")
+
+
+class MigrationManager:
+    def __init__(self, settings: MigrationSettings, dialect, comparator: SchemaComparator,
+                 history: MigrationHistoryManager, backups: BackupManager):
+        self.settings = settings
+        self.dialect = dialect
+        self.comparator = comparator
+        self.history = history
+        self.backups = backups
+
+    def detect_schema_differences(self, renames: list[str] | None = None):
+        return self.comparator.compare_schemas(renames=renames).diff.changes
+
+    def generate_migration_operations(self, renames: list[str] | None = None) -> Plan | None:
+        comparison = self.comparator.compare_schemas(renames=renames)
+        if comparison.planning_error:
+            raise MigrationError(comparison.planning_error)
+        return comparison.plan
+
+    def get_migration_history(self, limit: int = 20) -> list[HistoryEntry]:
+        conn = self.dialect.connect(write=False)
+        try:
+            return self.history.get_migration_history(conn, limit)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    # -- migrate -------------------------------------------------------------------------
+    def execute_migrations(self, *, dry_run: bool, allow_destructive: bool, create_backup: bool, timeout_ms: int,
+                           renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
+        started = time.monotonic()
+        if dry_run:
+            comparison = self.comparator.compare_schemas(renames=renames)
+            self._refuse_if_needed(comparison, allow_destructive)
+            return self._result(comparison, started, allow_destructive, dry_run=True, executed=0)
+
+        with self.dialect.lock(self.settings.lock_timeout_ms).acquire("migrate"):
+            conn = self.dialect.connect(write=True)
+            try:
+                interrupted = self.history.mark_interrupted(conn)
+                if interrupted:
+                    log.warning("marked %d interrupted migration(s) as failed", interrupted)
+                comparison = self.comparator.compare_schemas(conn, renames)
+                if not comparison.migration_needed:
+                    return self._result(comparison, started, allow_destructive, dry_run=False, executed=0)
+                self._refuse_if_needed(comparison, allow_destructive)
+                return self._apply(conn, comparison, started, allow_destructive, create_backup, timeout_ms, progress)
+            finally:
+                conn.close()
+
+    def _refuse_if_needed(self, comparison: Comparison, allow_destructive: bool) -> None:
+        problems = comparison.refusals(allow_destructive)
+        if problems:
+            raise SafetyRefusal(
+                "migration refused, nothing was changed:\n- " + "\n- ".join(problems), problems
+            )
+
+    def _apply(self, conn, comparison: Comparison, started: float, allow_destructive: bool, create_backup: bool,
+               timeout_ms: int, progress: Progress | None) -> MigrateResult:
+        plan = comparison.plan
+        migration_id = new_migration_id()
+        backup_id = None
+        if create_backup and self.dialect.database_exists():
+            if progress:
+                progress(0, None, "creating backup")
+            backup_id = self.backups.create_backup("pre-migration", migration_id=migration_id, progress=progress).id
+        started_at = now_iso()
+        self.history.record_migration_start(
+            conn, migration_id, plan_checksum=plan.checksum(), statements=plan.full_sql(),
+            changes=[c.detail for c in comparison.diff.changes], backup_id=backup_id, started_at=started_at)
+        target = comparison.target
+
+        def verify(c) -> None:
+            rest = diff_snapshots(self.dialect.read_live(c), target)
+            if not rest.empty:
+                raise MigrationError("post-check failed, the schema still differs after the plan: "
+                                     + "; ".join(x.detail for x in rest.changes[:5]) + "; rolled back, nothing changed")
+
+        run_started = time.monotonic()
+        deadline = run_started + timeout_ms / 1000
+        try:
+            executed = self.dialect.run_plan(
+                conn, plan, deadline=deadline, verify=verify,
+                before_commit=lambda c: self.history.record_migration_success(c, migration_id, (time.monotonic() - run_started) * 1000),
+                progress=progress)
+        except MigrationError as exc:
+            self.history.record_migration_failure(conn, migration_id, str(exc), (time.monotonic() - run_started) * 1000)
+            exc.migration_id = migration_id
+            exc.backup_id = backup_id
+            raise
+        except BaseException as exc:
+            msg = f"unexpected {exc.__class__.__name__}: {exc}"
+            try:
+                self.history.record_migration_failure(conn, migration_id, msg, (time.monotonic() - run_started) * 1000)
+            except Exception:  # pragma: no cover - the original error matters more
+                log.exception("could not record the failure")
+            raise
+        if backup_id:
+            try:
+                self.backups.cleanup_old_backups()
+            except Exception:  # cleanup failure must not turn a good migration into a failed one
+                log.exception("backup retention cleanup failed")
+        log.info("migration %s applied %d statements in %.0f ms", migration_id, executed, (time.monotonic() - started) * 1000)
+        return self._result(comparison, started, allow_destructive, dry_run=False, executed=executed,
+                            migration_id=migration_id, backup_id=backup_id)
+
+    def _result(self, comparison: Comparison, started: float, allow_destructive: bool, *, dry_run: bool, executed: int,
+                migration_id: str | None = None, backup_id: str | None = None) -> MigrateResult:
+        plan = comparison.plan
+        return MigrateResult(
+            success=True,
+            migration_needed=comparison.migration_needed,
+            operations_executed=executed,
+            execution_time_ms=round((time.monotonic() - started) * 1000, 3),
+            backup_id=backup_id,
+            migration_id=migration_id,
+            dry_run=dry_run,
+            changes=comparison.assessment.models(allow_destructive),
+            sql=plan.full_sql() if plan else [],
+            warnings=list(comparison.assessment.warnings),
+        )
+
+    # -- rollback ------------------------------------------------------------------------
+    def rollback(self, backup_id: str | None = None, progress: Progress | None = None) -> RollbackResult:
+        from .backup import validate_backup_id
+
+        if backup_id is not None:
+            validate_backup_id(backup_id)
+        with self.dialect.lock(self.settings.lock_timeout_ms).acquire("rollback"):
+            conn = self.dialect.connect(write=True)
+            try:
+                self.history.mark_interrupted(conn)
+                if backup_id is None:
+                    entry = self.history.last_rollbackable(conn)
+                    if entry is None:
+                        raise MigrationError("nothing to roll back: the history has no successful migration that is not already rolled back")
+                    if not entry.backup_id:
+                        raise MigrationError(
+                            f"the last migration {entry.id} ran without a backup; pass a backup id (see list_backups) to restore an older one")
+                    backup_id = entry.backup_id
+                else:
+                    entry = self.history.find_by_backup(conn, backup_id)
+                self.backups.verify_backup(backup_id)
+                if progress:
+                    progress(0, 3, "backing up the current state first")
+                safety = self.backups.create_backup("pre-rollback", migration_id=entry.id if entry else None, progress=progress)
+                rows = self.history.export_rows(conn)
+                if progress:
+                    progress(1, 3, f"restoring backup {backup_id}")
+                self.backups.restore_backup(backup_id)
+                rollback_id = new_migration_id()
+                self.history.import_rows(conn, rows)
+                if entry:
+                    self.history.mark_rolled_back(conn, entry.id)
+                self.history.record_migration_start(conn, rollback_id, kind="rollback", backup_id=backup_id,
+                                                    changes=[f"restored backup {backup_id}"])
+                self.history.record_migration_success(conn, rollback_id, 0.0, status="rolled_back")
+                if progress:
+                    progress(3, 3, "rollback complete")
+                log.info("rolled back to backup %s (safety backup %s)", backup_id, safety.id)
+                return RollbackResult(success=True, backup_id=backup_id, migration_id=entry.id if entry else None,
+                                      safety_backup_id=safety.id)
+            finally:
+                conn.close()

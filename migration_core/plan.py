@@ -1,0 +1,52 @@
+"""Plan of Steps: dialect SQL per step, its reverse where one exists, and what it costs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Step:
+    description: str
+    statements: tuple[str, ...]
+    reverse: tuple[str, ...] | None = None  # None: no reverse (data would be gone); restore a backup instead
+    table: str | None = None
+    rewrites_table: str | None = None  # live table whose rows this step copies (rebuild / drop column)
+    builds_index_on: str | None = None  # live table an index is built over
+
+
+@dataclass(frozen=True)
+class Plan:
+    dialect: str
+    steps: tuple[Step, ...]
+    preamble: tuple[str, ...] = ()  # run outside the transaction first (e.g. PRAGMA foreign_keys=OFF)
+    begin: tuple[str, ...] = ("BEGIN",)
+    checks: tuple[str, ...] = ()  # run before commit; must return no rows (e.g. PRAGMA foreign_key_check)
+    commit: tuple[str, ...] = ("COMMIT",)
+    postamble: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    @property
+    def statements(self) -> list[str]:
+        return [s for step in self.steps for s in step.statements]
+
+    def full_sql(self) -> list[str]:
+        """Everything the executor will run, in order, for preview."""
+        if self.empty:
+            return []
+        return [*self.preamble, *self.begin, *self.statements, *self.checks, *self.commit, *self.postamble]
+
+    def reverse_sql(self) -> list[str]:
+        """Statements undoing the plan, or [] when any step has no reverse (then: restore a backup)."""
+        if any(step.reverse is None for step in self.steps):
+            return []
+        return [s for step in reversed(self.steps) for s in step.reverse]
+
+    def checksum(self) -> str:
+        return hashlib.sha256(json.dumps(self.full_sql()).encode()).hexdigest()

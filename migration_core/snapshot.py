@@ -1,0 +1,131 @@
+"""SchemaSnapshot: a dialect-neutral, immutable picture of a schema, as read from a catalog.
+
+Both the live database and the target (after its round trip through a scratch database)
+become snapshots, so the diff compares like with like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # normalized declared type, e.g. "VARCHAR(50)"
+    nullable: bool
+    default: str | None  # normalized SQL expression text
+    collation: str | None = None
+    generated: str | None = None  # normalized generation expression
+    definition: str = ""  # the column's DDL text as stored (used to re-create it); not compared
+
+
+@dataclass(frozen=True)
+class PrimaryKey:
+    name: str | None
+    columns: tuple[str, ...]
+    autoincrement: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str | None
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str | None = None  # normalized: None means NO ACTION
+    on_update: str | None = None
+    deferrable: str | None = None  # e.g. "DEFERRABLE INITIALLY DEFERRED"
+
+    def key(self) -> tuple:
+        return (self.columns, self.ref_table.lower(), self.ref_columns, self.on_delete, self.on_update, self.deferrable)
+
+
+@dataclass(frozen=True)
+class UniqueConstraint:
+    name: str | None
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CheckConstraint:
+    name: str | None
+    expression: str  # normalized
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str | None, ...]  # None stands for an expression part
+    unique: bool
+    definition: str  # normalized CREATE INDEX text without the index name, used for comparison
+    sql: str  # the statement as stored, used to re-create it
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: PrimaryKey | None
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    unique_constraints: tuple[UniqueConstraint, ...] = ()
+    check_constraints: tuple[CheckConstraint, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    options: tuple[str, ...] = ()  # e.g. ("WITHOUT ROWID", "STRICT")
+    comment: str | None = None
+    sql: str = ""  # CREATE TABLE as stored (SQLite); not compared
+
+    def column(self, name: str) -> Column | None:
+        lname = name.lower()
+        return next((c for c in self.columns if c.name.lower() == lname), None)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    table: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class SchemaSnapshot:
+    dialect: str
+    tables: dict[str, Table] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table | None:
+        found = self.tables.get(name)
+        if found is not None:
+            return found
+        lname = name.lower()
+        return next((t for n, t in self.tables.items() if n.lower() == lname), None)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the compared parts of the schema (DDL text and order excluded)."""
+        payload = []
+        for name in sorted(self.tables):
+            t = asdict(self.tables[name])
+            t.pop("sql", None)
+            for c in t["columns"]:
+                c.pop("definition", None)
+            t["columns"] = sorted(t["columns"], key=lambda c: c["name"])
+            for key in ("foreign_keys", "unique_constraints", "check_constraints", "indexes"):
+                for item in t[key]:
+                    item.pop("sql", None)
+                t[key] = sorted(t[key], key=lambda x: json.dumps(x, sort_keys=True, default=str))
+            payload.append(t)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

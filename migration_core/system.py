@@ -1,0 +1,108 @@
+"""AutoMigrationSystem: the facade that the CLI, the MCP server and applications call."""
+
+from __future__ import annotations
+
+import logging
+
+from .backup import BackupManager
+from .comparator import Comparison, SchemaComparator
+from .dialects.base import Progress, get_dialect
+from .health import run_health_checks
+from .history import MigrationHistoryManager
+from .manager import MigrationManager
+from .results import BackupListResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackResult, StatusResult
+from .settings import MigrationSettings
+
+log = logging.getLogger("migration_core")
+
+
+class AutoMigrationSystem:
+    def __init__(self, settings: MigrationSettings | None = None, **overrides):
+        self.startup_result: MigrateResult | None = None
+        if settings is None:
+            settings = MigrationSettings(**overrides)
+        elif overrides:
+            settings = MigrationSettings(**{**settings.model_dump(), **overrides})
+        self._build(settings)
+
+    def _build(self, settings: MigrationSettings) -> None:
+        self.settings = settings
+        self.dialect = get_dialect(settings)
+        self.comparator = SchemaComparator(settings, self.dialect)
+        self.history = MigrationHistoryManager()
+        self.backups = BackupManager(settings, self.dialect.backup_engine())
+        self.manager = MigrationManager(settings, self.dialect, self.comparator, self.history, self.backups)
+
+    def configure(self, **options) -> MigrationSettings:
+        """Change settings (validated); the target is re-read only if `models` changed."""
+        merged = self.settings.model_dump()
+        merged.update(options)
+        new = MigrationSettings(**merged)
+        comparator = self.comparator
+        self._build(new)
+        if new.models == comparator.settings.models:
+            self.comparator._metadata, self.comparator._target = comparator._metadata, comparator._target
+        return new
+
+    # -- read-only -----------------------------------------------------------------------
+    def _status_fields(self, comparison: Comparison) -> dict:
+        s = self.settings
+        warnings = list(comparison.assessment.warnings)
+        if not comparison.database_exists:
+            warnings.insert(0, "the database file does not exist yet; migrate will create it")
+        if comparison.planning_error:
+            warnings.append(comparison.planning_error)
+        history = self.manager.get_migration_history(1)
+        return dict(
+            database=s.masked_url,
+            migration_needed=comparison.migration_needed,
+            changes=comparison.assessment.models(s.allow_destructive),
+            complexity=comparison.assessment.complexity,
+            estimated_downtime_seconds=comparison.assessment.estimated_downtime_seconds,
+            warnings=warnings,
+            safe_to_apply=not comparison.refusals(s.allow_destructive),
+            last_migration=history[0] if history else None,
+            startup_migration=self.startup_result,
+        )
+
+    def check_migration_status(self, *, renames: list[str] | None = None) -> StatusResult:
+        return StatusResult(**self._status_fields(self.comparator.compare_schemas(renames=renames)))
+
+    def preview_diff(self, *, renames: list[str] | None = None) -> PreviewResult:
+        comparison = self.comparator.compare_schemas(renames=renames)
+        plan = comparison.plan
+        return PreviewResult(**self._status_fields(comparison), sql=plan.full_sql() if plan else [],
+                             reverse_sql=plan.reverse_sql() if plan else [])
+
+    def list_backups(self) -> BackupListResult:
+        return BackupListResult(backup_dir=str(self.settings.resolved_backup_dir()), backups=self.backups.list_backups())
+
+    def get_system_health(self) -> HealthResult:
+        return run_health_checks(self)
+
+    def get_migration_history(self, limit: int = 20) -> list[HistoryEntry]:
+        return self.manager.get_migration_history(limit)
+
+    def get_migration_statistics(self):
+        conn = self.dialect.connect(write=False)
+        try:
+            return self.history.get_migration_statistics(conn)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    # -- changing ------------------------------------------------------------------------
+    def execute_auto_migration(self, *, dry_run: bool | None = None, allow_destructive: bool | None = None,
+                               create_backup: bool | None = None, timeout_ms: int | None = None,
+                               renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
+        s = self.settings
+        return self.manager.execute_migrations(
+            dry_run=s.dry_run if dry_run is None else dry_run,
+            allow_destructive=s.allow_destructive if allow_destructive is None else allow_destructive,
+            create_backup=s.auto_backup if create_backup is None else create_backup,
+            timeout_ms=s.max_execution_time_ms if timeout_ms is None else timeout_ms,
+            renames=renames, progress=progress,
+        )
+
+    def rollback_last_migration(self, backup_id: str | None = None, *, progress: Progress | None = None) -> RollbackResult:
+        return self.manager.rollback(backup_id, progress)

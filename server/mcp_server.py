@@ -1,0 +1,543 @@
+"""The MCP server: six thin tools over `AutoMigrationSystem`, served over stdio.
+
+The database URL and the models come only from the server's own configuration; no tool
+argument can choose them (unknown arguments are rejected rather than silently ignored, so
+an assistant that tries `database_url=...` learns it cannot). Destructive calls need the
+user's consent: an MCP elicitation when the client supports it, otherwise the operator's
+`--allow-destructive-tools` flag.
+"""
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+from mcp.server.mcpserver import (
+    AcceptedElicitation,
+    Context,
+    Elicit,
+    ElicitationResult,
+    MCPServer,
+    Resolve,
+)
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from migration_core import AutoMigrationSystem, MigrationSettings, execute_startup_migration
+from migration_core.backup import validate_backup_id
+from migration_core.errors import LockTimeout, MigrationError, SafetyRefusal
+from migration_core.results import (
+    BackupListResult,
+    HealthResult,
+    MigrateResult,
+    PreviewResult,
+    RollbackResult,
+    StatusResult,
+)
+
+log = logging.getLogger("migration_mcp.server")
+
+SERVER_NAME = "migration-mcp"
+STARTUP_TIMEOUT_MS = 15000
+READ_ONLY_TOOLS = ("check_status", "preview_diff", "list_backups", "health")
+DESTRUCTIVE_TOOLS = ("migrate", "rollback")
+ALLOW_FLAG = "--allow-destructive-tools"
+
+T = TypeVar("T")
+
+Renames = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=300)]] | None,
+    Field(
+        max_length=100,
+        description=(
+            "Optional rename hints, so a rename is applied as a rename instead of drop + add (which loses data): "
+            "'old_table:new_table' for a table, 'table.old_column:new_column' for a column."
+        ),
+    ),
+]
+
+
+class ConfirmChange(BaseModel):
+    """What the user is asked to tick; flat primitive fields, as elicitation requires."""
+
+    confirm: bool = Field(title="Confirm", description="Tick to go ahead. Leave unticked (or decline) to change nothing.")
+
+
+# Outcomes of the consent resolvers that are not elicitation answers.
+NOT_NEEDED = "not_needed"  # nothing destructive can happen: no consent required
+NOTHING_DESTRUCTIVE = "nothing_destructive"  # allow_destructive asked for, but no pending change is destructive
+NO_ELICITATION = "no_elicitation"  # the client cannot ask the user
+
+
+def client_can_elicit(ctx: Context) -> bool:
+    """Mirror of the SDK's own capability gate, so returning `Elicit` never fails the call."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def tool_error_message(exc: BaseException) -> str:
+    """A specific, traceback-free message for an expected failure, with the next step where there is one."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ())) or "value"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return "invalid argument: " + "; ".join(parts)
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, SafetyRefusal):
+        missing = [p for p in exc.problems if p not in message]
+        if missing:
+            message += "\n" + "\n".join(f"- {p}" for p in missing)
+        message += (
+            "\nNothing was changed. Call preview_diff to see the plan; destructive changes need "
+            "migrate with allow_destructive=true and the user's confirmation."
+        )
+    elif isinstance(exc, LockTimeout):
+        message += "\nAnother migration or rollback holds this database's lock; nothing was changed. Retry once it has finished."
+    return message
+
+
+class ProgressForwarder:
+    """Turns the core's `(done, total, message)` callbacks, made on any thread, into MCP progress and log messages.
+
+    Progress values must increase: when a phase restarts its count, the new phase is offset
+    past the last value sent. Failures to notify never reach the migration.
+    """
+
+    def __init__(self, ctx: Context, token: Any, tool: str):
+        self._ctx = ctx
+        self._token = token
+        self._tool = tool
+        self._raw_last: float | None = None
+        self._sent_last: float | None = None
+        self._offset = 0.0
+
+    def __call__(self, done: float, total: float | None, message: str) -> None:
+        log.info("%s: %s", self._tool, message)
+        if self._raw_last is not None and done < self._raw_last:
+            self._offset = self._sent_last or 0.0
+        self._raw_last = done
+        value = self._offset + done
+        send_progress = self._sent_last is None or value > self._sent_last
+        if send_progress:
+            self._sent_last = value
+        shown_total = None if total is None else self._offset + total
+        try:
+            anyio.from_thread.run(self._send, value if send_progress else None, shown_total, message, token=self._token)
+        except Exception:
+            log.debug("could not forward progress for %s", self._tool, exc_info=True)
+
+    async def _send(self, value: float | None, total: float | None, message: str) -> None:
+        if value is not None:
+            await self._ctx.report_progress(value, total, message)  # a no-op without a progress token
+        # Log notifications are deprecated from protocol 2026-07-28 on (SEP-2577) but still
+        # reach clients that opt in, and every handshake-era client.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await self._ctx.log("info", f"{self._tool}: {message}", logger_name=SERVER_NAME)
+
+
+async def run_core(tool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous core call on a worker thread; every failure becomes a ToolError without a traceback."""
+    try:
+        # Not abandoned on cancel: a migration that has started finishes (or rolls back) on its own.
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+    except ToolError:
+        raise
+    except (MigrationError, ValidationError) as exc:
+        raise ToolError(tool_error_message(exc)) from exc
+    except Exception as exc:
+        log.exception("%s failed unexpectedly", tool)
+        raise ToolError(
+            f"{tool} failed unexpectedly ({type(exc).__name__}); the details are in the server's log (stderr). "
+            "The database is left as the core's transaction and rollback rules leave it; call health to check."
+        ) from exc
+
+
+def sync_guard(tool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`run_core`'s error mapping for code already on a worker thread (the consent resolvers)."""
+    try:
+        return fn(*args, **kwargs)
+    except (MigrationError, ValidationError) as exc:
+        raise ToolError(tool_error_message(exc)) from exc
+    except Exception as exc:
+        log.exception("%s failed unexpectedly", tool)
+        raise ToolError(f"{tool} failed unexpectedly ({type(exc).__name__}); the details are in the server's log (stderr).") from exc
+
+
+def startup_failure_result(exc: BaseException, elapsed_ms: float) -> MigrateResult:
+    return MigrateResult(
+        success=False,
+        migration_needed=False,
+        operations_executed=0,
+        execution_time_ms=elapsed_ms,
+        backup_id=None,
+        migration_id=None,
+        dry_run=False,
+        error=f"startup migration failed unexpectedly: {type(exc).__name__}: {exc}",
+    )
+
+
+def run_startup_migration_now(system: AutoMigrationSystem, timeout_ms: int = STARTUP_TIMEOUT_MS) -> MigrateResult:
+    """Run the conservative startup migration, keep its outcome on the system and log it; never raises."""
+    started = time.perf_counter()
+    try:
+        result = execute_startup_migration(system.settings, timeout_ms=timeout_ms)
+    except Exception as exc:
+        log.exception("startup migration raised; the server keeps serving and reports it through health/check_status")
+        result = startup_failure_result(exc, (time.perf_counter() - started) * 1000)
+    system.startup_result = result
+    where = system.settings.masked_url
+    if result.success and not result.migration_needed:
+        log.info("startup migration: %s is up to date (%.0f ms)", where, result.execution_time_ms)
+    elif result.success:
+        log.info(
+            "startup migration: applied %d operation(s) to %s in %.0f ms (backup %s, migration %s)",
+            result.operations_executed, where, result.execution_time_ms, result.backup_id, result.migration_id,
+        )
+    elif result.refused:
+        log.warning("startup migration refused, database unchanged: %s", result.error)
+    else:
+        log.error("startup migration failed: %s", result.error)
+    return result
+
+
+def _strict(tool: Tool) -> Tool:
+    """Reject unknown arguments: an ignored `database_url` would look like it had worked."""
+    base = tool.fn_metadata.arg_model
+    config = ConfigDict(**{**base.model_config, "extra": "forbid"})
+    tool.fn_metadata.arg_model = type(base.__name__, (base,), {"model_config": config, "__module__": base.__module__})
+    tool.parameters["additionalProperties"] = False
+    return tool
+
+
+def _read_only(title: str) -> ToolAnnotations:
+    return ToolAnnotations(title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+
+def build_server(
+    system: AutoMigrationSystem,
+    *,
+    read_only: bool = False,
+    allow_destructive_tools: bool = False,
+    run_startup_migration: bool = True,
+) -> MCPServer:
+    """An `MCPServer` bound to one configured database; `read_only` registers only the read-only tools."""
+    settings = system.settings
+    startup_done = False
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        # Entered before the first request is answered; once per server object, even if
+        # the object is connected more than once (tests).
+        nonlocal startup_done
+        if run_startup_migration and not startup_done:
+            startup_done = True
+            await anyio.to_thread.run_sync(run_startup_migration_now, system)
+        yield {}
+
+    # -- read-only tools -------------------------------------------------------------
+
+    async def check_status(renames: Renames = None) -> StatusResult:
+        """Compare the configured database with the application's SQLAlchemy models and report whether a migration is needed.
+
+        Returns each pending change with its risk (safe, data_dependent, destructive) and whether it
+        would be refused, the overall complexity, estimated downtime, warnings, whether a migrate
+        would go through with default settings, the last migration, and the outcome of the server's
+        startup migration. Read-only and cheap: call it first whenever the user asks about the
+        database schema or its migrations, and before migrate. The database and the models are
+        fixed by the server's configuration; no argument selects them.
+        """
+        return await run_core("check_status", system.check_migration_status, renames=renames)
+
+    async def preview_diff(renames: Renames = None) -> PreviewResult:
+        """Show exactly what migrate would do: the check_status report plus the SQL statements it would run, in order, and the reverse SQL where every step has one.
+
+        Read-only: nothing is executed. Call it to show the user the plan before calling migrate,
+        especially when check_status reports data_dependent or destructive changes.
+        """
+        return await run_core("preview_diff", system.preview_diff, renames=renames)
+
+    async def list_backups() -> BackupListResult:
+        """List the backups of the configured database: id, creation time, size, SHA-256 checksum, file path, reason and the migration each was taken for.
+
+        Read-only. Call it to find a backup_id for rollback, or to confirm a backup exists before
+        a risky migration.
+        """
+        return await run_core("list_backups", system.list_backups)
+
+    async def health() -> HealthResult:
+        """Score the migration system's health from 0 to 100 (healthy, degraded or unhealthy) with the individual checks behind the score, including the startup migration's outcome.
+
+        Read-only. Call it when a migration failed, when something about the database seems wrong,
+        or when the user asks whether the database and its migrations are in good shape.
+        """
+        return await run_core("health", system.get_system_health)
+
+    # -- destructive tools -----------------------------------------------------------
+
+    def migrate_consent(
+        allow_destructive: bool, dry_run: bool | None, renames: list[str] | None, ctx: Context
+    ) -> Elicit[ConfirmChange] | str:
+        """Ask only when destructive changes would really run; the question lists them."""
+        effective_dry_run = settings.dry_run if dry_run is None else dry_run
+        if not allow_destructive or effective_dry_run:
+            return NOT_NEEDED
+        status = sync_guard("migrate", system.check_migration_status, renames=renames)
+        destructive = [c for c in status.changes if c.risk == "destructive"]
+        if not destructive:
+            return NOTHING_DESTRUCTIVE
+        if not client_can_elicit(ctx):
+            return NO_ELICITATION
+        lines = "\n".join(f"- {c.table}: {c.detail} ({c.reason})" for c in destructive)
+        return Elicit(
+            f"Apply destructive schema changes to {settings.masked_url}?\n{lines}\n"
+            "The data these changes remove is lost (a backup is taken first unless backups are off).",
+            ConfirmChange,
+        )
+
+    async def migrate(
+        ctx: Context,
+        dry_run: Annotated[
+            bool | None,
+            Field(description="true: compute and return the plan (with its SQL) without changing anything. Default: the server's configuration (normally false)."),
+        ] = None,
+        allow_destructive: Annotated[
+            bool,
+            Field(description="true permits destructive changes (dropping tables or columns, narrowing types). Set it only when the user explicitly asked for them; the user is asked to confirm."),
+        ] = False,
+        create_backup: Annotated[
+            bool | None,
+            Field(description="Take a verified backup before changing anything, so rollback can undo the migration. Default: the server's configuration (normally true). Turn it off only on the user's request."),
+        ] = None,
+        renames: Renames = None,
+        consent: Annotated[ElicitationResult[ConfirmChange], Resolve(migrate_consent)] = None,
+    ) -> MigrateResult:
+        """Apply the pending schema changes so the configured database matches the application's models.
+
+        Runs in one transaction under a time limit, after a backup, while holding the database's
+        migration lock. Destructive changes (dropping tables or columns, narrowing types) are refused
+        unless allow_destructive=true, and changes that the existing data would violate (e.g. NOT NULL
+        on a column with NULLs) are refused with the offending rows counted; a refusal changes nothing.
+        Call check_status or preview_diff first and tell the user what will change. With
+        allow_destructive=true the user is asked to confirm through the client; a client that cannot
+        ask gets a refusal unless the server was started with --allow-destructive-tools. Use
+        dry_run=true to get the plan without applying it. The result has the backup_id to roll back to.
+        """
+        allow = allow_destructive
+        outcome = consent
+        if isinstance(outcome, AcceptedElicitation):
+            data = outcome.data
+            if isinstance(data, ConfirmChange):
+                if not data.confirm:
+                    raise ToolError("The user did not confirm the destructive changes; nothing was changed.")
+                log.info("migrate: the user confirmed destructive changes")
+            elif data == NOTHING_DESTRUCTIVE:
+                # Nothing destructive is pending, so nothing was confirmed: keep the guard on in
+                # case a destructive change appears before the lock is taken.
+                allow = False
+            elif data == NO_ELICITATION:
+                if not allow_destructive_tools:
+                    raise ToolError(
+                        "migrate with allow_destructive=true needs the user's confirmation, and this client "
+                        "cannot ask for it (it does not support MCP elicitation). Nothing was changed. To allow "
+                        f"destructive changes from this client, the user can restart the server with {ALLOW_FLAG} "
+                        "(add it to the server's args in the client's MCP configuration), or run "
+                        "`migration-mcp migrate --allow-destructive` in a terminal."
+                    )
+                log.warning("migrate: destructive changes allowed by %s (client cannot confirm)", ALLOW_FLAG)
+        elif outcome is not None:  # declined or cancelled
+            raise ToolError(f"The user {'declined' if outcome.action == 'decline' else 'cancelled'} the destructive changes; nothing was changed.")
+        progress = ProgressForwarder(ctx, anyio.lowlevel.current_token(), "migrate")
+        return await run_core(
+            "migrate",
+            system.execute_auto_migration,
+            dry_run=dry_run,
+            allow_destructive=allow,
+            create_backup=create_backup,
+            renames=renames,
+            progress=progress,
+        )
+
+    def rollback_consent(backup_id: str | None, ctx: Context) -> Elicit[ConfirmChange] | str:
+        """A rollback overwrites the database, so it always needs consent; the question names the backup."""
+        if backup_id is not None:
+            # Refuse a malformed or unknown id before anyone is asked to confirm it.
+            sync_guard("rollback", validate_backup_id, backup_id)
+            backups = sync_guard("rollback", system.list_backups).backups
+            match = next((b for b in backups if b.id == backup_id), None)
+            if match is None:
+                raise ToolError(
+                    f"unknown backup id {backup_id!r}: no such backup of {settings.masked_url}; "
+                    "call list_backups for the available ids. Nothing was changed."
+                )
+            target = f"backup {match.id} (taken {match.created_at:%Y-%m-%d %H:%M:%S} UTC, reason: {match.reason})"
+        else:
+            target = "the backup taken before the last migration"
+        if not client_can_elicit(ctx):
+            return NO_ELICITATION
+        return Elicit(
+            f"Roll back {settings.masked_url} by restoring {target}?\n"
+            "The database's current contents are replaced; changes made since that backup are lost "
+            "unless restored from the safety backup taken first.",
+            ConfirmChange,
+        )
+
+    async def rollback(
+        ctx: Context,
+        backup_id: Annotated[
+            str | None,
+            Field(max_length=200, description="Id of the backup to restore, from list_backups. Omit it to undo the last migration."),
+        ] = None,
+        consent: Annotated[ElicitationResult[ConfirmChange], Resolve(rollback_consent)] = None,
+    ) -> RollbackResult:
+        """Undo a migration by restoring the configured database from a backup: by default the backup taken before the last migration, or a specific one by backup_id (from list_backups).
+
+        The backup's checksum is verified first. This replaces the database's current contents, so
+        anything written since the backup is lost; call it only when the user asks to undo a migration
+        or restore a backup. The user is asked to confirm through the client; a client that cannot ask
+        gets a refusal unless the server was started with --allow-destructive-tools.
+        """
+        outcome = consent
+        if isinstance(outcome, AcceptedElicitation):
+            data = outcome.data
+            if isinstance(data, ConfirmChange):
+                if not data.confirm:
+                    raise ToolError("The user did not confirm the rollback; nothing was changed.")
+                log.info("rollback: the user confirmed")
+            elif data == NO_ELICITATION and not allow_destructive_tools:
+                raise ToolError(
+                    "rollback replaces the database's contents and needs the user's confirmation, and this "
+                    "client cannot ask for it (it does not support MCP elicitation). Nothing was changed. To "
+                    f"allow rollbacks from this client, the user can restart the server with {ALLOW_FLAG} "
+                    "(add it to the server's args in the client's MCP configuration), or run "
+                    "`migration-mcp rollback` in a terminal."
+                )
+        elif outcome is not None:
+            raise ToolError(f"The user {'declined' if outcome.action == 'decline' else 'cancelled'} the rollback; nothing was changed.")
+        progress = ProgressForwarder(ctx, anyio.lowlevel.current_token(), "rollback")
+        return await run_core("rollback", system.rollback_last_migration, backup_id, progress=progress)
+
+    tools = [
+        Tool.from_function(check_status, title="Check migration status", annotations=_read_only("Check migration status")),
+        Tool.from_function(preview_diff, title="Preview migration SQL", annotations=_read_only("Preview migration SQL")),
+        Tool.from_function(list_backups, title="List backups", annotations=_read_only("List backups")),
+        Tool.from_function(health, title="Migration system health", annotations=_read_only("Migration system health")),
+    ]
+    if not read_only:
+        tools += [
+            Tool.from_function(
+                migrate,
+                title="Apply schema migration",
+                annotations=ToolAnnotations(
+                    title="Apply schema migration", read_only_hint=False, destructive_hint=True,
+                    idempotent_hint=False, open_world_hint=False,
+                ),
+            ),
+            Tool.from_function(
+                rollback,
+                title="Roll back to a backup",
+                annotations=ToolAnnotations(
+                    title="Roll back to a backup", read_only_hint=False, destructive_hint=True,
+                    idempotent_hint=False, open_world_hint=False,
+                ),
+            ),
+        ]
+    mode = "read-only" if read_only else ("destructive tools allowed without confirmation" if allow_destructive_tools else "destructive tools need confirmation")
+    return MCPServer(
+        SERVER_NAME,
+        title="Schema migrations",
+        instructions=(
+            f"Declarative schema migrations for one database, fixed by this server's configuration "
+            f"({settings.masked_url}; models {settings.models}). Call check_status first; preview_diff shows the SQL; "
+            "migrate applies it (backup first, destructive changes refused unless allowed and confirmed); "
+            "rollback restores a backup; list_backups and health inspect. "
+            f"Mode: {mode}."
+        ),
+        tools=[_strict(t) for t in tools],
+        lifespan=lifespan,
+    )
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """Everything to stderr: stdout carries only protocol messages."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def serve(
+    settings: MigrationSettings | None = None,
+    *,
+    read_only: bool = False,
+    allow_destructive_tools: bool = False,
+    run_startup_migration: bool = True,
+) -> None:
+    """Serve MCP over stdio until the client closes the connection."""
+    configure_logging()
+    system = AutoMigrationSystem(settings)
+    log.info(
+        "serving %s (models %s)%s%s%s",
+        system.settings.masked_url,
+        system.settings.models,
+        ", read-only" if read_only else "",
+        f", {ALLOW_FLAG}" if allow_destructive_tools and not read_only else "",
+        ", no startup migration" if not run_startup_migration else "",
+    )
+    app = build_server(
+        system,
+        read_only=read_only,
+        allow_destructive_tools=allow_destructive_tools,
+        run_startup_migration=run_startup_migration,
+    )
+    app.run("stdio")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `migration-mcp serve`; database, models and backup dir are the CLI's global options."""
+    parser.add_argument(
+        "--no-startup-migration",
+        dest="run_startup_migration",
+        action="store_false",
+        help="do not run the conservative startup migration (backup on, destructive changes refused, 15 s) before serving",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="register only the read-only tools: check_status, preview_diff, list_backups, health",
+    )
+    parser.add_argument(
+        ALLOW_FLAG,
+        dest="allow_destructive_tools",
+        action="store_true",
+        help="let migrate(allow_destructive=true) and rollback run for clients that cannot ask the user to "
+        "confirm (no MCP elicitation); clients that can ask still ask",
+    )
+
+
+def run_serve(args: argparse.Namespace, settings: MigrationSettings) -> int:
+    """The `serve` subcommand; returns the exit code."""
+    serve(
+        settings,
+        read_only=args.read_only,
+        allow_destructive_tools=args.allow_destructive_tools,
+        run_startup_migration=args.run_startup_migration,
+    )
+    return 0

@@ -1,0 +1,235 @@
+"""`migration-mcp serve` as a real subprocess: the SDK's stdio client, raw pipes, and the shipped client configs."""
+
+import json
+import os
+import queue
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / ("migration-mcp.exe" if os.name == "nt" else "migration-mcp")
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "client_configs"
+MODES = ["auto", "legacy"]
+EXPECTED_TOOLS = {"check_status", "preview_diff", "migrate", "rollback", "list_backups", "health"}
+
+pytestmark = pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason=f"console script {CONSOLE_SCRIPT} not installed")
+
+
+def write_app(root: Path) -> dict[str, str]:
+    """A tiny application (declarative Base, as in the configs) and the env that points the server at it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "models.py").write_text(
+        "from sqlalchemy import Integer, String\n"
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n"
+        "class Base(DeclarativeBase):\n    pass\n\n"
+        "class User(Base):\n"
+        "    __tablename__ = 'users'\n"
+        "    id: Mapped[int] = mapped_column(Integer, primary_key=True)\n"
+        "    name: Mapped[str] = mapped_column(String(50))\n"
+    )
+    return {
+        "MIGRATION_DATABASE_URL": f"sqlite:///{root / 'app.db'}",
+        "MIGRATION_MODELS": f"{root / 'models.py'}:Base",
+        "MIGRATION_BACKUP_DIR": str(root / "backups"),
+        "MIGRATION_DATA_DIR": str(root / "data"),
+    }
+
+
+def tables(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+
+
+def serve_params(env: dict[str, str], *args: str) -> StdioServerParameters:
+    # cwd "/" as Claude Desktop does: nothing may depend on the working directory.
+    return StdioServerParameters(command=str(CONSOLE_SCRIPT), args=["serve", *args], env=env, cwd="/")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_startup_migration_before_first_answer(tmp_path, mode):
+    env = write_app(tmp_path / "app")
+    db = tmp_path / "app" / "app.db"
+    errlog = tmp_path / "stderr.log"
+    with errlog.open("w") as err:
+        started = time.perf_counter()
+        async with Client(stdio_client(serve_params(env), errlog=err), mode=mode, read_timeout_seconds=60) as client:
+            listing = await client.list_tools()
+            first_answer = time.perf_counter() - started
+            assert "users" in tables(db)  # the startup migration ran before tools/list was answered
+            assert {t.name for t in listing.tools} == EXPECTED_TOOLS
+            status = await client.call_tool("check_status", {})
+            assert not status.is_error
+            assert status.structured_content["startup_migration"]["success"] is True
+            assert status.structured_content["migration_needed"] is False
+            health = await client.call_tool("health", {})
+            assert not health.is_error and 0 <= health.structured_content["score"] <= 100
+    log = errlog.read_text()
+    assert "startup migration" in log
+    print(f"\n[{mode}] spawn -> first tools/list (fresh database, migrated at startup): {first_answer:.2f} s")
+
+
+async def test_stdio_spawn_to_tools_list_on_up_to_date_database(tmp_path):
+    env = write_app(tmp_path / "app")
+    async with Client(serve_params(env), read_timeout_seconds=60) as client:
+        await client.list_tools()  # first run migrates
+    timings = []
+    for mode in MODES:
+        started = time.perf_counter()
+        async with Client(serve_params(env), mode=mode, read_timeout_seconds=60) as client:
+            await client.list_tools()
+            timings.append((mode, time.perf_counter() - started))
+            status = await client.call_tool("check_status", {})
+            assert status.structured_content["startup_migration"]["migration_needed"] is False
+    for mode, seconds in timings:
+        print(f"\n[{mode}] spawn -> first tools/list (up-to-date database): {seconds:.2f} s")
+        assert seconds < 15
+
+
+async def test_stdio_read_only_and_no_startup_migration(tmp_path):
+    env = write_app(tmp_path / "app")
+    db = tmp_path / "app" / "app.db"
+    async with Client(serve_params(env, "--read-only", "--no-startup-migration"), read_timeout_seconds=60) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == {"check_status", "preview_diff", "list_backups", "health"}
+        status = await client.call_tool("check_status", {})
+        assert status.structured_content["migration_needed"] is True
+        assert status.structured_content["startup_migration"] is None
+    assert not db.exists() or "users" not in tables(db)
+
+
+def _reader(stream, lines: "queue.Queue[str | None]") -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _next_line(lines: "queue.Queue[str | None]", timeout: float = 30) -> str | None:
+    return lines.get(timeout=timeout)
+
+
+def test_raw_pipes_stdout_is_only_json_rpc(tmp_path):
+    env = {**os.environ, **write_app(tmp_path / "app")}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        cwd="/",
+    )
+    stdout_lines: "queue.Queue[str | None]" = queue.Queue()
+    stderr_lines: "queue.Queue[str | None]" = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, stdout_lines), daemon=True).start()
+    threading.Thread(target=_reader, args=(proc.stderr, stderr_lines), daemon=True).start()
+    seen: list[dict] = []
+
+    def send(message: dict) -> None:
+        proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+
+    def wait_for(request_id: int) -> dict:
+        while True:
+            line = _next_line(stdout_lines)
+            assert line is not None, "server closed stdout"
+            message = json.loads(line)  # every stdout line must be JSON-RPC
+            assert message.get("jsonrpc") == "2.0", line
+            seen.append(message)
+            if message.get("id") == request_id:
+                return message
+
+    try:
+        send({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "0"}},
+        })
+        init = wait_for(1)
+        assert init["result"]["serverInfo"]["name"] == "migration-mcp"
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
+        listing = wait_for(2)
+        first_answer = time.perf_counter() - started
+        assert {t["name"] for t in listing["result"]["tools"]} == EXPECTED_TOOLS
+        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "check_status", "arguments": {}}})
+        status = wait_for(3)
+        assert status["result"]["structuredContent"]["startup_migration"]["success"] is True
+        send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "rollback", "arguments": {"backup_id": "../../etc/passwd"}}})
+        bad = wait_for(4)
+        assert bad["result"]["isError"] is True and "invalid backup id" in bad["result"]["content"][0]["text"]
+        send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "migrate", "arguments": {"dry_run": True}}})
+        assert wait_for(5)["result"]["structuredContent"]["dry_run"] is True
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    while (line := _next_line(stdout_lines, timeout=10)) is not None:
+        message = json.loads(line)
+        assert message.get("jsonrpc") == "2.0", line
+    assert proc.returncode == 0
+    stderr = "".join(iter(lambda: _next_line(stderr_lines, timeout=10) or "", ""))
+    assert "startup migration" in stderr
+    print(f"\n[raw pipes] spawn -> first tools/list (fresh database): {first_answer:.2f} s")
+
+
+def _config_entry(name: str) -> dict:
+    data = json.loads((CONFIGS / name).read_text())
+    servers = data.get("mcpServers") or data.get("servers")
+    assert servers and list(servers) == ["migrations"], name
+    return servers["migrations"]
+
+
+@pytest.mark.parametrize(
+    "name", ["claude_desktop_config.json", "claude_code_mcp.json", "cursor_mcp.json", "vscode_mcp.json"]
+)
+async def test_client_config_starts_a_working_server(tmp_path, name):
+    entry = _config_entry(name)
+    assert entry["args"] == ["serve"]
+    assert Path(entry["command"]).is_absolute() and entry["command"].endswith("/bin/migration-mcp")
+    env = entry["env"]
+    assert set(env) == {"MIGRATION_DATABASE_URL", "MIGRATION_MODELS"}
+    assert Path(env["MIGRATION_MODELS"].rsplit(":", 1)[0]).is_absolute()
+    if name == "vscode_mcp.json":
+        config = json.loads((CONFIGS / name).read_text())
+        assert entry["type"] == "stdio"
+        secret = config["inputs"][0]
+        assert secret["type"] == "promptString" and secret["password"] is True
+        assert env["MIGRATION_DATABASE_URL"] == "${input:" + secret["id"] + "}"
+    else:
+        assert env["MIGRATION_DATABASE_URL"].startswith("sqlite:////")  # four slashes: an absolute path
+
+    app = tmp_path / "app"
+    app_env = write_app(app)
+    venv = Path(sys.executable).parent.parent
+
+    def fill(value: str) -> str:
+        value = value.replace("/ABSOLUTE/PATH/TO/venv", str(venv)).replace("/ABSOLUTE/PATH/TO/app", str(app))
+        return app_env["MIGRATION_DATABASE_URL"] if value.startswith("${input:") else value
+
+    params = StdioServerParameters(
+        command=fill(entry["command"]),
+        args=entry["args"],
+        env={**{k: fill(v) for k, v in env.items()}, "MIGRATION_DATA_DIR": app_env["MIGRATION_DATA_DIR"]},
+        cwd="/",
+    )
+    async with Client(params, read_timeout_seconds=60) as client:
+        assert {t.name for t in (await client.list_tools()).tools} == EXPECTED_TOOLS
+        status = await client.call_tool("check_status", {})
+        assert not status.is_error and status.structured_content["migration_needed"] is False
+    assert "users" in tables(app / "app.db")
+
+
+def test_uvx_config_shape():
+    entry = _config_entry("claude_desktop_uvx.json")
+    assert entry["command"] == "uvx"
+    assert entry["args"][-2:] == ["migration-mcp", "serve"]
+    assert entry["env"]["MIGRATION_DATABASE_URL"].startswith("sqlite:////")
+    assert Path(entry["env"]["MIGRATION_MODELS"].rsplit(":", 1)[0]).is_absolute()
