@@ -195,7 +195,7 @@ def run_startup_migration_now(system: AutoMigrationSystem, timeout_ms: int = STA
     """Run the conservative startup migration, keep its outcome on the system and log it; never raises."""
     started = time.perf_counter()
     try:
-        result = execute_startup_migration(system.settings, timeout_ms=timeout_ms)
+        result = execute_startup_migration(system.settings, timeout_ms=timeout_ms, system=system)
     except Exception as exc:
         log.exception("startup migration raised; the server keeps serving and reports it through health/check_status")
         result = startup_failure_result(exc, (time.perf_counter() - started) * 1000)

@@ -129,6 +129,7 @@ class SqliteDialect:
         try:
             conn.execute(plan.begin[0])
             try:
+                baseline = _fk_violations(conn)
                 for stmt in statements:
                     if check_deadline():
                         raise sqlite3.OperationalError("interrupted")
@@ -136,11 +137,11 @@ class SqliteDialect:
                     done += 1
                     if progress:
                         progress(done, len(statements), f"executed {done}/{len(statements)} statements")
-                violations = conn.execute("PRAGMA foreign_key_check").fetchall()
-                if violations:
-                    sample = ", ".join(f"{r[0]} rowid {r[1]} -> {r[2]}" for r in violations[:5])
+                new = {k: n - baseline.get(k, 0) for k, n in _fk_violations(conn).items() if n > baseline.get(k, 0)}
+                if new:
+                    sample = ", ".join(f"{n} in {t} -> {p}" for (t, p), n in list(new.items())[:5])
                     raise MigrationError(
-                        f"the migrated schema would leave {len(violations)} foreign key violation(s) ({sample}); rolled back, nothing changed"
+                        f"the migrated schema would add {sum(new.values())} foreign key violation(s) ({sample}); rolled back, nothing changed"
                     )
                 verify(conn)
                 before_commit(conn)
@@ -162,6 +163,15 @@ class SqliteDialect:
             conn.set_progress_handler(None, 0)
             conn.execute(f"PRAGMA foreign_keys = {'ON' if fk_before else 'OFF'}")
         return done
+
+
+def _fk_violations(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """Violations per (table, parent). Rows that already violated before the plan are not the
+    plan's doing, so they do not block it (rowids may change in a rebuild; counts do not)."""
+    out: dict[tuple[str, str], int] = {}
+    for table, _rowid, parent, _fkid in conn.execute("PRAGMA foreign_key_check"):
+        out[(table, parent)] = out.get((table, parent), 0) + 1
+    return out
 
 
 class SqliteProbe:

@@ -54,6 +54,7 @@ class SqlitePlanner:
         self.ignore = ignore
         self.steps: list[Step] = []
         self.notes: list[str] = []
+        self.working_views = {v for v in self._views() if self._view_error(v) is None}
 
     # -- helpers -------------------------------------------------------------------------
     def _emit(self, step: Step) -> None:
@@ -71,15 +72,23 @@ class SqlitePlanner:
         return found
 
     def _dependents(self, tables: set[str]) -> list[tuple[str, str, str]]:
-        """Views and triggers (type, name, sql) that mention any of `tables`, in creation order."""
+        """Views and triggers (type, name, sql) that depend on `tables`, directly or through
+        other views, in creation order (so re-creating them in this order works)."""
         rows = self.shadow.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE type IN ('view', 'trigger') ORDER BY rowid"
         ).fetchall()
-        out = []
-        for typ, name, tbl, sql in rows:
-            if tbl.lower() in tables or _words(sql) & tables:
-                out.append((typ, name, sql))
-        return out
+        names = set(tables)
+        picked: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for typ, name, tbl, sql in rows:
+                if name not in picked and (tbl.lower() in names or _words(sql) & names):
+                    picked.add(name)
+                    if typ == "view":
+                        names.add(name.lower())
+                    changed = True
+        return [(typ, name, sql) for typ, name, _, sql in rows if name in picked]
 
     # -- main ----------------------------------------------------------------------------
     def plan(self, diff: Diff) -> Plan:
@@ -166,7 +175,22 @@ class SqlitePlanner:
             notes=tuple(self.notes),
         )
 
+    def _views(self) -> list[str]:
+        return [r[0] for r in self.shadow.execute("SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY rowid")]
+
+    def _view_error(self, name: str) -> str | None:
+        """SQLite resolves a view's columns only when it is used; compile it to find out."""
+        try:
+            self.shadow.execute(f"SELECT * FROM {q(name)} LIMIT 0").fetchall()
+            return None
+        except sqlite3.Error as exc:
+            return str(exc)
+
     def _verify(self) -> None:
+        broken = [(v, err) for v in self._views() if v in self.working_views and (err := self._view_error(v))]
+        if broken:
+            raise PlanningError("the plan would break view(s) that work today: "
+                                + "; ".join(f"{v} ({err})" for v, err in broken) + "; change or drop them first")
         after = read_snapshot(self.shadow, self.ignore)
         rest = diff_snapshots(after, self.target)
         if not rest.empty:
