@@ -274,12 +274,12 @@ def test_restore_gives_up_when_the_live_db_stays_locked(tmp_path, db):
     engine = SqliteBackupEngine(db, timeout_ms=200)
     manager = BackupManager(_settings(tmp_path), engine=engine)
     info = manager.create_backup("snapshot")
-    reader = sqlite3.connect(db, isolation_level=None)
-    reader.execute("BEGIN")
-    reader.execute("DELETE FROM items WHERE id > 250")  # an open write transaction blocks the restore
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN")
+    writer.execute("DELETE FROM items WHERE id > 250")  # an open write transaction blocks the restore
     with pytest.raises(BackupError, match="stayed locked by another connection for 200 ms"):
         manager.restore_backup(info.id)
-    reader.execute("ROLLBACK")
-    reader.close()
+    writer.execute("ROLLBACK")
+    writer.close()
     manager.restore_backup(info.id)
     assert len(_rows(db)) == 500

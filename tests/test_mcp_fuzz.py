@@ -28,7 +28,24 @@ scalar = st.one_of(
 )
 value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
 keys = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(min_size=1, max_size=30), st.just("database_url"), st.just("models"))
-arguments = st.dictionaries(keys, value, max_size=4)
+random_arguments = st.dictionaries(keys, value, max_size=4)
+
+# Arguments of roughly the right shape, so the calls get past schema validation into the core.
+id_text = st.one_of(path_like, st.text(max_size=40), huge, st.from_regex(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}", fullmatch=True))
+hint = st.one_of(path_like, st.text(max_size=60), st.from_regex(r"[a-z_]{1,8}(\.[a-z_]{1,8})?:[a-z_]{1,8}", fullmatch=True))
+hints = st.one_of(st.none(), st.lists(hint, max_size=4))
+flag = st.one_of(st.none(), st.booleans())
+plausible = {
+    "check_status": st.fixed_dictionaries({}, optional={"renames": hints}),
+    "preview_diff": st.fixed_dictionaries({}, optional={"renames": hints}),
+    "migrate": st.fixed_dictionaries(
+        {}, optional={"dry_run": flag, "allow_destructive": st.booleans(), "create_backup": flag, "renames": hints}
+    ),
+    "rollback": st.fixed_dictionaries({}, optional={"backup_id": st.one_of(st.none(), id_text)}),
+    "list_backups": st.just({}),
+    "health": st.just({}),
+}
+call = st.sampled_from(TOOLS).flatmap(lambda name: st.tuples(st.just(name), st.one_of(plausible[name], random_arguments)))
 
 
 def make_server(tmp_path: Path):
@@ -44,11 +61,12 @@ def make_server(tmp_path: Path):
         backup_dir=tmp_path / "backups",
         lock_timeout_ms=500,
     ))
-    return build_server(system)
+    # The flag lets rollback reach the core; the refusal without it has its own tests.
+    return build_server(system, allow_destructive_tools=True)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(calls=st.lists(st.tuples(st.sampled_from(TOOLS), arguments), min_size=1, max_size=3))
+@given(calls=st.lists(call, min_size=1, max_size=3))
 def test_malformed_arguments(portal_client, calls):
     portal, client, schemas = portal_client
     for name, args in calls:
