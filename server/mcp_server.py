@@ -8,6 +8,8 @@ user's consent: an MCP elicitation when the client supports it, otherwise the op
 """
 
 import argparse
+import importlib.metadata
+import inspect
 import logging
 import sys
 import time
@@ -225,7 +227,24 @@ def _strict(tool: Tool) -> Tool:
 
 
 def _read_only(title: str) -> ToolAnnotations:
-    return ToolAnnotations(title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    return ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+def _description(fn: Callable[..., Any]) -> str:
+    """The docstring as the model reads it: paragraphs kept, hard line wraps removed."""
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
+    return _strict(Tool.from_function(fn, title=annotations.title, description=_description(fn), annotations=annotations))
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("migration-mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def build_server(
@@ -431,35 +450,23 @@ def build_server(
         progress = ProgressForwarder(ctx, anyio.lowlevel.current_token(), "rollback")
         return await run_core("rollback", system.rollback_last_migration, backup_id, progress=progress)
 
+    destructive = dict(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
     tools = [
-        Tool.from_function(check_status, title="Check migration status", annotations=_read_only("Check migration status")),
-        Tool.from_function(preview_diff, title="Preview migration SQL", annotations=_read_only("Preview migration SQL")),
-        Tool.from_function(list_backups, title="List backups", annotations=_read_only("List backups")),
-        Tool.from_function(health, title="Migration system health", annotations=_read_only("Migration system health")),
+        _tool(check_status, _read_only("Check migration status")),
+        _tool(preview_diff, _read_only("Preview migration SQL")),
+        _tool(list_backups, _read_only("List backups")),
+        _tool(health, _read_only("Migration system health")),
     ]
     if not read_only:
         tools += [
-            Tool.from_function(
-                migrate,
-                title="Apply schema migration",
-                annotations=ToolAnnotations(
-                    title="Apply schema migration", read_only_hint=False, destructive_hint=True,
-                    idempotent_hint=False, open_world_hint=False,
-                ),
-            ),
-            Tool.from_function(
-                rollback,
-                title="Roll back to a backup",
-                annotations=ToolAnnotations(
-                    title="Roll back to a backup", read_only_hint=False, destructive_hint=True,
-                    idempotent_hint=False, open_world_hint=False,
-                ),
-            ),
+            _tool(migrate, ToolAnnotations(title="Apply schema migration", **destructive)),
+            _tool(rollback, ToolAnnotations(title="Roll back to a backup", **destructive)),
         ]
     mode = "read-only" if read_only else ("destructive tools allowed without confirmation" if allow_destructive_tools else "destructive tools need confirmation")
     return MCPServer(
         SERVER_NAME,
         title="Schema migrations",
+        version=_version(),
         instructions=(
             f"Declarative schema migrations for one database, fixed by this server's configuration "
             f"({settings.masked_url}; models {settings.models}). Call check_status first; preview_diff shows the SQL; "
@@ -467,7 +474,7 @@ def build_server(
             "rollback restores a backup; list_backups and health inspect. "
             f"Mode: {mode}."
         ),
-        tools=[_strict(t) for t in tools],
+        tools=tools,
         lifespan=lifespan,
     )
 

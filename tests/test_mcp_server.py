@@ -283,6 +283,23 @@ async def test_full_cycle_migrate_backups_rollback(tmp_path, v1_db, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_migrate_and_rollback_send_log_messages(tmp_path, v1_db, mode):
+    messages: list[str] = []
+
+    async def on_log(params):
+        messages.append(str(params.data))
+
+    app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False, allow_destructive_tools=True)
+    async with Client(app, mode=mode, logging_callback=on_log, log_level="info") as client:
+        rec = Recorder(client)
+        await rec.load()
+        await rec.ok("migrate")
+        assert any(m.startswith("migrate: ") and "backup" in m for m in messages), messages
+        await rec.ok("rollback")
+        assert any(m.startswith("rollback: ") for m in messages), messages
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_rollback_to_named_backup(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False)
     async with Client(app, mode=mode, elicitation_callback=accept) as client:

@@ -11,6 +11,7 @@ import fnmatch
 import re
 import sqlite3
 from collections import defaultdict
+from functools import lru_cache
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, Trigger, UniqueConstraint, View
 from .sqltext import index_definition, normalize_expr, normalize_type, parse_create_table, tokenize
@@ -55,6 +56,7 @@ _INT = re.compile(r"[+-]?\d+")
 _NUM = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
+@lru_cache(maxsize=8192)
 def normalize_default(raw: str | None, declared_type: str) -> str | None:
     """Defaults that SQLite stores identically compare equal: `'0'` on an INTEGER column is `0`."""
     text = normalize_expr(raw)
@@ -76,11 +78,19 @@ def is_ignored(name: str, ignore: tuple[str, ...]) -> bool:
     return name == HISTORY_TABLE or any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in ignore)
 
 
-def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
-    schema_rows = conn.execute(_Q_SCHEMA).fetchall()
-    col_rows = conn.execute(_Q_COLUMNS).fetchall()
-    fk_rows = conn.execute(_Q_FKS).fetchall()
-    idx_rows = conn.execute(_Q_INDEX_COLUMNS).fetchall()
+def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = (), only: str | None = None) -> SchemaSnapshot:
+    """The whole schema, or with `only` a single table (the planner asks per table)."""
+    if only is None:
+        schema_rows = conn.execute(_Q_SCHEMA).fetchall()
+        col_rows = conn.execute(_Q_COLUMNS).fetchall()
+        fk_rows = conn.execute(_Q_FKS).fetchall()
+        idx_rows = conn.execute(_Q_INDEX_COLUMNS).fetchall()
+    else:
+        one = " AND m.name = ? COLLATE NOCASE "
+        schema_rows = conn.execute(_Q_SCHEMA + " AND tbl_name = ? COLLATE NOCASE", (only,)).fetchall()
+        col_rows = conn.execute(_Q_COLUMNS.replace(" ORDER BY", one + "ORDER BY"), (only,)).fetchall()
+        fk_rows = conn.execute(_Q_FKS.replace(" ORDER BY", one + "ORDER BY"), (only,)).fetchall()
+        idx_rows = conn.execute(_Q_INDEX_COLUMNS.replace(" ORDER BY", one + "ORDER BY"), (only,)).fetchall()
 
     table_sql: dict[str, str] = {}
     index_rows: list[tuple[str, str, str]] = []

@@ -66,7 +66,7 @@ class SqlitePlanner:
         self.steps.append(step)
 
     def _current(self, table: str) -> Table:
-        snap = read_snapshot(self.shadow, self.ignore)
+        snap = read_snapshot(self.shadow, self.ignore, only=table)
         found = snap.table(table)
         assert found is not None, table
         return found
@@ -212,18 +212,18 @@ class SqlitePlanner:
         t = self.target.table(c.table)
         if col.generated is not None or (t.primary_key and col.name.lower() in (x.lower() for x in t.primary_key.columns)):
             return False
-        words = {tok.word for tok in tokenize(col.definition)}
-        if words & {"unique", "primary", "references", "check", "generated", "as"}:
+        def_tokens = tokenize(col.definition)
+        if {tok.word for tok in def_tokens} & {"unique", "primary", "references", "check", "generated", "as"}:
             return False
         if col.default is not None:
             toks = tokenize(col.default)
             literal = (len(toks) == 1 and toks[0].kind in _CONSTANT_DEFAULT_KINDS) or (
                 len(toks) == 2 and toks[0].text in "+-" and toks[1].kind == "number"
             ) or col.default.lower() in ("true", "false")
-            if not literal:
+            parenthesized = any(t.word == "default" and i + 1 < len(def_tokens) and def_tokens[i + 1].text == "("
+                                for i, t in enumerate(def_tokens))
+            if not literal or parenthesized:
                 return False  # SQLite refuses ADD COLUMN with CURRENT_* or expression defaults
-            if "(" in col.definition.split("DEFAULT", 1)[-1][:2]:
-                return False
         elif not col.nullable:
             return False  # NOT NULL needs a default in ADD COLUMN; a rebuild handles an empty table
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _TOKEN = re.compile(
     r"""
@@ -49,13 +50,14 @@ class Token:
         return self.text
 
 
+@lru_cache(maxsize=65536)
+def _tokenize(sql: str) -> tuple[Token, ...]:
+    return tuple(Token(m.lastgroup, m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sql) if m.lastgroup != "ws")
+
+
 def tokenize(sql: str) -> list[Token]:
-    out = []
-    for m in _TOKEN.finditer(sql):
-        kind = m.lastgroup
-        if kind != "ws":
-            out.append(Token(kind, m.group(), m.start(), m.end()))
-    return out
+    """Cached: schemas repeat the same types, defaults and statements many times."""
+    return list(_tokenize(sql))
 
 
 def matching_paren(tokens: list[Token], i: int) -> int:
@@ -119,6 +121,7 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@lru_cache(maxsize=8192)
 def normalize_type(declared: str | None) -> str:
     """`varchar (50)` -> `VARCHAR(50)`; spacing and case never make a difference."""
     if not declared:
@@ -320,7 +323,9 @@ def _parse_column(tokens: list[Token], sql: str) -> ParsedColumn:
     return col
 
 
+@lru_cache(maxsize=16384)
 def parse_create_table(sql: str) -> ParsedTable:
+    """Cached by text (target and live often store the very same statement); treat as read-only."""
     tokens = tokenize(sql)
     i = 0
     while tokens[i].word != "table":
