@@ -87,18 +87,25 @@ def diff_snapshots(live: SchemaSnapshot, target: SchemaSnapshot, hints: RenameHi
     for old, new in table_renames.items():
         changes.append(ch.RenameTable(new, old))
 
+    pairs: list[tuple[Table | None, Table]] = []
     for key, t in target_by.items():
         live_t = next((live_by[o.lower()] for o, n in table_renames.items() if n.lower() == key), None) or (
             live_by.get(key) if key not in renamed_live else None
         )
+        pairs.append((live_t, t))
+    col_maps = {t.name.lower(): _column_renames(lt, t, hints, table_renames) for lt, t in pairs if lt is not None}
+    # Referenced columns renamed in a parent: SQLite/servers rewrite the child's FK with it.
+    ref_renames = {(renamed_live.get(lt.name.lower(), lt.name).lower(), old.lower()): new.lower()
+                   for lt, t in pairs if lt is not None for old, new in col_maps[t.name.lower()].items()}
+    for live_t, t in pairs:
         if live_t is None:
             changes.append(ch.AddTable(t.name, t))
             continue
-        col_map = _column_renames(live_t, t, hints, table_renames)
+        col_map = col_maps[t.name.lower()]
         for old, new in col_map.items():
             column_renames[(t.name, old)] = new
             changes.append(ch.RenameColumn(t.name, old, new))
-        changes.extend(_diff_table(live_t, t, col_map, renamed_live))
+        changes.extend(_diff_table(live_t, t, col_map, renamed_live, ref_renames))
 
     for key, t in live_by.items():
         if key not in target_by and key not in renamed_live:
@@ -131,7 +138,8 @@ def _column_renames(live_t: Table, t: Table, hints: RenameHints, table_renames: 
     return out
 
 
-def _diff_table(live: Table, target: Table, col_map: dict[str, str], renamed_tables: dict[str, str]) -> list[ch.Change]:
+def _diff_table(live: Table, target: Table, col_map: dict[str, str], renamed_tables: dict[str, str],
+                ref_renames: dict[tuple[str, str], str] | None = None) -> list[ch.Change]:
     name = target.name
     out: list[ch.Change] = []
     lmap = {k.lower(): v.lower() for k, v in col_map.items()}
@@ -161,7 +169,10 @@ def _diff_table(live: Table, target: Table, col_map: dict[str, str], renamed_tab
     def fk_key(fk, mapped: bool):
         cols = tuple(cname(c) for c in fk.columns) if mapped else tuple(c.lower() for c in fk.columns)
         ref = renamed_tables.get(fk.ref_table.lower(), fk.ref_table).lower() if mapped else fk.ref_table.lower()
-        return (cols, ref, tuple(c.lower() for c in fk.ref_columns), fk.on_delete, fk.on_update, fk.deferrable)
+        refcols = tuple(c.lower() for c in fk.ref_columns)
+        if mapped and ref_renames:
+            refcols = tuple(ref_renames.get((ref, c), c) for c in refcols)
+        return (cols, ref, refcols, fk.on_delete, fk.on_update, fk.deferrable)
 
     out.extend(
         _match(

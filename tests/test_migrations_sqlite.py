@@ -292,6 +292,20 @@ def test_rename_column_hint_keeps_data_index_and_view(project):
     assert project.sql("SELECT name FROM adults ORDER BY name") == [("ann",), ("cy",)]
 
 
+def test_renaming_a_referenced_column_does_not_rebuild_children(project):
+    project.migrate(PARENT_CHILD.format(fk=', ForeignKey("parents.id")'))
+    project.sql("INSERT INTO parents VALUES (1, 'p')")
+    project.sql("INSERT INTO children VALUES (1, 1, 'c')")
+    renamed = PARENT_CHILD.format(fk=', ForeignKey("parents.pid")').replace(
+        'Table("parents", metadata, Column("id"', 'Table("parents", metadata, Column("pid"')
+    preview = project.system(renamed).preview_diff(renames=["parents.id:pid"])
+    assert [c.kind for c in preview.changes] == ["rename_column"]
+    assert not any("_migration_new_" in s for s in preview.sql)
+    project.migrate(renamed, renames=["parents.id:pid"])
+    assert project.sql("SELECT * FROM children") == [(1, 1, "c")]
+    assert project.sql("PRAGMA foreign_key_list(children)")[0][4] == "pid"
+
+
 def test_invalid_rename_hints(project):
     project.migrate(USERS_V1)
     with pytest.raises(ConfigurationError, match="invalid rename hint"):
