@@ -145,6 +145,8 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
         return ChangeAssessment(c, "data_dependent", "checked: no duplicates")
     if isinstance(c, ch.AddCheckConstraint):
         n = probe.check_violation_count(c.table, c.constraint.expression)
+        if n is None:
+            return ChangeAssessment(c, "data_dependent", "cannot be checked in advance; enforced as rows are copied (a violation rolls back)")
         if n:
             return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} violate CHECK ({c.constraint.expression})", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: every row satisfies the constraint")

@@ -69,7 +69,7 @@ class SchemaComparator:
                     plan = self.dialect.make_plan(conn, live, target, diff)
                 except MigrationError as exc:
                     error = str(exc)
-            assessment = assess(diff.changes, self.dialect.probe(conn, diff, live), plan)
+            assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)
             return Comparison(live, target, diff, plan, assessment, error, conn is not None)
         finally:
             if own and conn is not None:

@@ -113,14 +113,14 @@ def diff_snapshots(live: SchemaSnapshot, target: SchemaSnapshot, hints: RenameHi
 
     # Hints naming tables/columns that exist nowhere are mistakes worth reporting.
     for (tname, old), new in hints.columns.items():
-        if tname not in target_by and tname not in live_by and tname not in renamed_live:
+        if tname not in target_by and tname not in live_by and tname not in hints.tables:
             raise ConfigurationError(f"rename hint {tname}.{old}:{new} names table {tname!r}, which exists neither in the database nor in the models")
     return Diff(changes, table_renames, column_renames)
 
 
 def _column_renames(live_t: Table, t: Table, hints: RenameHints, table_renames: dict[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    names = {t.name.lower(), live_t.name.lower()}
+    names = {t.name.lower(), live_t.name.lower()} | {old for old, new in hints.tables.items() if new.lower() == t.name.lower()}
     for (tname, old), new in hints.columns.items():
         if tname not in names:
             continue

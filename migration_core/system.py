@@ -7,6 +7,7 @@ import logging
 from .backup import BackupManager
 from .comparator import Comparison, SchemaComparator
 from .dialects.base import Progress, get_dialect
+from .errors import ConfigurationError
 from .health import run_health_checks
 from .history import MigrationHistoryManager
 from .manager import MigrationManager
@@ -96,6 +97,8 @@ class AutoMigrationSystem:
                                create_backup: bool | None = None, timeout_ms: int | None = None,
                                renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
         s = self.settings
+        if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0):
+            raise ConfigurationError(f"timeout_ms must be a positive number of milliseconds, got {timeout_ms!r}")
         return self.manager.execute_migrations(
             dry_run=s.dry_run if dry_run is None else dry_run,
             allow_destructive=s.allow_destructive if allow_destructive is None else allow_destructive,

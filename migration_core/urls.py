@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigurationError
+
+_CREDENTIALS = re.compile(r"([^\s:/@]+):[^\s@]*@")
 
 
 def parse_url(url: str | URL) -> URL:
@@ -26,13 +29,8 @@ def mask_url(url: str | URL) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        # Unparseable: strip anything between '://user:' and '@' by hand.
-        head, sep, rest = url.partition("://")
-        if sep and "@" in rest:
-            creds, _, host = rest.rpartition("@")
-            user = creds.split(":", 1)[0]
-            return f"{head}://{user}:***@{host}"
-        return url
+        # Unparseable (a typo such as 'postgresql:/user:pw@host'): mask any `user:secret@`.
+        return _CREDENTIALS.sub(r"\1:***@", url)
 
 
 def backend_name(url: URL) -> str:

@@ -18,6 +18,7 @@ from migration_core import AutoMigrationSystem, MigrationSettings
 from migration_core.errors import ConfigurationError, MigrationError, SafetyRefusal
 from migration_core.results import BackupListResult, HealthResult, MigrateResult, PreviewResult, RollbackResult, StatusResult
 from migration_core.settings import DEFAULT_MODELS, default_database_url
+from server.serve_options import add_serve_arguments
 
 log = logging.getLogger("migration_mcp.cli")
 
@@ -68,13 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("history", "show recent migrations")
     p.add_argument("--limit", type=int, default=20)
     add("health", "score the database's health (0-100) with the checks behind it")
-    p = add("serve", "run the MCP server over stdio")
-    try:
-        from server.mcp_server import add_serve_arguments
-    except ImportError:  # the server module is optional for the library-only CLI paths
-        pass
-    else:
-        add_serve_arguments(p)
+    add_serve_arguments(add("serve", "run the MCP server over stdio"))
     return parser
 
 

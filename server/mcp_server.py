@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -55,7 +55,7 @@ SERVER_NAME = "migration-mcp"
 STARTUP_TIMEOUT_MS = 15000
 READ_ONLY_TOOLS = ("check_status", "preview_diff", "list_backups", "health")
 DESTRUCTIVE_TOOLS = ("migrate", "rollback")
-ALLOW_FLAG = "--allow-destructive-tools"
+from server.serve_options import ALLOW_FLAG, add_serve_arguments  # noqa: F401  (re-exported)
 
 T = TypeVar("T")
 
@@ -103,10 +103,10 @@ def tool_error_message(exc: BaseException) -> str:
         missing = [p for p in exc.problems if p not in message]
         if missing:
             message += "\n" + "\n".join(f"- {p}" for p in missing)
-        message += (
-            "\nNothing was changed. Call preview_diff to see the plan; destructive changes need "
-            "migrate with allow_destructive=true and the user's confirmation."
-        )
+        if "nothing was changed" not in message.lower():
+            message += "\nNothing was changed."
+        if "destructive" in message:
+            message += "\nDestructive changes run only with allow_destructive=true and the user's confirmation; ask the user first."
     elif isinstance(exc, LockTimeout):
         message += "\nAnother migration or rollback holds this database's lock; nothing was changed. Retry once it has finished."
     return message
@@ -165,7 +165,7 @@ async def run_core(tool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any
         log.exception("%s failed unexpectedly", tool)
         raise ToolError(
             f"{tool} failed unexpectedly ({type(exc).__name__}); the details are in the server's log (stderr). "
-            "The database is left as the core's transaction and rollback rules leave it; call health to check."
+            "Call health to check the database's state."
         ) from exc
 
 
@@ -183,7 +183,7 @@ def sync_guard(tool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) ->
 def startup_failure_result(exc: BaseException, elapsed_ms: float) -> MigrateResult:
     return MigrateResult(
         success=False,
-        migration_needed=False,
+        migration_needed=True,  # unknown; the core reports failures the same way
         operations_executed=0,
         execution_time_ms=elapsed_ms,
         backup_id=None,
@@ -266,7 +266,13 @@ def build_server(
         if run_startup_migration and not startup_done:
             startup_done = True
             await anyio.to_thread.run_sync(run_startup_migration_now, system)
-        yield {}
+        try:
+            yield {}
+        finally:
+            # A print() from user code sits in sys.stdout's buffer; flush it while the stdio
+            # transport still diverts fd 1 to stderr, not after it has restored the wire.
+            with suppress(Exception):
+                sys.stdout.flush()
 
     # -- read-only tools -------------------------------------------------------------
 
@@ -480,14 +486,9 @@ def build_server(
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:
-    """Everything to stderr: stdout carries only protocol messages."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level)
+    """Everything to stderr, never stdout; a configuration the CLI already made is kept."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def serve(
@@ -499,6 +500,9 @@ def serve(
 ) -> None:
     """Serve MCP over stdio until the client closes the connection."""
     configure_logging()
+    # Flush stray print()s at each newline, so they reach fd 1 while it is diverted to stderr.
+    with suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)
     system = AutoMigrationSystem(settings)
     log.info(
         "serving %s (models %s)%s%s%s",
@@ -515,28 +519,6 @@ def serve(
         run_startup_migration=run_startup_migration,
     )
     app.run("stdio")
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `migration-mcp serve`; database, models and backup dir are the CLI's global options."""
-    parser.add_argument(
-        "--no-startup-migration",
-        dest="run_startup_migration",
-        action="store_false",
-        help="do not run the conservative startup migration (backup on, destructive changes refused, 15 s) before serving",
-    )
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        help="register only the read-only tools: check_status, preview_diff, list_backups, health",
-    )
-    parser.add_argument(
-        ALLOW_FLAG,
-        dest="allow_destructive_tools",
-        action="store_true",
-        help="let migrate(allow_destructive=true) and rollback run for clients that cannot ask the user to "
-        "confirm (no MCP elicitation); clients that can ask still ask",
-    )
 
 
 def run_serve(args: argparse.Namespace, settings: MigrationSettings) -> int:

@@ -23,11 +23,15 @@ EXPECTED_TOOLS = {"check_status", "preview_diff", "migrate", "rollback", "list_b
 pytestmark = pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason=f"console script {CONSOLE_SCRIPT} not installed")
 
 
-def write_app(root: Path) -> dict[str, str]:
+NOISE = 'print("stray print from the models module")\nprint("and a partial line", end="")\n'
+
+
+def write_app(root: Path, prelude: str = "") -> dict[str, str]:
     """A tiny application (declarative Base, as in the configs) and the env that points the server at it."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "models.py").write_text(
-        "from sqlalchemy import Integer, String\n"
+        prelude
+        + "from sqlalchemy import Integer, String\n"
         "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n"
         "class Base(DeclarativeBase):\n    pass\n\n"
         "class User(Base):\n"
@@ -55,12 +59,19 @@ def serve_params(env: dict[str, str], *args: str) -> StdioServerParameters:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_stdio_startup_migration_before_first_answer(tmp_path, mode):
-    env = write_app(tmp_path / "app")
+    env = write_app(tmp_path / "app", prelude=NOISE)
     db = tmp_path / "app" / "app.db"
     errlog = tmp_path / "stderr.log"
+    faults: list[Exception] = []
+
+    async def on_message(message):
+        if isinstance(message, Exception):  # a stdout line that is not JSON-RPC
+            faults.append(message)
+
     with errlog.open("w") as err:
         started = time.perf_counter()
-        async with Client(stdio_client(serve_params(env), errlog=err), mode=mode, read_timeout_seconds=60) as client:
+        transport = stdio_client(serve_params(env), errlog=err)
+        async with Client(transport, mode=mode, read_timeout_seconds=60, message_handler=on_message) as client:
             listing = await client.list_tools()
             first_answer = time.perf_counter() - started
             assert "users" in tables(db)  # the startup migration ran before tools/list was answered
@@ -71,8 +82,9 @@ async def test_stdio_startup_migration_before_first_answer(tmp_path, mode):
             assert status.structured_content["migration_needed"] is False
             health = await client.call_tool("health", {})
             assert not health.is_error and 0 <= health.structured_content["score"] <= 100
+    assert faults == []
     log = errlog.read_text()
-    assert "startup migration" in log
+    assert "startup migration" in log and "stray print from the models module" in log
     print(f"\n[{mode}] spawn -> first tools/list (fresh database, migrated at startup): {first_answer:.2f} s")
 
 
@@ -105,6 +117,21 @@ async def test_stdio_read_only_and_no_startup_migration(tmp_path):
     assert not db.exists() or "users" not in tables(db)
 
 
+async def test_stdio_flags_allow_destructive_tools_and_global_options(tmp_path):
+    """Options instead of env; with --allow-destructive-tools a client without elicitation may roll back."""
+    env = write_app(tmp_path / "app")
+    db = tmp_path / "app" / "app.db"
+    args = ["--allow-destructive-tools", "--database-url", env["MIGRATION_DATABASE_URL"], "--models", env["MIGRATION_MODELS"],
+            "--backup-dir", env["MIGRATION_BACKUP_DIR"]]
+    params = serve_params({"MIGRATION_DATA_DIR": env["MIGRATION_DATA_DIR"]}, *args)
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        assert "users" in tables(db)
+        undone = await client.call_tool("rollback", {})
+        assert not undone.is_error, undone.content[0].text
+        assert undone.structured_content["success"] is True
+        assert "users" not in tables(db)  # back to the empty database the startup migration began with
+
+
 def _reader(stream, lines: "queue.Queue[str | None]") -> None:
     for line in stream:
         lines.put(line)
@@ -116,7 +143,8 @@ def _next_line(lines: "queue.Queue[str | None]", timeout: float = 30) -> str | N
 
 
 def test_raw_pipes_stdout_is_only_json_rpc(tmp_path):
-    env = {**os.environ, **write_app(tmp_path / "app")}
+    """Even a models module that print()s (unflushed) leaves stdout to the protocol: the noise lands on stderr."""
+    env = {**os.environ, **write_app(tmp_path / "app", prelude=NOISE)}
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(CONSOLE_SCRIPT), "serve"],
@@ -177,6 +205,7 @@ def test_raw_pipes_stdout_is_only_json_rpc(tmp_path):
     assert proc.returncode == 0
     stderr = "".join(iter(lambda: _next_line(stderr_lines, timeout=10) or "", ""))
     assert "startup migration" in stderr
+    assert "stray print from the models module" in stderr and "and a partial line" in stderr
     print(f"\n[raw pipes] spawn -> first tools/list (fresh database): {first_answer:.2f} s")
 
 

@@ -43,7 +43,10 @@ class SqliteDialect:
         if not write:
             if not p.exists():
                 return None
-            conn = sqlite3.connect(f"file:{p.as_posix()}?mode=ro", uri=True, isolation_level=None, timeout=5)
+            # A hot journal left by a crashed writer can only be rolled back by a writable
+            # connection; reading through one performs SQLite's own recovery, nothing more.
+            mode = "rw" if Path(f"{p}-journal").exists() and os.access(p, os.W_OK) else "ro"
+            conn = sqlite3.connect(f"file:{p.as_posix()}?mode={mode}", uri=True, isolation_level=None, timeout=5)
         else:
             if not p.parent.exists():
                 raise ConfigurationError(f"directory {p.parent} does not exist; create it or fix the database URL")
@@ -90,13 +93,15 @@ class SqliteDialect:
         finally:
             shadow.close()
 
-    def probe(self, conn, diff: Diff, live: SchemaSnapshot) -> "SqliteProbe":
-        return SqliteProbe(conn, diff, live)
+    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> "SqliteProbe":
+        return SqliteProbe(conn, diff, live, target)
 
     # -- infrastructure ------------------------------------------------------------------
     def lock(self, timeout_ms: int):
         from ...lock import FileMigrationLock
 
+        if not self.path.parent.is_dir():  # the lock file must not conjure up a mistyped directory
+            raise ConfigurationError(f"directory {self.path.parent} does not exist; create it or fix the database URL")
         return FileMigrationLock(self.path, timeout_ms=timeout_ms)
 
     def backup_engine(self):
@@ -175,20 +180,28 @@ def _fk_violations(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
 
 
 class SqliteProbe:
-    """Data checks run against `(SELECT old AS new ...) ` so target names work before renames."""
+    """Data checks run against the live rows as the plan will leave them:
+    `(SELECT old AS new, <default> AS added ... FROM live)`, so target names work before
+    renames, and a column the plan adds reads as the value every row will get."""
 
-    def __init__(self, conn: sqlite3.Connection | None, diff: Diff, live: SchemaSnapshot):
+    def __init__(self, conn: sqlite3.Connection | None, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot):
         self.conn = conn
         self.diff = diff
         self.live = live
+        self.target = target
 
     def _source(self, table: str) -> str | None:
         live_name = self.diff.live_table(table)
         t = self.live.table(live_name)
         if t is None or self.conn is None:
             return None
-        cols = ", ".join(f"{q(c.name)} AS {q(self._target_col(table, c.name))}" for c in t.columns)
-        return f"(SELECT {cols} FROM {q(t.name)})"
+        exprs = [f"{q(c.name)} AS {q(self._target_col(table, c.name))}" for c in t.columns]
+        present = {self._target_col(table, c.name).lower() for c in t.columns}
+        target_t = self.target.table(table)
+        for c in target_t.columns if target_t else ():
+            if c.name.lower() not in present and not c.generated:
+                exprs.append(f"{c.default if c.default is not None else 'NULL'} AS {q(c.name)}")
+        return f"(SELECT {', '.join(exprs)} FROM {q(t.name)})"
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -247,8 +260,8 @@ class SqliteProbe:
         match = " AND ".join(f"ref.{q(r)} = src.{q(c)}" for c, r in zip(columns, ref_columns))
         return self._count(table, f"{not_null} AND NOT EXISTS (SELECT 1 FROM {ref_src} AS ref WHERE {match})")
 
-    def check_violation_count(self, table: str, expression: str) -> int:
+    def check_violation_count(self, table: str, expression: str) -> int | None:
         try:
             return self._count(table, f"NOT ({expression})")
         except sqlite3.Error:
-            return 0  # an expression SQLite cannot evaluate this way; the rebuild's copy checks it
+            return None  # not evaluable outside the table (e.g. a subquery); the copy enforces it
