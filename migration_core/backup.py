@@ -190,7 +190,8 @@ class BackupManager:
         try:
             raw = json.loads(meta.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise BackupError(f"no backup with id {backup_id} in {self.backup_dir}") from None
+            raise BackupError(f"unknown backup id {backup_id}: no backup with id {backup_id} in {self.backup_dir}; "
+                              "list the available ones with list_backups (CLI: migration-mcp backups)") from None
         except (OSError, ValueError) as exc:
             raise BackupError(f"metadata of backup {backup_id} ({meta}) is unreadable: {exc}") from None
         if not isinstance(raw, dict) or raw.get("id") != backup_id:

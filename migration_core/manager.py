@@ -12,7 +12,7 @@ from .dialects.base import Progress
 from .errors import MigrationError, SafetyRefusal
 from .history import MigrationHistoryManager, new_migration_id, now_iso
 from .plan import Plan
-from .results import HistoryEntry, MigrateResult, RollbackResult
+from .results import BackupInfo, HistoryEntry, MigrateResult, RollbackResult
 from .settings import MigrationSettings
 
 log = logging.getLogger("migration_core")
@@ -140,6 +140,31 @@ class MigrationManager:
         )
 
     # -- rollback ------------------------------------------------------------------------
+    def _resolve_rollback(self, conn, backup_id: str | None) -> tuple[str, HistoryEntry | None]:
+        if backup_id is None:
+            entry = self.history.last_rollbackable(conn)
+            if entry is None:
+                raise MigrationError("nothing to roll back: the history has no successful migration that is not already rolled back")
+            if not entry.backup_id:
+                raise MigrationError(
+                    f"the last migration {entry.id} ran without a backup; pass a backup id (see list_backups) to restore an older one")
+            return entry.backup_id, entry
+        return backup_id, self.history.find_by_backup(conn, backup_id)
+
+    def rollback_target(self, backup_id: str | None = None) -> tuple[BackupInfo, HistoryEntry | None]:
+        """What a rollback would restore (read-only), so a caller can name it before asking for consent."""
+        from .backup import validate_backup_id
+
+        if backup_id is not None:
+            validate_backup_id(backup_id)
+        conn = self.dialect.connect(write=False)
+        try:
+            backup_id, entry = self._resolve_rollback(conn, backup_id)
+        finally:
+            if conn is not None:
+                conn.close()
+        return self.backups.get_backup(backup_id), entry
+
     def rollback(self, backup_id: str | None = None, progress: Progress | None = None) -> RollbackResult:
         from .backup import validate_backup_id
 
@@ -149,16 +174,7 @@ class MigrationManager:
             conn = self.dialect.connect(write=True)
             try:
                 self.history.mark_interrupted(conn)
-                if backup_id is None:
-                    entry = self.history.last_rollbackable(conn)
-                    if entry is None:
-                        raise MigrationError("nothing to roll back: the history has no successful migration that is not already rolled back")
-                    if not entry.backup_id:
-                        raise MigrationError(
-                            f"the last migration {entry.id} ran without a backup; pass a backup id (see list_backups) to restore an older one")
-                    backup_id = entry.backup_id
-                else:
-                    entry = self.history.find_by_backup(conn, backup_id)
+                backup_id, entry = self._resolve_rollback(conn, backup_id)
                 self.backups.verify_backup(backup_id)
                 if progress:
                     progress(0, 3, "backing up the current state first")

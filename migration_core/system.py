@@ -107,5 +107,10 @@ class AutoMigrationSystem:
             renames=renames, progress=progress,
         )
 
+    def rollback_target(self, backup_id: str | None = None):
+        """(BackupInfo, HistoryEntry | None) that `rollback_last_migration(backup_id)` would restore;
+        raises MigrationError when there is nothing to roll back. Changes nothing."""
+        return self.manager.rollback_target(backup_id)
+
     def rollback_last_migration(self, backup_id: str | None = None, *, progress: Progress | None = None) -> RollbackResult:
         return self.manager.rollback(backup_id, progress)

@@ -38,7 +38,6 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from migration_core import AutoMigrationSystem, MigrationSettings, execute_startup_migration
-from migration_core.backup import validate_backup_id
 from migration_core.errors import LockTimeout, MigrationError, SafetyRefusal
 from migration_core.results import (
     BackupListResult,
@@ -399,19 +398,12 @@ def build_server(
 
     def rollback_consent(backup_id: str | None, ctx: Context) -> Elicit[ConfirmChange] | str:
         """A rollback overwrites the database, so it always needs consent; the question names the backup."""
-        if backup_id is not None:
-            # Refuse a malformed or unknown id before anyone is asked to confirm it.
-            sync_guard("rollback", validate_backup_id, backup_id)
-            backups = sync_guard("rollback", system.list_backups).backups
-            match = next((b for b in backups if b.id == backup_id), None)
-            if match is None:
-                raise ToolError(
-                    f"unknown backup id {backup_id!r}: no such backup of {settings.masked_url}; "
-                    "call list_backups for the available ids. Nothing was changed."
-                )
-            target = f"backup {match.id} (taken {match.created_at:%Y-%m-%d %H:%M:%S} UTC, reason: {match.reason})"
-        else:
-            target = "the backup taken before the last migration"
+        # Name what would be restored, and refuse a malformed or unknown id (or "nothing to
+        # roll back") before anyone is asked to confirm it.
+        match, entry = sync_guard("rollback", system.rollback_target, backup_id)
+        target = f"backup {match.id} (taken {match.created_at:%Y-%m-%d %H:%M:%S} UTC, reason: {match.reason})"
+        if entry is not None:
+            target += f", undoing migration {entry.id}"
         if not client_can_elicit(ctx):
             return NO_ELICITATION
         return Elicit(

@@ -424,3 +424,14 @@ def test_rollback_with_nothing_to_roll_back(project):
     system = project.system(USERS_V1)
     with pytest.raises(MigrationError, match="nothing to roll back"):
         system.rollback_last_migration()
+
+
+def test_rollback_target_names_the_backup_without_changing_anything(project):
+    system = project.system(USERS_V1)
+    with pytest.raises(MigrationError, match="nothing to roll back"):
+        system.rollback_target()
+    r = system.execute_auto_migration()
+    before = project.file_bytes()
+    info, entry = system.rollback_target()
+    assert info.id == r.backup_id and entry.id == r.migration_id
+    assert project.file_bytes() == before
