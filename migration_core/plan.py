@@ -30,7 +30,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.steps
+        return not self.steps and not self.postamble
 
     @property
     def statements(self) -> list[str]:

@@ -8,7 +8,7 @@ from .backup import BackupManager
 from .comparator import Comparison, SchemaComparator
 from .dialects.base import Progress, get_dialect
 from .health import run_health_checks
-from .history import MigrationHistoryManager
+from .history import SQLITE_FLAVOR, MigrationHistoryManager
 from .manager import MigrationManager
 from .results import BackupListResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackResult, StatusResult
 from .settings import MigrationSettings
@@ -29,7 +29,7 @@ class AutoMigrationSystem:
         self.settings = settings
         self.dialect = get_dialect(settings)
         self.comparator = SchemaComparator(settings, self.dialect)
-        self.history = MigrationHistoryManager()
+        self.history = MigrationHistoryManager(getattr(self.dialect, "history_flavor", SQLITE_FLAVOR))
         self.backups = BackupManager(settings, self.dialect.backup_engine())
         self.manager = MigrationManager(settings, self.dialect, self.comparator, self.history, self.backups)
 
