@@ -27,6 +27,7 @@ class Plan:
     commit: tuple[str, ...] = ("COMMIT",)
     postamble: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tables: tuple[str, ...] = ()  # live tables the plan touches (MySQL: dumped first, restored if a statement fails)
 
     @property
     def empty(self) -> bool:

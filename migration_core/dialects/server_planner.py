@@ -215,7 +215,8 @@ class ServerPlanner:
         for c in kept:
             if isinstance(c, ch.AlterTableComment):
                 self.emit(c.detail, self.table_comment(c), None, c.table)
-        return Plan(dialect=self.dialect_name, steps=tuple(self.steps), notes=tuple(self.notes), **self.plan_extras())
+        extras = self.plan_extras()
+        return Plan(dialect=self.dialect_name, steps=tuple(self.steps), notes=tuple(self.notes), **extras)
 
     @staticmethod
     def _parents_first(items: list) -> list:

@@ -33,7 +33,10 @@ HISTORY_FLAVOR = HistoryFlavor(
     statements TEXT NOT NULL DEFAULT '[]', changes TEXT NOT NULL DEFAULT '[]')""",
     exists_sql="SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
     begin="BEGIN",
-    upsert="INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (id) DO NOTHING",
+    upsert="INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, "
+           "status = EXCLUDED.status, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "
+           "duration_ms = EXCLUDED.duration_ms, plan_checksum = EXCLUDED.plan_checksum, backup_id = EXCLUDED.backup_id, "
+           "error = EXCLUDED.error, statements = EXCLUDED.statements, changes = EXCLUDED.changes",
 )
 
 _NUMERIC = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num", "REAL": "num"}
