@@ -94,7 +94,7 @@ class LogicalBackupEngine:
     """Fallback when mysqldump is absent: every table through `dump.py`."""
 
     name = "mysql-logical-json"
-    suffix = ".json"
+    suffix = ".logical.json"  # not ".json": that is the metadata file beside it
 
     def __init__(self, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None]):
         self._connect = connect

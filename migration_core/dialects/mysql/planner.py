@@ -63,9 +63,9 @@ class MysqlPlanner(ServerPlanner):
                 self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column.name)}"], None, table, rewrites_table=table)
             elif c.column.lower() not in modified:
                 modified.add(c.column.lower())
-                same = [x.detail for x in changes if not isinstance(x, (ch.AddColumn, ch.DropColumn)) and x.column.lower() == c.column.lower()]
-                rewrite = any(isinstance(x, (ch.AlterColumnType, ch.AlterColumnNullable, ch.AlterColumnCollation))
-                              for x in changes if getattr(x, "column", "").lower() == c.column.lower())
+                same = [x for x in changes if isinstance(x, ch._AlterColumn) and x.column.lower() == c.column.lower()]
+                rewrite = any(isinstance(x, (ch.AlterColumnType, ch.AlterColumnNullable, ch.AlterColumnCollation)) for x in same)
+                same = [x.detail for x in same]
                 if rewrite:
                     self.notes.append(f"MODIFY COLUMN {table}.{c.column} copies {table} (the table is locked for writes meanwhile)")
                 self.emit("; ".join(same), [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, c.column)}"], None, table,

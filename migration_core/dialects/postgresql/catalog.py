@@ -24,16 +24,18 @@ _Q_COLUMNS = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
        CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
-       t.typtype, t.typname, col_description(c.oid, a.attnum), obj_description(c.oid, 'pg_class'),
-       (SELECT s.relname FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid
-         WHERE dep.refobjid = c.oid AND dep.refobjsubid = a.attnum AND dep.classid = 'pg_class'::regclass
-           AND s.relkind = 'S' AND dep.deptype IN ('a', 'i') LIMIT 1)
+       t.typtype, t.typname, NULL, ds.description, owned.seq
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
+LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
+LEFT JOIN (SELECT dep.refobjid, dep.refobjsubid, min(s.relname) AS seq
+           FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
+           WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
+           GROUP BY dep.refobjid, dep.refobjsubid) owned ON owned.refobjid = c.oid AND owned.refobjsubid = a.attnum
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
 ORDER BY c.relname, a.attnum
 """
