@@ -125,3 +125,58 @@ def test_status_uses_a_fixed_number_of_catalog_queries(pg):
         assert system.check_migration_status().migration_needed is False
         counts[n] = len(statements)
     assert counts[5] == counts[40], counts
+
+
+BACKUP_MODELS = """
+from sqlalchemy import Identity
+Table("parents", metadata, Column("id", Integer, primary_key=True), Column("name", String(20), nullable=False),
+      Column("state", Enum("open", "closed", name="pstate"), server_default="open"), Column("doc", JSON),
+      Column("price", Numeric(10, 2)), Column("at", DateTime), CheckConstraint("price >= 0", name="ck_price"),
+      Index("ix_parents_lower", func.lower(text("name"))), comment="the parents")
+Table("children", metadata, Column("id", Integer, Identity(), primary_key=True),
+      Column("parent_id", Integer, ForeignKey("parents.id", ondelete="CASCADE")), Column("blob", Text),
+      UniqueConstraint("parent_id", "blob", name="uq_child"))
+"""
+
+
+def _fill(pg):
+    pg.sql("""INSERT INTO parents (name, state, doc, price, at) VALUES ('a', 'closed', '{"k": [1, 2]}', 1.50, '2024-05-06 07:08:09'), """
+           "('b', 'open', NULL, NULL, NULL)")
+    pg.sql("INSERT INTO children (parent_id, blob) VALUES (1, 'x'), (2, NULL)")
+
+
+def test_builtin_logical_backup_round_trip_when_pg_dump_is_absent(pg):
+    from migration_core.backup import BackupManager
+    from migration_core.dialects.postgresql.logical import PgLogicalBackupEngine
+
+    pg.migrate(BACKUP_MODELS)
+    _fill(pg)
+    system = pg.system(BACKUP_MODELS)
+    engine = PgLogicalBackupEngine(lambda: system.dialect.connect(write=True), system.dialect.schema, system.dialect._fingerprint)
+    manager = BackupManager(system.settings, engine)
+    before = pg.state()
+    info = manager.create_backup("test")
+    pg.sql("DELETE FROM children")
+    pg.sql("UPDATE parents SET name = 'zz'")
+    pg.sql("CREATE TABLE extra (id int)")
+    manager.restore_backup(info.id)
+    assert pg.state() == before
+    # Sequences continue where they were: the next ids do not collide.
+    pg.sql("INSERT INTO parents (name) VALUES ('c')")
+    pg.sql("INSERT INTO children (parent_id) VALUES (3)")
+    assert pg.sql("SELECT max(id) FROM parents") == [(3,)] and pg.sql("SELECT max(id) FROM children") == [(3,)]
+
+
+def test_pg_dump_backup_round_trip_keeps_sequences(pg):
+    pg.migrate(BACKUP_MODELS)
+    _fill(pg)
+    system = pg.system(BACKUP_MODELS)
+    assert system.backups.engine.name == "pg_dump-custom"
+    before = pg.state()
+    info = system.backups.create_backup("test")
+    pg.sql("DELETE FROM children")
+    pg.sql("CREATE TABLE extra (id int)")
+    system.backups.restore_backup(info.id)
+    assert pg.state() == before
+    pg.sql("INSERT INTO parents (name) VALUES ('c')")
+    assert pg.sql("SELECT max(id) FROM parents") == [(3,)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Dialect as SaDialect
-from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable, SetTableComment
 
 from .. import changes as ch
 from ..diff import Diff
@@ -77,7 +77,10 @@ class ServerPlanner:
 
     def create_table(self, name: str) -> list[str]:
         t = self.sa_table(name)
-        return [self.compile(CreateTable(t)), *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
+        out = [self.compile(CreateTable(t)), *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
+        if t.comment and not self.sa_dialect.inline_comments:
+            out.append(self.compile(SetTableComment(t)))  # what create_all adds after CREATE TABLE
+        return out
 
     def create_index(self, table: str, name: str) -> str:
         ix = sa_index(self.metadata, table, name)

@@ -142,9 +142,15 @@ class PostgresDialect:
         return PgAdvisoryLock(self.engine, lock_key(self.url.database or "", self.schema()), timeout_ms)
 
     def backup_engine(self):
-        from .backup import PgDumpBackupEngine
+        """pg_dump -Fc when the client tools are installed; otherwise the built-in logical dump."""
+        import shutil
 
-        return PgDumpBackupEngine(self.url, self.schema, self._fingerprint)
+        from .backup import PgDumpBackupEngine
+        from .logical import PgLogicalBackupEngine
+
+        if all(shutil.which(tool) for tool in ("pg_dump", "pg_restore", "psql")):
+            return PgDumpBackupEngine(self.url, self.schema, self._fingerprint)
+        return PgLogicalBackupEngine(lambda: self.connect(write=True), self.schema, self._fingerprint)
 
     def _fingerprint(self) -> str | None:
         conn = self.connect(write=False)
