@@ -180,3 +180,24 @@ def test_pg_dump_backup_round_trip_keeps_sequences(pg):
     assert pg.state() == before
     pg.sql("INSERT INTO parents (name) VALUES ('c')")
     assert pg.sql("SELECT max(id) FROM parents") == [(3,)]
+
+
+def test_assessment_names_rewrites_and_plans_cheaper_forms(pg):
+    body = """Table("t", metadata, Column("id", Integer, primary_key=True), Column("n", Integer), Column("s", String(10)))"""
+    pg.migrate(body)
+    pg.sql("INSERT INTO t VALUES (1, 1, 'a')")
+    changed = body.replace('Column("n", Integer)', 'Column("n", BigInteger, nullable=False)').replace(
+        "String(10)", "String(20)") + """
+Table("u", metadata, Column("id", Integer, primary_key=True), Column("t_id", Integer, ForeignKey("t.id")))
+"""
+    preview = pg.system(changed).preview_diff()
+    joined = " | ".join(preview.warnings)
+    assert "changing t.n from INTEGER to BIGINT rewrites t" in joined
+    assert "t.s" not in joined  # VARCHAR widening needs no rewrite
+    assert "CHECK NOT VALID + VALIDATE" in joined
+    assert any(s.endswith("CHECK (n IS NOT NULL) NOT VALID") for s in preview.sql)
+    validate = next(i for i, s in enumerate(preview.sql) if s.startswith("ALTER TABLE t VALIDATE CONSTRAINT") and "_mig_nn_n" in s)
+    assert preview.sql.index("ALTER TABLE t ALTER COLUMN n SET NOT NULL") > validate
+    pg.migrate(changed)
+    assert pg.sql("SELECT id, n, s FROM t") == [(1, 1, "a")]
+    assert pg.sql("SELECT count(*) FROM pg_constraint WHERE conname = '_mig_nn_n'") == [(0,)]

@@ -65,6 +65,7 @@ def _message(exc: BaseException) -> str:
 class MysqlDialect:
     name = "mysql"
     history_flavor = HISTORY_FLAVOR
+    integrity_check_name = "foreign keys hold"
 
     def __init__(self, settings):
         self.settings = settings

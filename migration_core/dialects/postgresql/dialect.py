@@ -65,6 +65,7 @@ def _message(exc: BaseException) -> str:
 class PostgresDialect:
     name = "postgresql"
     history_flavor = HISTORY_FLAVOR
+    integrity_check_name = "no invalid indexes"
 
     def __init__(self, settings):
         self.settings = settings

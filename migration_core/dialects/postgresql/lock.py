@@ -79,8 +79,7 @@ class PgAdvisoryLock:
         if row is None:
             return None
         pid, app, hostname, addr, since = row
-        purpose = app.split(" ")[1] if app and app.startswith("migration-mcp ") and len(app.split(" ")) > 1 else app
-        return LockHolder(pid=pid, hostname=hostname or addr or "local socket", purpose=purpose or None,
+        return LockHolder(pid=pid, hostname=hostname or addr or "local socket", purpose=app or None,
                           acquired_at=since.astimezone(UTC).isoformat() if since else None)
 
     def status(self) -> LockStatus:
