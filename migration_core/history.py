@@ -42,6 +42,7 @@ class HistoryFlavor:
     exists_sql: str = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?"
     begin: str = "BEGIN IMMEDIATE"
     upsert: str = "INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})"
+    interrupted: str = "interrupted: the process ended before the migration finished; the transaction was rolled back"
 
 
 SQLITE_FLAVOR = HistoryFlavor()
@@ -117,9 +118,10 @@ class MigrationHistoryManager:
             return 0
         n = conn.execute(f"SELECT count(*) FROM {HISTORY_TABLE} WHERE status = 'running'").fetchone()[0]
         if n:
-            self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, "
-                              "error = 'interrupted: the process ended before the migration finished; the transaction was rolled back' "
-                              "WHERE status = 'running'", (now_iso(),))
+            for migration_id, progress in conn.execute(f"SELECT id, error FROM {HISTORY_TABLE} WHERE status = 'running'").fetchall():
+                message = self.flavor.interrupted + (f" (last recorded: {progress})" if progress else "")
+                self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                            (now_iso(), message, migration_id))
         return n
 
     def mark_rolled_back(self, conn, migration_id: str) -> None:

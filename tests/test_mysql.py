@@ -126,3 +126,34 @@ def test_status_uses_a_fixed_number_of_catalog_queries(my):
         assert system.check_migration_status().migration_needed is False
         counts[n] = len(statements)
     assert counts[5] == counts[40], counts
+
+
+def test_automatic_restore_keeps_triggers_and_auto_increment(my):
+    my.migrate("""Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", Integer), Column("a", Text))
+Table("log", metadata, Column("id", Integer, primary_key=True), Column("what", String(20)))""")
+    my.sql("CREATE TRIGGER t_ins AFTER INSERT ON t FOR EACH ROW INSERT INTO log (what) VALUES (CONCAT('ins ', NEW.id))")
+    my.sql("INSERT INTO t (b, a) VALUES (1, 'not a date'), (2, NULL)")
+    my.sql("DELETE FROM t WHERE id = 2")
+    before = my.state()
+    body = """Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", BigInteger), Column("a", DateTime))
+Table("log", metadata, Column("id", Integer, primary_key=True), Column("what", String(20)))"""
+    with pytest.raises(MigrationError, match="had committed and were undone"):
+        my.system(body).execute_auto_migration()
+    assert my.state() == before
+    my.sql("INSERT INTO t (b) VALUES (3)")
+    assert my.sql("SELECT id FROM t ORDER BY id") == [(1,), (3,)]  # AUTO_INCREMENT kept: 2 is not reused
+    assert my.sql("SELECT what FROM log ORDER BY id")[-1] == ("ins 3",)  # the trigger is back
+
+
+def test_interrupted_non_transactional_run_is_reported_as_possibly_half_done(my):
+    system = my.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
+    system.execute_auto_migration()
+    conn = system.dialect.connect(write=True)
+    try:
+        system.history.record_migration_start(conn, "mig-crashed", statements=["a", "b", "c"])
+        system.history.record_progress(conn, "mig-crashed", 2, 3)
+    finally:
+        conn.close()
+    system.execute_auto_migration()  # takes the lock, finds the dead run's row
+    entry = next(h for h in system.get_migration_history() if h.id == "mig-crashed")
+    assert entry.status == "failed" and "half-migrated" in entry.error and "2 of 3 statements executed" in entry.error

@@ -40,6 +40,8 @@ HISTORY_FLAVOR = HistoryFlavor(
     exists_sql="SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
     begin="BEGIN",
     upsert="REPLACE INTO {table} ({columns}) VALUES ({values})",
+    interrupted="interrupted: the process ended during a run whose statements commit one by one, so the database may be "
+                "half-migrated; roll back to this migration's backup, or run migrate again to finish the remaining changes",
 )
 
 _NUMERIC = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",

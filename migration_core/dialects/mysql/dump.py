@@ -30,6 +30,7 @@ class TableDump:
     columns: tuple[str, ...]
     rows: tuple[tuple, ...]
     checksum: int | None
+    triggers: tuple[str, ...] = ()  # CREATE TRIGGER statements: DROP TABLE drops a table's triggers
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ def take_dump(conn, schema: str, tables: list[str]) -> Dump:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
             "AND extra NOT LIKE '%%GENERATED%%' ORDER BY ordinal_position", (schema, real)).fetchall())
         rows = tuple(tuple(r) for r in conn.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(real)}").fetchall())
-        out.append(TableDump(real, create, cols, rows, checksum(conn, real)))
+        triggers = tuple(conn.execute(f"SHOW CREATE TRIGGER {q(name)}").fetchone()[2] for (name,) in conn.execute(
+            "SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = %s AND event_object_table = %s "
+            "ORDER BY action_order", (schema, real)).fetchall())
+        out.append(TableDump(real, create, cols, rows, checksum(conn, real), triggers))
     return Dump(tuple(out), tuple(existing))
 
 
@@ -87,6 +91,9 @@ def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> Non
                 sql = f"INSERT INTO {q(t.name)} ({', '.join(q(c) for c in t.columns)}) VALUES ({', '.join(['%s'] * len(t.columns))})"
                 for i in range(0, len(t.rows), _BATCH):
                     conn.executemany(sql, list(t.rows[i:i + _BATCH]))
+        for t in dump.tables:  # after the rows, so restoring fires none of them
+            for trigger in t.triggers:
+                conn.execute(trigger)
     finally:
         conn.execute("SET SESSION foreign_key_checks = 1")
     bad = [t.name for t in dump.tables if t.checksum is not None and checksum(conn, t.name) != t.checksum]
@@ -126,7 +133,7 @@ def _dec(v):
 
 def write_dump(dump: Dump, dest: Path) -> None:
     payload = {"format": FORMAT, "all_tables": list(dump.all_tables), "tables": [
-        {"name": t.name, "create": t.create, "columns": list(t.columns), "checksum": t.checksum,
+        {"name": t.name, "create": t.create, "columns": list(t.columns), "checksum": t.checksum, "triggers": list(t.triggers),
          "rows": [[_enc(v) for v in r] for r in t.rows]} for t in dump.tables]}
     with open(dest, "w", encoding="utf-8") as fh:
         json.dump(payload, fh)
@@ -140,5 +147,5 @@ def read_dump(path: Path) -> Dump:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise BackupError(f"backup file {path} is not a {FORMAT} file")
     tables = tuple(TableDump(t["name"], t["create"], tuple(t["columns"]), tuple(tuple(_dec(v) for v in r) for r in t["rows"]),
-                             t.get("checksum")) for t in raw["tables"])
+                             t.get("checksum"), tuple(t.get("triggers", ()))) for t in raw["tables"])
     return Dump(tables, tuple(raw["all_tables"]))
