@@ -55,6 +55,7 @@ def test_every_executed_statement_is_recorded_and_failure_says_where(my):
     entry = system.get_migration_history()[0]
     assert entry.status == "failed" and "statement 3 of 3" in entry.error
     assert len(entry.statements) == 3
+    assert list(my.backups.glob("run-*")) == []  # the run's dump of affected tables is removed once restored
 
 
 def test_logical_backup_fallback_round_trip_and_tamper_check(my):
@@ -71,6 +72,10 @@ def test_logical_backup_fallback_round_trip_and_tamper_check(my):
     my.sql("CREATE TABLE extra (id INT PRIMARY KEY)")
     manager.restore_backup(info.id)
     assert my.state() == before
+    data = open(info.path, "rb").read()
+    cut = my.tmp / "cut.logical.jsonl"
+    cut.write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 1])  # drop the end marker line
+    assert "truncated" in engine.check_backup_file(cut)
     with open(info.path, "r+b") as fh:
         fh.seek(5)
         fh.write(b"#")

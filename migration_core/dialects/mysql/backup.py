@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from ...errors import BackupError
 from .catalog import quote_ident
-from .dump import list_tables, read_dump, restore_dump, take_dump, write_dump
+from .dump import list_tables, read_dump, restore_dump, take_dump
 
 
 def _args(url: URL) -> tuple[list[str], dict[str, str]]:
@@ -94,7 +94,7 @@ class LogicalBackupEngine:
     """Fallback when mysqldump is absent: every table through `dump.py`."""
 
     name = "mysql-logical-json"
-    suffix = ".logical.json"  # not ".json": that is the metadata file beside it
+    suffix = ".logical.jsonl"
 
     def __init__(self, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None]):
         self._connect = connect
@@ -105,11 +105,10 @@ class LogicalBackupEngine:
         conn = self._connect()
         try:
             conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            dump = take_dump(conn, self._schema(), list_tables(conn, self._schema()))
+            take_dump(conn, self._schema(), list_tables(conn, self._schema()), dest)
             conn.execute("COMMIT")
         finally:
             conn.close()
-        write_dump(dump, dest)
 
     def check_backup_file(self, path: Path) -> str | None:
         try:

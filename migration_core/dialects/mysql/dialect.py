@@ -174,9 +174,18 @@ class MysqlDialect:
         schema = self.schema()
         if progress:
             progress(0, len(statements), f"dumping {len(plan.tables)} affected table(s) before the first statement")
+        directory = self.settings.resolved_backup_dir()
+        directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+        path = directory / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.affected.jsonl"
         conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        dump = take_dump(conn, schema, list(plan.tables))
-        conn.execute("COMMIT")
+        try:
+            dump = take_dump(conn, schema, list(plan.tables), path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            conn.execute("COMMIT")
+        path.chmod(0o600)
         before = self.read_live(conn).fingerprint()
         done = 0
         try:
@@ -191,8 +200,9 @@ class MysqlDialect:
                     progress(done, len(statements), f"executed {done}/{len(statements)} statements")
             verify(conn)
             before_commit(conn)
+            path.unlink(missing_ok=True)
             return done
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - every failure must restore
             where = statements[done] if done < len(statements) else "(final checks)"
             if isinstance(exc, DBAPIError):
                 cause = f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]"
@@ -208,8 +218,9 @@ class MysqlDialect:
             except BaseException as restore_exc:
                 raise MigrationError(
                     f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the automatic "
-                    f"restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; restore the "
-                    "pre-migration backup with rollback") from None
+                    f"restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; the dump of those "
+                    f"tables is kept at {path}; restore the pre-migration backup with rollback") from None
+            path.unlink(missing_ok=True)
             kind = ExecutionTimeout if isinstance(exc, ExecutionTimeout) else MigrationError
             raise kind(
                 f"{cause}; {done} statement(s) had committed and were undone: tables "
