@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from migration_core.errors import LockTimeout, MigrationError, SafetyRefusal
-from servers import ServerProject, my, pg, server  # noqa: F401 - fixtures
+from servers import ServerProject, server  # noqa: F401 - fixture
 
 USERS_V1 = """
 Table("users", metadata,

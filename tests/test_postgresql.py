@@ -201,3 +201,15 @@ Table("u", metadata, Column("id", Integer, primary_key=True), Column("t_id", Int
     pg.migrate(changed)
     assert pg.sql("SELECT id, n, s FROM t") == [(1, 1, "a")]
     assert pg.sql("SELECT count(*) FROM pg_constraint WHERE conname = '_mig_nn_n'") == [(0,)]
+
+
+def test_concurrent_unique_constraint_is_built_then_attached(pg):
+    pg.migrate("""Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", Integer))""")
+    pg.sql("INSERT INTO t (v) SELECT g FROM generate_series(1, 1000) g")
+    body = """Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", Integer), UniqueConstraint("v", name="uq_t_v"))"""
+    system = pg.system(body, concurrent_indexes=True)
+    sql = system.preview_diff().sql
+    assert sql[-2:] == ["CREATE UNIQUE INDEX CONCURRENTLY uq_t_v ON t (v)", "ALTER TABLE t ADD CONSTRAINT uq_t_v UNIQUE USING INDEX uq_t_v"]
+    system.execute_auto_migration(create_backup=False)
+    assert system.check_migration_status().migration_needed is False
+    assert pg.sql("SELECT contype FROM pg_constraint WHERE conname = 'uq_t_v'") == [("u",)]

@@ -58,7 +58,7 @@ class ServerConnection:
         self.sa.close()
 
 
-def connect_server(engine: Engine, in_tx: Callable[[Any], bool], what: str) -> ServerConnection:
+def connect_server(engine: Engine, in_tx: Callable[[Any], bool]) -> ServerConnection:
     try:
         sa = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     except SQLAlchemyError as exc:

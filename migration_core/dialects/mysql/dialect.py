@@ -27,7 +27,7 @@ from ...urls import parse_url
 from ..base import Progress
 from ..server import ServerConnection, SqlProbe, connect_server, make_engine
 from .catalog import quote_ident, read_snapshot
-from .dump import list_tables, restore_dump, take_dump
+from .dump import restore_dump, take_dump
 from .planner import MysqlPlanner
 
 HISTORY_FLAVOR = HistoryFlavor(
@@ -90,7 +90,7 @@ class MysqlDialect:
         return True
 
     def connect(self, *, write: bool) -> ServerConnection:
-        return connect_server(self.engine, _in_tx, "mysql")
+        return connect_server(self.engine, _in_tx)
 
     def schema(self) -> str:
         return self.url.database

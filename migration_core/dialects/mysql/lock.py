@@ -37,7 +37,7 @@ class MysqlNamedLock:
     @contextmanager
     def acquire(self, purpose: str) -> Iterator[LockHolder]:
         start = time.monotonic()
-        conn = connect_server(self.engine, lambda d: False, "lock")
+        conn = connect_server(self.engine, lambda d: False)
         try:
             while conn.execute("SELECT GET_LOCK(%s, 0)", (self.name,)).scalar() != 1:
                 if time.monotonic() - start >= self.timeout_ms / 1000:
@@ -67,7 +67,7 @@ class MysqlNamedLock:
         return LockHolder(None, host, f"connection {cid} of {user}", since)
 
     def status(self) -> LockStatus:
-        conn = connect_server(self.engine, lambda d: False, "lock status")
+        conn = connect_server(self.engine, lambda d: False)
         try:
             holder = self._holder(conn)
         finally:

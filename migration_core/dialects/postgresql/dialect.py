@@ -6,6 +6,7 @@ The managed schema is the connection's `current_schema()` (normally `public`).
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Callable
@@ -84,7 +85,7 @@ class PostgresDialect:
         return True  # a server database must exist before we can connect; connect() says so clearly
 
     def connect(self, *, write: bool) -> ServerConnection:
-        conn = connect_server(self.engine, _in_tx, "postgresql")
+        conn = connect_server(self.engine, _in_tx)
         if self._schema is None:
             self._schema = conn.execute("SELECT current_schema()").scalar()
             if self._schema is None:
@@ -217,7 +218,7 @@ class PostgresDialect:
         if state == "55P03":
             return MigrationError(
                 f"statement {done + 1} of {len(statements)} could not get its lock within lock_timeout "
-                f"({self.settings.ddl_lock_timeout_ms} ms): another session holds {where.split(' ')[2] if where.startswith('ALTER TABLE') else 'a table it needs'}; "
+                f"({self.settings.ddl_lock_timeout_ms} ms): another session holds a lock on a table it needs [{where}]; "
                 "rolled back, nothing changed; retry when the long transaction ends or raise ddl_lock_timeout_ms")
         if state == "57014":
             return ExecutionTimeout(f"migration exceeded the time limit during statement {done + 1} of {len(statements)} "
@@ -232,14 +233,15 @@ class PostgresDialect:
                 conn.execute(f"SET lock_timeout = {int(self.settings.ddl_lock_timeout_ms)}")
                 conn.execute(stmt)
             except DBAPIError as exc:
-                name = stmt.split(" ")[4] if len(stmt.split(" ")) > 4 else "?"
+                m = re.search(r"CONCURRENTLY (\S+)|USING INDEX (\S+)$", stmt)
                 try:
-                    conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                    if m:
+                        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {m[1] or m[2]}")
                 except DBAPIError:
                     pass
                 raise MigrationError(
                     f"the plan's transaction committed, but concurrent index build {i + 1} of {len(statements)} failed: "
-                    f"{_message(exc)} [{stmt}]; the half-built index was dropped; run migrate again to retry") from None
+                    f"{_message(exc)} [{stmt}]; its index was dropped; run migrate again to retry") from None
             finally:
                 conn.execute("RESET lock_timeout")
         conn.execute("BEGIN")

@@ -53,7 +53,7 @@ class PgAdvisoryLock:
     @contextmanager
     def acquire(self, purpose: str) -> Iterator[LockHolder]:
         start = time.monotonic()
-        conn = connect_server(self.engine, lambda d: False, "lock")
+        conn = connect_server(self.engine, lambda d: False)
         try:
             tag = f"migration-mcp {purpose} pid {os.getpid()}@{socket.gethostname()}"[:63]
             conn.execute("SELECT set_config('application_name', %s, false)", (tag,))
@@ -83,7 +83,7 @@ class PgAdvisoryLock:
                           acquired_at=since.astimezone(UTC).isoformat() if since else None)
 
     def status(self) -> LockStatus:
-        conn = connect_server(self.engine, lambda d: False, "lock status")
+        conn = connect_server(self.engine, lambda d: False)
         try:
             holder = self._holder(conn)
         finally:

@@ -169,7 +169,16 @@ class PostgresPlanner(ServerPlanner):
                           [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} SET DEFAULT {self.default_sql(table, c.column)}"], None, table)
 
     def add_unique(self, c: ch.AddUniqueConstraint) -> list[str]:
-        self.notes.append(f"adding UNIQUE on {c.table} builds an index while holding ACCESS EXCLUSIVE on {c.table}")
+        if self.settings.concurrent_indexes:
+            name = self.q(c.constraint.name or f"{c.table}_{'_'.join(c.constraint.columns)}_key")
+            cols = ", ".join(self.q(x) for x in c.constraint.columns)
+            self.postamble += [f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON {self.q(c.table)} ({cols})",
+                               f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"]
+            self.notes.append(f"UNIQUE on {c.table} is built as CREATE UNIQUE INDEX CONCURRENTLY, then attached with ADD CONSTRAINT "
+                              ".. USING INDEX (a brief lock), after the transaction commits (concurrent_indexes)")
+            return []
+        self.notes.append(f"adding UNIQUE on {c.table} builds an index while holding ACCESS EXCLUSIVE on {c.table} "
+                          "(set concurrent_indexes to build it concurrently first)")
         return super().add_unique(c)
 
     def add_check(self, c: ch.AddCheckConstraint) -> list[str]:
