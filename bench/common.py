@@ -31,6 +31,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 def base_parser(name: str, description: str, *, repeat: int = 5) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
     p.add_argument("--repeat", type=int, default=repeat, help=f"timed repetitions per contender; the median is reported (default {repeat})")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones (default 1)")
     p.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where <name>.json goes (default bench/results)")
     p.add_argument("--workdir", type=Path, default=None, help="parent folder for generated data (default: the system temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the generated data folder (its path is printed)")
@@ -118,7 +119,7 @@ def ratio_entry(value: float | None, *, numerator: str, baseline: str, goal: flo
         "unit": unit,
         "numerator": numerator,
         "baseline": baseline,
-        "goal": None if goal is None else f"<= {goal:g}{unit}",
+        "goal": None if goal is None else f"<= {goal:g}{unit if unit == 'x' else ' ' + unit}",
         "met": None if value is None or goal is None else bool(value <= goal),
         "note": note,
     }
@@ -135,20 +136,33 @@ class ProcResult:
     stderr: str
 
 
-def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True) -> ProcResult:
-    """Run `cmd`, returning its wall time and its own peak RSS.
+_RSS_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(rc)\n"
+)
 
-    os.wait4 returns the rusage of exactly this child: the same ru_maxrss that
-    getrusage(RUSAGE_CHILDREN) reports in a parent whose only child it was."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+
+def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True,
+          rss: bool = False) -> ProcResult:
+    """Run `cmd`; return its wall time (and with `rss=True` its peak RSS in KiB, else 0).
+
+    Peak RSS goes through a minimal launcher process that runs `cmd` as its only child and
+    reports getrusage(RUSAGE_CHILDREN).ru_maxrss: Linux carries the RSS high-water mark of
+    the forking process over into the child's ru_maxrss at exec, so a child started straight
+    from this (large) benchmark process would report at least this process's RSS. The launcher
+    (python -S, about 10 MB) is the floor of the measurement instead."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "maxrss"
+        full = [sys.executable, "-S", "-c", _RSS_LAUNCHER, str(rss_file), *cmd] if rss else cmd
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd or REPO_ROOT, env=env or child_env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(full, cwd=cwd or REPO_ROOT, env=env or child_env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        res = ProcResult(wall, usage.ru_maxrss, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        maxrss = int(rss_file.read_text()) if rss and rss_file.exists() else 0
+        res = ProcResult(wall, maxrss, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
     if check and res.returncode != 0:
         raise RuntimeError(f"command failed ({res.returncode}): {' '.join(cmd)[:300]}\n{res.stderr[-3000:]}")
     return res
@@ -157,7 +171,7 @@ def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None
 def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env.setdefault("PYTHONDONTWRITEBYTECODE", "0")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # generated models files get their bytecode cached, as installed code would
     env.update(extra)
     return env
 
@@ -243,6 +257,8 @@ def write_results(name: str, args: argparse.Namespace, payload: dict[str, Any]) 
 def fmt_s(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 0:
+        return "-" + fmt_s(-seconds)
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} us"
     if seconds < 1:
@@ -282,3 +298,50 @@ def have_alembic() -> bool:
     except ImportError:
         return False
     return True
+
+
+# ---- profiles -------------------------------------------------------------------------------
+
+def add_profile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", action="store_true",
+                   help="after the timed rounds, run our contender once more under cProfile and print/store the top entries")
+    p.add_argument("--profile-top", type=int, default=15, help="entries to show with --profile (default 15)")
+
+
+def format_stats(stats, top: int) -> list[dict[str, Any]]:
+    """Top entries by cumulative time of a pstats.Stats, as JSON-friendly rows."""
+    import pstats
+
+    stats.sort_stats(pstats.SortKey.CUMULATIVE)
+    out = []
+    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
+        cc, nc, tt, ct, _callers = stats.stats[func]  # type: ignore[attr-defined]
+        filename, line, name = func
+        where = name if filename == "~" else f"{_short_path(filename)}:{line}({name})"
+        out.append({"function": where, "ncalls": nc, "tottime_s": round(tt, 4), "cumtime_s": round(ct, 4)})
+    return out
+
+
+def _short_path(filename: str) -> str:
+    for marker in (str(REPO_ROOT) + os.sep, "site-packages" + os.sep, "lib" + os.sep + "python"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def profile_call(fn: Callable[[], Any], top: int) -> list[dict[str, Any]]:
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        fn()
+    finally:
+        prof.disable()
+    return format_stats(pstats.Stats(prof), top)
+
+
+def print_profile(rows: list[dict[str, Any]], title: str) -> None:
+    print_table(["function", "calls", "tottime s", "cumtime s"],
+                [[r["function"], r["ncalls"], f"{r['tottime_s']:.3f}", f"{r['cumtime_s']:.3f}"] for r in rows], title=title)

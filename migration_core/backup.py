@@ -82,10 +82,9 @@ def backup_engine_for(settings: MigrationSettings) -> BackupEngine:
         from .dialects.sqlite_backup import SqliteBackupEngine
 
         return SqliteBackupEngine(sqlite_path(url), timeout_ms=max(settings.lock_timeout_ms, 1000))
-    raise ConfigurationError(
-        f"backups are not supported for {backend} databases yet; use your server's own backup tooling "
-        "and run with auto_backup disabled (--no-backup)"
-    )
+    from .dialects.base import get_dialect
+
+    return get_dialect(settings).backup_engine()
 
 
 def _fsync_path(path: Path) -> None:

@@ -39,7 +39,7 @@ def run_health_checks(system) -> HealthResult:
             checks.append(HealthCheck(name="database", status="pass", weight=25, detail="reachable"))
             problem = dialect.integrity_check(conn)
             checks.append(HealthCheck(name="integrity", status="fail" if problem else "pass", weight=20,
-                                      detail=problem or "quick_check: ok"))
+                                      detail=problem or f"{getattr(dialect, 'integrity_check_name', 'quick_check')}: ok"))
     except MigrationError as exc:
         checks.append(HealthCheck(name="database", status="fail", weight=25, detail=str(exc)))
         return score_checks(checks, s.masked_url)

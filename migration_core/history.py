@@ -11,6 +11,8 @@ import json
 import secrets
 from datetime import datetime, timezone
 
+from dataclasses import dataclass
+
 from .dialects.sqlite.catalog import HISTORY_TABLE
 from .results import HistoryEntry, HistoryStatistics
 
@@ -31,6 +33,21 @@ _DDL = f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
 )"""
 
 
+@dataclass(frozen=True)
+class HistoryFlavor:
+    """The few SQL spellings that differ between databases; each dialect provides one."""
+
+    param: str = "?"  # DB-API placeholder
+    ddl: str = _DDL
+    exists_sql: str = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?"
+    begin: str = "BEGIN IMMEDIATE"
+    upsert: str = "INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})"
+    interrupted: str = "interrupted: the process ended before the migration finished; the transaction was rolled back"
+
+
+SQLITE_FLAVOR = HistoryFlavor()
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -40,22 +57,31 @@ def new_migration_id() -> str:
 
 
 class MigrationHistoryManager:
-    """Works on a DB-API connection in autocommit mode (explicit BEGIN/COMMIT)."""
+    """Works on a connection in autocommit mode (explicit BEGIN/COMMIT) with a sqlite3-like
+    `execute`/`executemany`/`in_transaction`; `flavor` supplies the dialect's SQL spellings."""
+
+    def __init__(self, flavor: HistoryFlavor = SQLITE_FLAVOR):
+        self.flavor = flavor
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.flavor.param == "?" else sql.replace("?", self.flavor.param)
 
     def _exists(self, conn) -> bool:
         if conn is None:
             return False
-        return conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (HISTORY_TABLE,)).fetchone() is not None
+        return conn.execute(self._sql(self.flavor.exists_sql), (HISTORY_TABLE,)).fetchone() is not None
 
     def ensure_table(self, conn) -> None:
-        conn.execute(_DDL)
+        if not self._exists(conn):
+            conn.execute(self.flavor.ddl)
 
     def _write(self, conn, sql: str, params: tuple) -> None:
         """One statement in its own transaction, or inside the caller's if one is open."""
+        sql = self._sql(sql)
         if conn.in_transaction:
             conn.execute(sql, params)
             return
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(self.flavor.begin)
         try:
             conn.execute(sql, params)
             conn.execute("COMMIT")
@@ -73,8 +99,14 @@ class MigrationHistoryManager:
                      json.dumps(statements or []), json.dumps(changes or [])))
 
     def record_migration_success(self, conn, migration_id: str, duration_ms: float, status: str = "succeeded") -> None:
-        self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
+        self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = ?, finished_at = ?, duration_ms = ?, error = NULL WHERE id = ?",
                     (status, now_iso(), round(duration_ms, 3), migration_id))
+
+    def record_progress(self, conn, migration_id: str, done: int, total: int) -> None:
+        """Where a non-transactional run has got to (each statement committed on its own), so a
+        failure or a crash says exactly which statements ran."""
+        self._write(conn, f"UPDATE {HISTORY_TABLE} SET error = ? WHERE id = ?",
+                    (f"in progress: {done} of {total} statements executed and committed", migration_id))
 
     def record_migration_failure(self, conn, migration_id: str, error: str, duration_ms: float) -> None:
         self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, duration_ms = ?, error = ? WHERE id = ?",
@@ -86,9 +118,10 @@ class MigrationHistoryManager:
             return 0
         n = conn.execute(f"SELECT count(*) FROM {HISTORY_TABLE} WHERE status = 'running'").fetchone()[0]
         if n:
-            self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, "
-                              "error = 'interrupted: the process ended before the migration finished; the transaction was rolled back' "
-                              "WHERE status = 'running'", (now_iso(),))
+            for migration_id, progress in conn.execute(f"SELECT id, error FROM {HISTORY_TABLE} WHERE status = 'running'").fetchall():
+                message = self.flavor.interrupted + (f" (last recorded: {progress})" if progress else "")
+                self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                            (now_iso(), message, migration_id))
         return n
 
     def mark_rolled_back(self, conn, migration_id: str) -> None:
@@ -102,9 +135,13 @@ class MigrationHistoryManager:
     def import_rows(self, conn, rows: list[tuple]) -> None:
         """Put back rows a restore removed: the audit trail survives rollbacks."""
         self.ensure_table(conn)
-        conn.execute("BEGIN IMMEDIATE")
+        if not rows:
+            return
+        conn.execute(self.flavor.begin)
         try:
-            conn.executemany(f"INSERT OR REPLACE INTO {HISTORY_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
+            upsert = self.flavor.upsert.format(table=HISTORY_TABLE, columns=", ".join(_COLUMNS),
+                                               values=", ".join([self.flavor.param] * len(_COLUMNS)))
+            conn.executemany(upsert, [tuple(r) for r in rows])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -114,7 +151,7 @@ class MigrationHistoryManager:
     def get_migration_history(self, conn, limit: int = 20) -> list[HistoryEntry]:
         if not self._exists(conn):
             return []
-        rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM {HISTORY_TABLE} ORDER BY started_at DESC, id DESC LIMIT ?", (limit,)).fetchall()
+        rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM {HISTORY_TABLE} ORDER BY started_at DESC, id DESC LIMIT {int(limit)}").fetchall()
         return [self._entry(r) for r in rows]
 
     def last_rollbackable(self, conn) -> HistoryEntry | None:
@@ -127,8 +164,8 @@ class MigrationHistoryManager:
     def find_by_backup(self, conn, backup_id: str) -> HistoryEntry | None:
         if not self._exists(conn):
             return None
-        row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM {HISTORY_TABLE} WHERE kind = 'migrate' AND backup_id = ? "
-                           "ORDER BY started_at DESC LIMIT 1", (backup_id,)).fetchone()
+        row = conn.execute(self._sql(f"SELECT {', '.join(_COLUMNS)} FROM {HISTORY_TABLE} WHERE kind = 'migrate' AND backup_id = ? "
+                                     "ORDER BY started_at DESC LIMIT 1"), (backup_id,)).fetchone()
         return self._entry(row) if row else None
 
     def get_migration_statistics(self, conn) -> HistoryStatistics:

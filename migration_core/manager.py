@@ -101,7 +101,8 @@ class MigrationManager:
             executed = self.dialect.run_plan(
                 conn, plan, deadline=deadline, verify=verify,
                 before_commit=lambda c: self.history.record_migration_success(c, migration_id, (time.monotonic() - run_started) * 1000),
-                progress=progress)
+                progress=progress,
+                checkpoint=lambda c, done: self.history.record_progress(c, migration_id, done, len(plan.statements)))
         except MigrationError as exc:
             self.history.record_migration_failure(conn, migration_id, str(exc), (time.monotonic() - run_started) * 1000)
             exc.migration_id = migration_id

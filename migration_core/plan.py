@@ -27,10 +27,11 @@ class Plan:
     commit: tuple[str, ...] = ("COMMIT",)
     postamble: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tables: tuple[str, ...] = ()  # live tables the plan touches (MySQL: dumped first, restored if a statement fails)
 
     @property
     def empty(self) -> bool:
-        return not self.steps
+        return not self.steps and not self.postamble
 
     @property
     def statements(self) -> list[str]:

@@ -54,6 +54,8 @@ class MigrationSettings(BaseSettings):
     allow_destructive: bool = False
     backup_retention: int = Field(default=10, ge=1)
     lock_timeout_ms: int = Field(default=10000, ge=0)
+    ddl_lock_timeout_ms: int = Field(default=2000, gt=0, description="PostgreSQL: `SET LOCAL lock_timeout` for the plan's DDL, so a migration queued behind a long transaction fails fast instead of blocking every query behind it.")
+    concurrent_indexes: bool = Field(default=False, description="PostgreSQL: build new indexes (CREATE INDEX CONCURRENTLY) and UNIQUE constraints (CREATE UNIQUE INDEX CONCURRENTLY + ADD CONSTRAINT USING INDEX) after the transaction (opt-in: not all-or-nothing).")
     renames: list[str] = Field(default_factory=list, description="Rename hints: `old_table:new_table` or `table.old_col:new_col`.")
     ignore_tables: list[str] = Field(default_factory=list, description="Glob patterns of live tables to leave alone (never dropped or diffed).")
 

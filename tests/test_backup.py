@@ -264,10 +264,15 @@ def test_password_is_masked_in_metadata(tmp_path, db):
     assert "app:***@db.example" in info.database
 
 
-def test_non_sqlite_url_without_engine_is_a_configuration_error(tmp_path):
-    settings = MigrationSettings(database_url="postgresql+psycopg://app:pw@db.example/app", backup_dir=tmp_path / "b")
+def test_unsupported_url_without_engine_is_a_configuration_error(tmp_path):
+    settings = MigrationSettings(database_url="mssql+pyodbc://app:pw@db.example/app", backup_dir=tmp_path / "b")
     with pytest.raises(ConfigurationError, match="not supported"):
         BackupManager(settings)
+
+
+def test_server_urls_pick_their_dialects_backup_engine_without_connecting(tmp_path):
+    settings = MigrationSettings(database_url="postgresql+psycopg://app:pw@db.example/app", backup_dir=tmp_path / "b")
+    assert BackupManager(settings).engine.name == "pg_dump-custom"
 
 
 def test_restore_gives_up_when_the_live_db_stays_locked(tmp_path, db):

@@ -37,7 +37,11 @@ class Dialect(Protocol):
     def lock(self, timeout_ms: int) -> Any: ...
     def backup_engine(self) -> Any: ...
     def run_plan(self, conn: Any, plan: Plan, *, deadline: float, verify: Callable[[Any], None],
-                 before_commit: Callable[[Any], None], progress: Progress | None) -> int: ...
+                 before_commit: Callable[[Any], None], progress: Progress | None,
+                 checkpoint: Callable[[Any, int], None] | None = None) -> int:
+        """Run the plan; `checkpoint(conn, n)` is called after the n-th statement when statements
+        commit one by one (MySQL), so the history says exactly where a failure stopped."""
+        ...
     def integrity_check(self, conn: Any) -> str | None: ...
 
 
@@ -51,6 +55,14 @@ def get_dialect(settings) -> Dialect:
         from .sqlite.dialect import SqliteDialect
 
         return SqliteDialect(settings)
+    if backend == "postgresql":
+        from .postgresql.dialect import PostgresDialect
+
+        return PostgresDialect(settings)
+    if backend in ("mysql", "mariadb"):
+        from .mysql.dialect import MysqlDialect
+
+        return MysqlDialect(settings)
     raise ConfigurationError(
-        f"database backend {backend!r} is not supported yet; supported: sqlite (PostgreSQL and MariaDB/MySQL are planned)"
+        f"database backend {backend!r} is not supported; supported: sqlite, postgresql, mysql/mariadb"
     )

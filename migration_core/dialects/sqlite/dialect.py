@@ -114,8 +114,9 @@ class SqliteDialect:
         return None if rows == ["ok"] else "; ".join(rows[:5])
 
     def run_plan(self, conn: sqlite3.Connection, plan: Plan, *, deadline: float, verify: Callable,
-                 before_commit: Callable, progress: Progress | None) -> int:
-        """Preamble outside the transaction (foreign_keys cannot change inside one), then all or nothing."""
+                 before_commit: Callable, progress: Progress | None, checkpoint: Callable | None = None) -> int:
+        """Preamble outside the transaction (foreign_keys cannot change inside one), then all or nothing.
+        `checkpoint` is unused: one transaction has no intermediate state worth recording."""
         fk_before = conn.execute("PRAGMA foreign_keys").fetchone()[0]
         statements = plan.statements
         done = 0

@@ -1,0 +1,129 @@
+"""MariaDB/MySQL backups for BackupManager: `mysqldump` when it is installed (restored with the
+`mysql` client), otherwise the built-in logical dump (`dump.py`), which needs no client tools.
+
+A mysqldump file ends with a `-- Dump completed` line, so truncation is detected before any
+restore. Restore first drops the tables that are not in the backup (tables the migration added),
+with foreign key checks off. MariaDB cannot make a restore atomic (DDL commits); a failed restore
+is reported, and the pre-rollback safety backup still holds the state before it.
+The password travels in MYSQL_PWD, never on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy.engine import URL
+
+from ...errors import BackupError
+from .catalog import quote_ident
+from .dump import list_tables, read_dump, restore_dump, take_dump
+
+
+def _args(url: URL) -> tuple[list[str], dict[str, str]]:
+    args = [f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 3306}", f"--user={url.username or 'root'}"]
+    env = dict(os.environ)
+    if url.password is not None:
+        env["MYSQL_PWD"] = str(url.password)
+    return args, env
+
+
+class MysqldumpBackupEngine:
+    name = "mysqldump"
+    suffix = ".sql"
+
+    def __init__(self, url: URL, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None],
+                 timeout_ms: int = 600000):
+        self.url = url
+        self._connect = connect
+        self._schema = schema
+        self._fingerprint = fingerprint
+        self.timeout_s = timeout_ms / 1000
+        self.dump_tool = shutil.which("mysqldump") or shutil.which("mariadb-dump")
+        self.client = shutil.which("mysql") or shutil.which("mariadb")
+
+    def _run(self, args: list[str], what: str, stdin: bytes | None = None, stdout=None) -> None:
+        base, env = _args(self.url)
+        try:
+            proc = subprocess.run([args[0], *base, *args[1:]], input=stdin, stdout=stdout or subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            raise BackupError(f"{what} took longer than {self.timeout_s:.0f} s") from None
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise BackupError(f"{what} failed: {'; '.join(err[-3:]) or f'exit code {proc.returncode}'}")
+
+    def write_backup(self, dest: Path) -> None:
+        with open(dest, "wb") as fh:
+            self._run([self.dump_tool, "--single-transaction", "--skip-lock-tables", "--no-tablespaces", "--skip-triggers",
+                       "--hex-blob", "--default-character-set=utf8mb4", self._schema()], "mysqldump", stdout=fh)
+
+    def check_backup_file(self, path: Path) -> str | None:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(64)
+                fh.seek(max(0, path.stat().st_size - 200))
+                tail = fh.read()
+        except OSError as exc:
+            return f"cannot read backup file {path}: {exc.strerror or exc}"
+        if not head.startswith((b"-- MySQL dump", b"-- MariaDB dump", b"/*M!999999")):
+            return f"backup file {path} is not a mysqldump file"
+        if b"-- Dump completed" not in tail:
+            return f"backup file {path} is truncated (no '-- Dump completed' trailer)"
+        return None
+
+    def restore_backup(self, src: Path) -> None:
+        conn = self._connect()
+        try:
+            keep = {ln.split("`")[1].lower() for ln in open(src, encoding="utf-8", errors="replace") if ln.startswith("CREATE TABLE `")}
+            extra = [t for t in list_tables(conn, self._schema()) if t.lower() not in keep]
+        finally:
+            conn.close()
+        prefix = "SET FOREIGN_KEY_CHECKS=0;\n" + "".join(f"DROP TABLE IF EXISTS {quote_ident(t)};\n" for t in extra)
+        self._run([self.client, "--default-character-set=utf8mb4", self._schema()], "restore through the mysql client",
+                  stdin=prefix.encode() + Path(src).read_bytes() + b"\nSET FOREIGN_KEY_CHECKS=1;\n")
+
+    def schema_fingerprint(self) -> str | None:
+        return self._fingerprint()
+
+
+class LogicalBackupEngine:
+    """Fallback when mysqldump is absent: every table through `dump.py`."""
+
+    name = "mysql-logical-json"
+    suffix = ".logical.jsonl"
+
+    def __init__(self, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None]):
+        self._connect = connect
+        self._schema = schema
+        self._fingerprint = fingerprint
+
+    def write_backup(self, dest: Path) -> None:
+        conn = self._connect()
+        try:
+            conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            take_dump(conn, self._schema(), list_tables(conn, self._schema()), dest)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def check_backup_file(self, path: Path) -> str | None:
+        try:
+            read_dump(path)
+        except BackupError as exc:
+            return str(exc)
+        return None
+
+    def restore_backup(self, src: Path) -> None:
+        dump = read_dump(src)
+        conn = self._connect()
+        try:
+            restore_dump(conn, self._schema(), dump)
+        finally:
+            conn.close()
+
+    def schema_fingerprint(self) -> str | None:
+        return self._fingerprint()

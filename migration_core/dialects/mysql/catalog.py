@@ -1,0 +1,164 @@
+"""Read one MariaDB/MySQL database into a SchemaSnapshot with six information_schema queries,
+whatever the table count: tables, columns, index columns, constraints, check clauses, views.
+
+Normalization (the target is created in a scratch database and read by this same code):
+display widths go (`int(11)` is `INT`), `tinyint(1)` is `BOOLEAN`, ENUM/SET are compared as value
+sets, `current_timestamp()` is `CURRENT_TIMESTAMP`, backquotes leave expressions, and names the
+server chose itself (`PRIMARY`, `<table>_ibfk_<n>`, `CONSTRAINT_<n>`) are not compared. MariaDB's
+JSON is LONGTEXT plus a `json_valid()` CHECK on both sides alike. Unique constraints are unique
+indexes in MySQL, so they appear as indexes only.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import defaultdict
+
+from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, View
+from ..sqlite.catalog import HISTORY_TABLE
+
+AUTO_INCREMENT = "auto_increment"
+
+_Q_TABLES = ("SELECT table_name, table_comment, table_collation FROM information_schema.tables "
+             "WHERE table_schema = %s AND table_type = 'BASE TABLE'")
+_Q_COLUMNS = ("SELECT table_name, column_name, column_type, is_nullable, column_default, extra, collation_name, "
+              "generation_expression FROM information_schema.columns WHERE table_schema = %s "
+              "ORDER BY table_name, ordinal_position")
+_Q_INDEXES = ("SELECT table_name, index_name, non_unique, seq_in_index, column_name, sub_part "
+              "FROM information_schema.statistics WHERE table_schema = %s ORDER BY table_name, index_name, seq_in_index")
+_Q_FKS = ("SELECT k.table_name, k.constraint_name, k.column_name, k.referenced_table_name, k.referenced_column_name, "
+          "r.update_rule, r.delete_rule FROM information_schema.key_column_usage k "
+          "JOIN information_schema.referential_constraints r ON r.constraint_schema = k.constraint_schema "
+          "AND r.constraint_name = k.constraint_name AND r.table_name = k.table_name "
+          "WHERE k.table_schema = %s AND k.referenced_table_name IS NOT NULL "
+          "ORDER BY k.table_name, k.constraint_name, k.ordinal_position")
+_Q_CHECKS = ("SELECT table_name, constraint_name, check_clause FROM information_schema.check_constraints "
+             "WHERE constraint_schema = %s ORDER BY table_name, constraint_name")
+_Q_VIEWS = "SELECT table_name, view_definition FROM information_schema.views WHERE table_schema = %s"
+_Q_DEFAULT_COLLATION = "SELECT default_collation_name FROM information_schema.schemata WHERE schema_name = %s"
+
+CATALOG_QUERIES = 7
+
+_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)")
+_ENUM = re.compile(r"^(enum|set)\((.*)\)$", re.S)
+_NOW = re.compile(r"\bcurrent_timestamp(\(\))?|\bnow\(\)", re.I)
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def normalize_type(column_type: str) -> str:
+    t = column_type.strip()
+    if t.lower() == "tinyint(1)":
+        return "BOOLEAN"
+    m = _ENUM.match(t)
+    if m:
+        values = sorted(re.findall(r"'((?:[^']|'')*)'", m[2]))
+        return f"{m[1].upper()}(" + ",".join(f"'{v}'" for v in values) + ")"
+    t = _WIDTH.sub(lambda m: m[1], t)
+    return t.upper()
+
+
+def normalize_expr(text: str | None) -> str | None:
+    if text is None:
+        return None
+    out = text.replace("`", "").strip()
+    out = _NOW.sub("CURRENT_TIMESTAMP", out)
+    out = re.sub(r"\s+", " ", out)
+    while out.startswith("(") and out.endswith(")") and _balanced(out[1:-1]):
+        out = out[1:-1].strip()
+    return out
+
+
+def _balanced(s: str) -> bool:
+    depth, quoted = 0, False
+    for ch in s:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted:
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _action(rule: str | None) -> str | None:
+    r = (rule or "").upper()
+    return None if r in ("", "NO ACTION", "RESTRICT") else r
+
+
+def is_ignored(name: str, ignore: tuple[str, ...]) -> bool:
+    return name == HISTORY_TABLE or any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in ignore)
+
+
+def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
+    default_collation = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).scalar()
+    tables_meta = {name: (comment or None) for name, comment, _coll in conn.execute(_Q_TABLES, (schema,)).fetchall()
+                   if not is_ignored(name, ignore)}
+    columns: dict[str, list[Column]] = defaultdict(list)
+    auto: dict[str, set[str]] = defaultdict(set)
+    for tbl, name, ctype, nullable, default, extra, collation, generation in conn.execute(_Q_COLUMNS, (schema,)).fetchall():
+        if tbl not in tables_meta:
+            continue
+        extra = (extra or "").lower()
+        gen = None
+        if "generated" in extra:
+            gen, default = normalize_expr(generation), None
+        elif AUTO_INCREMENT in extra:
+            default = AUTO_INCREMENT
+            auto[tbl].add(name)
+        else:
+            default = normalize_expr(default)
+            if default is not None and default.upper() == "NULL":
+                default = None
+            if "on update" in extra:
+                default = f"{default} ON UPDATE {normalize_expr(extra.split('on update', 1)[1])}"
+        columns[tbl].append(Column(
+            name=name, type=normalize_type(ctype), nullable=nullable == "YES", default=default,
+            collation=collation if collation and collation != default_collation else None,
+            generated=gen,
+        ))
+
+    index_parts: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for tbl, iname, non_unique, _seq, col, sub_part in conn.execute(_Q_INDEXES, (schema,)).fetchall():
+        if tbl in tables_meta:
+            index_parts[(tbl, iname)].append((non_unique, col, sub_part))
+    pks: dict[str, PrimaryKey] = {}
+    indexes: dict[str, list[Index]] = defaultdict(list)
+    for (tbl, iname), parts in index_parts.items():
+        cols = tuple(p[1] for p in parts)
+        if iname == "PRIMARY":
+            pks[tbl] = PrimaryKey(None, cols, autoincrement=len(cols) == 1 and cols[0] in auto[tbl])
+            continue
+        unique = not int(parts[0][0])
+        spec = ", ".join(c + (f"({s})" if s else "") for _, c, s in parts)
+        definition = f"{'unique ' if unique else ''}({spec})"
+        indexes[tbl].append(Index(iname, cols, unique, definition, "", None))
+
+    fk_parts: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for tbl, cname, col, ref, ref_col, upd, dele in conn.execute(_Q_FKS, (schema,)).fetchall():
+        if tbl in tables_meta:
+            fk_parts[(tbl, cname)].append((col, ref, ref_col, upd, dele))
+    fks: dict[str, list[ForeignKey]] = defaultdict(list)
+    for (tbl, cname), parts in fk_parts.items():
+        name = None if re.fullmatch(re.escape(tbl) + r"_ibfk_\d+", cname) else cname
+        fks[tbl].append(ForeignKey(name, tuple(p[0] for p in parts), parts[0][1], tuple(p[2] for p in parts),
+                                   _action(parts[0][4]), _action(parts[0][3])))
+
+    checks: dict[str, list[CheckConstraint]] = defaultdict(list)
+    for tbl, cname, clause in conn.execute(_Q_CHECKS, (schema,)).fetchall():
+        if tbl in tables_meta:
+            name = None if re.fullmatch(r"CONSTRAINT_\d+", cname) else cname
+            checks[tbl].append(CheckConstraint(name, normalize_expr(clause)))
+
+    tables = {
+        name: Table(name=name, columns=tuple(columns[name]), primary_key=pks.get(name), foreign_keys=tuple(fks[name]),
+                    check_constraints=tuple(checks[name]), indexes=tuple(sorted(indexes[name], key=lambda i: i.name)),
+                    comment=tables_meta[name])
+        for name in tables_meta
+    }
+    views = {name: View(name, sql or "") for name, sql in conn.execute(_Q_VIEWS, (schema,)).fetchall()}
+    return SchemaSnapshot("mysql", tables, views, {})

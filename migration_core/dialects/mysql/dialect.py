@@ -1,0 +1,228 @@
+"""Everything MariaDB/MySQL-specific: connections, catalog, scratch-database normalization,
+planning, probes, GET_LOCK, backups and execution with automatic restore.
+
+DDL commits implicitly here, so a multi-statement plan cannot roll back by itself. `run_plan`
+dumps the tables the plan touches first, runs statement by statement (each one recorded in the
+history as it commits), and on any failure restores those tables from the dump, drops tables the
+plan created, and checks the result against the dump's checksums and the starting schema.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from typing import Callable
+
+from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ...diff import Diff
+from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
+from ...history import HistoryFlavor
+from ...plan import Plan
+from ...snapshot import SchemaSnapshot
+from ...target import load_metadata
+from ...urls import parse_url
+from ..base import Progress
+from ..server import ServerConnection, SqlProbe, connect_server, make_engine
+from .catalog import quote_ident, read_snapshot
+from .dump import restore_dump, take_dump
+from .planner import MysqlPlanner
+
+HISTORY_FLAVOR = HistoryFlavor(
+    param="%s",
+    ddl="""CREATE TABLE IF NOT EXISTS _migration_history (
+    id VARCHAR(64) NOT NULL PRIMARY KEY, kind VARCHAR(16) NOT NULL, status VARCHAR(16) NOT NULL,
+    started_at VARCHAR(40) NOT NULL, finished_at VARCHAR(40), duration_ms DOUBLE, plan_checksum VARCHAR(64),
+    backup_id VARCHAR(64), error LONGTEXT, statements LONGTEXT NOT NULL, changes LONGTEXT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    exists_sql="SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+    begin="BEGIN",
+    upsert="REPLACE INTO {table} ({columns}) VALUES ({values})",
+    interrupted="interrupted: the process ended during a run whose statements commit one by one, so the database may be "
+                "half-migrated; roll back to this migration's backup, or run migrate again to finish the remaining changes",
+)
+
+_NUMERIC = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",
+            "DECIMAL": "num", "FLOAT": "num", "DOUBLE": "num"}
+
+
+def _numeric_kind(type_: str) -> str | None:
+    return _NUMERIC.get(type_.split("(", 1)[0].split(" ", 1)[0])
+
+
+def _in_tx(driver) -> bool:
+    return bool(driver.server_status & 1)  # SERVER_STATUS_IN_TRANS
+
+
+def _message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[1], str):
+        return f"({args[0]}) {args[1]}"
+    return " ".join(str(orig).split())
+
+
+class MysqlDialect:
+    name = "mysql"
+    history_flavor = HISTORY_FLAVOR
+    integrity_check_name = "foreign keys hold"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.url = parse_url(settings.database_url)
+        if self.url.get_driver_name() not in ("pymysql",):
+            if self.url.drivername in ("mysql", "mariadb"):
+                self.url = self.url.set(drivername=f"{self.url.drivername}+pymysql")
+            else:
+                raise ConfigurationError(f"MariaDB/MySQL URLs must use PyMySQL (mysql+pymysql://...), not {self.url.drivername}")
+        if not self.url.database:
+            raise ConfigurationError("the MariaDB/MySQL URL must name a database (mysql+pymysql://user@host/dbname)")
+        if "charset" not in self.url.query:
+            self.url = self.url.update_query_dict({"charset": "utf8mb4"})
+        self.engine = make_engine(self.url)
+        self.ignore = tuple(settings.ignore_tables)
+        self._metadata: MetaData | None = None
+
+    # -- connections ---------------------------------------------------------------------
+    def database_exists(self) -> bool:
+        return True
+
+    def connect(self, *, write: bool) -> ServerConnection:
+        return connect_server(self.engine, _in_tx)
+
+    def schema(self) -> str:
+        return self.url.database
+
+    # -- schema --------------------------------------------------------------------------
+    def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
+        return read_snapshot(conn, self.schema(), self.ignore)
+
+    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
+        """Create the models in a scratch database with the live database's character set and
+        collation, read them back like the live one, and drop it (DDL cannot be rolled back here)."""
+        self._metadata = metadata
+        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
+        if schemas:
+            raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported")
+        scratch = f"_mig_scratch_{secrets.token_hex(6)}"
+        conn = self.connect(write=False)
+        try:
+            cs, coll = conn.execute("SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
+                                    "WHERE schema_name = %s", (self.schema(),)).fetchone() or ("utf8mb4", None)
+            conn.execute(f"CREATE DATABASE {quote_ident(scratch)} CHARACTER SET {cs}" + (f" COLLATE {coll}" if coll else ""))
+            try:
+                conn.execute(f"USE {quote_ident(scratch)}")
+                metadata.create_all(conn.sa, checkfirst=False)
+                return read_snapshot(conn, scratch, ())
+            finally:
+                conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)}")
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(f"the models cannot be created on MariaDB/MySQL: {_message(exc)}") from None
+        finally:
+            conn.close()
+
+    def _models(self) -> MetaData:
+        if self._metadata is None:
+            self._metadata = load_metadata(self.settings.models)
+        return self._metadata
+
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff) -> Plan:
+        return MysqlPlanner(self._models(), self.engine.dialect, live, target, self.settings, conn).plan(diff)
+
+    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
+        return SqlProbe(conn, diff, live, target, quote_ident, lambda c: f"CAST({c} AS CHAR)", "REGEXP", _numeric_kind)
+
+    # -- infrastructure ------------------------------------------------------------------
+    def lock(self, timeout_ms: int):
+        from .lock import MysqlNamedLock, lock_name
+
+        return MysqlNamedLock(self.engine, lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}"), timeout_ms)
+
+    def backup_engine(self):
+        from .backup import LogicalBackupEngine, MysqldumpBackupEngine
+
+        connect = lambda: self.connect(write=True)  # noqa: E731
+        if (shutil.which("mysqldump") or shutil.which("mariadb-dump")) and (shutil.which("mysql") or shutil.which("mariadb")):
+            return MysqldumpBackupEngine(self.url, connect, self.schema, self._fingerprint)
+        return LogicalBackupEngine(connect, self.schema, self._fingerprint)
+
+    def _fingerprint(self) -> str | None:
+        conn = self.connect(write=False)
+        try:
+            return self.read_live(conn).fingerprint()
+        finally:
+            conn.close()
+
+    def integrity_check(self, conn: ServerConnection) -> str | None:
+        """Foreign keys that the data violates (possible here: checks can be switched off per session)."""
+        problems = []
+        for t in self.read_live(conn).tables.values():
+            for fk in t.foreign_keys:
+                cols = " AND ".join(f"c.{quote_ident(a)} IS NOT NULL" for a in fk.columns)
+                match = " AND ".join(f"p.{quote_ident(b)} = c.{quote_ident(a)}" for a, b in zip(fk.columns, fk.ref_columns))
+                n = conn.execute(f"SELECT count(*) FROM {quote_ident(t.name)} c WHERE {cols} AND NOT EXISTS "
+                                 f"(SELECT 1 FROM {quote_ident(fk.ref_table)} p WHERE {match})").scalar()
+                if n:
+                    problems.append(f"{n} row(s) of {t.name} violate a foreign key to {fk.ref_table}")
+        return "; ".join(problems[:5]) or None
+
+    def run_plan(self, conn: ServerConnection, plan: Plan, *, deadline: float, verify: Callable, before_commit: Callable,
+                 progress: Progress | None, checkpoint: Callable | None = None) -> int:
+        statements = plan.statements
+        schema = self.schema()
+        if progress:
+            progress(0, len(statements), f"dumping {len(plan.tables)} affected table(s) before the first statement")
+        directory = self.settings.resolved_backup_dir()
+        directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+        path = directory / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.affected.jsonl"
+        conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            dump = take_dump(conn, schema, list(plan.tables), path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            conn.execute("COMMIT")
+        path.chmod(0o600)
+        before = self.read_live(conn).fingerprint()
+        done = 0
+        try:
+            for stmt in statements:
+                if time.monotonic() > deadline:
+                    raise ExecutionTimeout(f"migration exceeded the time limit after {done} of {len(statements)} statements")
+                conn.execute(stmt)
+                done += 1
+                if checkpoint:
+                    checkpoint(conn, done)
+                if progress:
+                    progress(done, len(statements), f"executed {done}/{len(statements)} statements")
+            verify(conn)
+            before_commit(conn)
+            path.unlink(missing_ok=True)
+            return done
+        except BaseException as exc:  # noqa: BLE001 - every failure must restore
+            where = statements[done] if done < len(statements) else "(final checks)"
+            if isinstance(exc, DBAPIError):
+                cause = f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]"
+            elif isinstance(exc, MigrationError):
+                cause = str(exc).removesuffix("; rolled back, nothing changed")
+            else:
+                cause = f"unexpected {exc.__class__.__name__}: {exc}"
+            try:
+                restore_dump(conn, schema, dump)
+                after = self.read_live(conn).fingerprint()
+                if after != before:
+                    raise MigrationError("the schema after the restore differs from the schema before the migration")
+            except BaseException as restore_exc:
+                raise MigrationError(
+                    f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the automatic "
+                    f"restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; the dump of those "
+                    f"tables is kept at {path}; restore the pre-migration backup with rollback") from None
+            path.unlink(missing_ok=True)
+            kind = ExecutionTimeout if isinstance(exc, ExecutionTimeout) else MigrationError
+            raise kind(
+                f"{cause}; {done} statement(s) had committed and were undone: tables "
+                f"{', '.join(dump.table_names()) or '(none existed)'} restored from the dump taken before the first statement "
+                "and verified (schema and CHECKSUM TABLE match); rolled back, nothing changed") from None

@@ -1,0 +1,199 @@
+"""Built-in logical dump of MariaDB/MySQL tables to a file: `SHOW CREATE TABLE`, triggers and every
+row, restorable by this tool alone, with `CHECKSUM TABLE` values to prove a restore brought back
+the same data.
+
+Used twice: as the safety net of every MariaDB run (DDL commits statement by statement there, so
+the affected tables are dumped to disk first and restored automatically if a statement fails), and
+as the backup format when `mysqldump` is not installed. Rows are streamed (server-side cursor out,
+line by line in), so memory stays flat whatever the table size. Values are typed in JSON (bytes,
+decimals, dates), so a round trip is exact.
+
+File format (JSON lines): a header `{"format", "all_tables", "tables": [...]}`, then one
+`[table_index, [values...]]` line per row, grouped by table, then `{"end": <row count>}`, so a
+truncated file is detected.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from ...errors import BackupError
+from .catalog import quote_ident as q
+
+FORMAT = "migration-mcp-mysql-logical-dump-v2"
+_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class TableDump:
+    name: str
+    create: str
+    columns: tuple[str, ...]
+    checksum: int | None
+    triggers: tuple[str, ...] = ()  # CREATE TRIGGER statements: DROP TABLE drops a table's triggers
+
+
+@dataclass(frozen=True)
+class Dump:
+    path: Path
+    tables: tuple[TableDump, ...]
+    all_tables: tuple[str, ...]  # every table that existed when the dump was taken
+
+    def table_names(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+
+def list_tables(conn, schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+        "ORDER BY table_name", (schema,)).fetchall()]
+
+
+def checksum(conn, table: str) -> int | None:
+    return conn.execute(f"CHECKSUM TABLE {q(table)} EXTENDED").fetchone()[1]
+
+
+def take_dump(conn, schema: str, tables: list[str], dest: Path) -> Dump:
+    """Schema, triggers and rows of `tables` (those that exist) into `dest`. Call inside
+    `START TRANSACTION WITH CONSISTENT SNAPSHOT` for one consistent picture."""
+    existing = list_tables(conn, schema)
+    lower = {t.lower(): t for t in existing}
+    metas: list[TableDump] = []
+    for name in tables:
+        real = lower.get(name.lower())
+        if real is None or any(m.name == real for m in metas):
+            continue
+        create = conn.execute(f"SHOW CREATE TABLE {q(real)}").fetchone()[1]
+        cols = tuple(r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "AND extra NOT LIKE '%%GENERATED%%' ORDER BY ordinal_position", (schema, real)).fetchall())
+        triggers = tuple(conn.execute(f"SHOW CREATE TRIGGER {q(tname)}").fetchone()[2] for (tname,) in conn.execute(
+            "SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = %s AND event_object_table = %s "
+            "ORDER BY action_order", (schema, real)).fetchall())
+        metas.append(TableDump(real, create, cols, checksum(conn, real), triggers))
+    header = {"format": FORMAT, "all_tables": existing, "tables": [
+        {"name": m.name, "create": m.create, "columns": list(m.columns), "checksum": m.checksum, "triggers": list(m.triggers)}
+        for m in metas]}
+    rows = 0
+    with open(dest, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(header) + "\n")
+        for i, m in enumerate(metas):
+            result = conn.sa.execution_options(stream_results=True).exec_driver_sql(
+                f"SELECT {', '.join(q(c) for c in m.columns)} FROM {q(m.name)}")
+            try:
+                while batch := result.fetchmany(_BATCH):
+                    for r in batch:
+                        fh.write(json.dumps([i, [_enc(v) for v in r]]) + "\n")
+                    rows += len(batch)
+            finally:
+                result.close()
+        fh.write(json.dumps({"end": rows}) + "\n")
+    return Dump(Path(dest), tuple(metas), tuple(existing))
+
+
+def read_dump(path: Path) -> Dump:
+    """The header of a dump file, after checking that the file is complete."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = json.loads(fh.readline())
+            count, last = 0, None
+            for line in fh:
+                last = line
+                count += 1
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"backup file {path} is not a readable logical dump: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise BackupError(f"backup file {path} is not a {FORMAT} file")
+    try:
+        end = json.loads(last) if last else None
+    except ValueError:
+        end = None
+    if not isinstance(end, dict) or end.get("end") != count - 1:
+        raise BackupError(f"backup file {path} is truncated (its end marker is missing or does not match its rows)")
+    tables = tuple(TableDump(t["name"], t["create"], tuple(t["columns"]), t.get("checksum"), tuple(t.get("triggers", ())))
+                   for t in header["tables"])
+    return Dump(Path(path), tables, tuple(header["all_tables"]))
+
+
+def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> None:
+    """Put the dumped tables back exactly; with `drop_new`, drop tables that did not exist when the
+    dump was taken (a failed plan's new or renamed tables). Foreign key checks are off meanwhile,
+    so order does not matter; every restored table's checksum is compared with the dump's."""
+    conn.execute("SET SESSION foreign_key_checks = 0")
+    try:
+        before = {t.lower() for t in dump.all_tables}
+        if drop_new:
+            for name in list_tables(conn, schema):
+                if name.lower() not in before and not name.startswith("_migration_history"):
+                    conn.execute(f"DROP TABLE {q(name)}")
+        for t in dump.tables:
+            conn.execute(f"DROP TABLE IF EXISTS {q(t.name)}")
+            conn.execute(t.create)
+        pending: list[tuple] = []
+        current = None
+
+        def flush() -> None:
+            if pending:
+                m = dump.tables[current]
+                conn.executemany(f"INSERT INTO {q(m.name)} ({', '.join(q(c) for c in m.columns)}) "
+                                 f"VALUES ({', '.join(['%s'] * len(m.columns))})", pending)
+                pending.clear()
+
+        with open(dump.path, encoding="utf-8") as fh:
+            fh.readline()
+            for line in fh:
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    break
+                index, values = item
+                if index != current or len(pending) >= _BATCH:
+                    flush()
+                    current = index
+                pending.append(tuple(_dec(v) for v in values))
+            flush()
+        for t in dump.tables:  # after the rows, so restoring fires none of them
+            for trigger in t.triggers:
+                conn.execute(trigger)
+    finally:
+        conn.execute("SET SESSION foreign_key_checks = 1")
+    bad = [t.name for t in dump.tables if t.checksum is not None and checksum(conn, t.name) != t.checksum]
+    if bad:
+        raise BackupError(f"restored tables do not match the dump's checksums: {', '.join(bad)}")
+
+
+def _enc(v):
+    if isinstance(v, (bytes, bytearray)):
+        return {"b64": base64.b64encode(bytes(v)).decode()}
+    if isinstance(v, Decimal):
+        return {"dec": str(v)}
+    if isinstance(v, dt.datetime):
+        return {"dt": v.isoformat()}
+    if isinstance(v, dt.date):
+        return {"d": v.isoformat()}
+    if isinstance(v, dt.time):
+        return {"t": v.isoformat()}
+    if isinstance(v, dt.timedelta):
+        return {"td": v.total_seconds()}
+    return v
+
+
+def _dec(v):
+    if isinstance(v, dict):
+        if "b64" in v:
+            return base64.b64decode(v["b64"])
+        if "dec" in v:
+            return Decimal(v["dec"])
+        if "dt" in v:
+            return dt.datetime.fromisoformat(v["dt"])
+        if "d" in v:
+            return dt.date.fromisoformat(v["d"])
+        if "t" in v:
+            return dt.time.fromisoformat(v["t"])
+        if "td" in v:
+            return dt.timedelta(seconds=v["td"])
+    return v

@@ -1,0 +1,255 @@
+"""Everything PostgreSQL-specific: connections, catalog, scratch-schema normalization, planning,
+probes, the advisory lock, pg_dump backups and transactional execution.
+
+The managed schema is the connection's `current_schema()` (normally `public`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Callable
+
+from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ...diff import Diff
+from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
+from ...history import HistoryFlavor
+from ...plan import Plan
+from ...snapshot import SchemaSnapshot
+from ...target import load_metadata
+from ...urls import parse_url
+from ..base import Progress
+from ..server import ServerConnection, SqlProbe, connect_server, make_engine
+from .catalog import quote_ident, read_snapshot
+from .planner import PostgresPlanner
+
+HISTORY_FLAVOR = HistoryFlavor(
+    param="%s",
+    ddl="""CREATE TABLE IF NOT EXISTS _migration_history (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+    duration_ms DOUBLE PRECISION, plan_checksum TEXT, backup_id TEXT, error TEXT,
+    statements TEXT NOT NULL DEFAULT '[]', changes TEXT NOT NULL DEFAULT '[]')""",
+    exists_sql="SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+    begin="BEGIN",
+    upsert="INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, "
+           "status = EXCLUDED.status, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "
+           "duration_ms = EXCLUDED.duration_ms, plan_checksum = EXCLUDED.plan_checksum, backup_id = EXCLUDED.backup_id, "
+           "error = EXCLUDED.error, statements = EXCLUDED.statements, changes = EXCLUDED.changes",
+)
+
+_NUMERIC = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num", "REAL": "num"}
+
+
+def _numeric_kind(type_: str) -> str | None:
+    return _NUMERIC.get(type_.split("(", 1)[0])
+
+
+def _in_tx(driver) -> bool:
+    from psycopg.pq import TransactionStatus
+
+    return driver.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR, TransactionStatus.ACTIVE)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None)
+
+
+def _message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split())
+
+
+class PostgresDialect:
+    name = "postgresql"
+    history_flavor = HISTORY_FLAVOR
+    integrity_check_name = "no invalid indexes"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.url = parse_url(settings.database_url)
+        if self.url.get_driver_name() not in ("psycopg", "psycopg_async") and self.url.drivername != "postgresql":
+            raise ConfigurationError(f"PostgreSQL URLs must use psycopg 3 (postgresql+psycopg://...), not {self.url.drivername}")
+        if self.url.drivername == "postgresql":
+            self.url = self.url.set(drivername="postgresql+psycopg")
+        self.engine = make_engine(self.url)
+        self.ignore = tuple(settings.ignore_tables)
+        self._schema: str | None = None
+        self._metadata: MetaData | None = None
+
+    # -- connections ---------------------------------------------------------------------
+    def database_exists(self) -> bool:
+        return True  # a server database must exist before we can connect; connect() says so clearly
+
+    def connect(self, *, write: bool) -> ServerConnection:
+        conn = connect_server(self.engine, _in_tx)
+        if self._schema is None:
+            self._schema = conn.execute("SELECT current_schema()").scalar()
+            if self._schema is None:
+                conn.close()
+                raise ConfigurationError("the connection has no current schema (search_path names no existing schema)")
+        return conn
+
+    def schema(self) -> str:
+        if self._schema is None:
+            self.connect(write=False).close()
+        return self._schema
+
+    # -- schema --------------------------------------------------------------------------
+    def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
+        return read_snapshot(conn, self.schema(), self.ignore)
+
+    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
+        """Create the models in a scratch schema inside a transaction that is always rolled back,
+        and read them with the live reader: nothing is left behind, even if the process dies."""
+        self._metadata = metadata
+        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
+        if schemas:
+            raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported; "
+                                     "the managed schema is the connection's current_schema()")
+        scratch = f"_migration_scratch_{secrets.token_hex(4)}"
+        conn = self.connect(write=False)
+        try:
+            conn.execute("BEGIN")
+            try:
+                conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
+                conn.execute(f"SET LOCAL search_path TO {quote_ident(scratch)}")
+                metadata.create_all(conn.sa, checkfirst=False)
+                return read_snapshot(conn, scratch, ())
+            finally:
+                conn.execute("ROLLBACK")
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(f"the models cannot be created on PostgreSQL: {_message(exc)}") from None
+        finally:
+            conn.close()
+
+    def _models(self) -> MetaData:
+        if self._metadata is None:
+            self._metadata = load_metadata(self.settings.models)
+        return self._metadata
+
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff) -> Plan:
+        return PostgresPlanner(self._models(), self.engine.dialect, live, target, self.settings, conn).plan(diff)
+
+    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
+        return SqlProbe(conn, diff, live, target, quote_ident, lambda c: f"{c}::text", "~", _numeric_kind)
+
+    # -- infrastructure ------------------------------------------------------------------
+    def lock(self, timeout_ms: int):
+        from .lock import PgAdvisoryLock, lock_key
+
+        return PgAdvisoryLock(self.engine, lock_key(self.url.database or "", self.schema()), timeout_ms)
+
+    def backup_engine(self):
+        """pg_dump -Fc when the client tools are installed; otherwise the built-in logical dump."""
+        import shutil
+
+        from .backup import PgDumpBackupEngine
+        from .logical import PgLogicalBackupEngine
+
+        if all(shutil.which(tool) for tool in ("pg_dump", "pg_restore", "psql")):
+            return PgDumpBackupEngine(self.url, self.schema, self._fingerprint)
+        return PgLogicalBackupEngine(lambda: self.connect(write=True), self.schema, self._fingerprint)
+
+    def _fingerprint(self) -> str | None:
+        conn = self.connect(write=False)
+        try:
+            return self.read_live(conn).fingerprint()
+        finally:
+            conn.close()
+
+    def integrity_check(self, conn: ServerConnection) -> str | None:
+        """Invalid indexes (left by a failed CREATE INDEX CONCURRENTLY) are the one inconsistency
+        PostgreSQL itself tolerates in a schema."""
+        rows = conn.execute(
+            "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace "
+            "WHERE n.nspname = %s AND NOT x.indisvalid", (self.schema(),)).fetchall()
+        return f"invalid indexes (drop and rebuild them): {', '.join(r[0] for r in rows)}" if rows else None
+
+    def run_plan(self, conn: ServerConnection, plan: Plan, *, deadline: float, verify: Callable, before_commit: Callable,
+                 progress: Progress | None, checkpoint: Callable | None = None) -> int:
+        """One transaction: lock_timeout for every DDL lock, statement_timeout for what is left of
+        the time limit; verify and record success inside it, then COMMIT. Opt-in concurrent index
+        builds run after the commit, each on its own (PostgreSQL forbids them in a transaction)."""
+        statements = plan.statements
+        done = 0
+        lock_ms = self.settings.ddl_lock_timeout_ms
+
+        def remaining_ms() -> int:
+            left = int((deadline - time.monotonic()) * 1000)
+            if left <= 0:
+                raise ExecutionTimeout(f"migration exceeded the time limit after {done} of {len(statements)} statements; "
+                                       "rolled back, nothing changed")
+            return left
+
+        conn.execute("BEGIN")
+        try:
+            conn.execute(f"SET LOCAL lock_timeout = {int(lock_ms)}")
+            for stmt in statements:
+                conn.execute(f"SET LOCAL statement_timeout = {remaining_ms()}")
+                conn.execute(stmt)
+                done += 1
+                if progress:
+                    progress(done, len(statements), f"executed {done}/{len(statements)} statements")
+            conn.execute(f"SET LOCAL statement_timeout = {remaining_ms()}")
+            if not plan.postamble:
+                verify(conn)
+                before_commit(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._error(exc, done, statements) from None
+        if plan.postamble:
+            self._run_concurrent(conn, plan.postamble, verify, before_commit)
+            done += len(plan.postamble)
+        return done
+
+    def _error(self, exc: BaseException, done: int, statements: list[str]) -> BaseException:
+        if isinstance(exc, MigrationError):
+            return exc
+        if not isinstance(exc, DBAPIError):
+            return exc
+        state = _sqlstate(exc)
+        where = statements[done] if done < len(statements) else "(final checks)"
+        if state == "55P03":
+            return MigrationError(
+                f"statement {done + 1} of {len(statements)} could not get its lock within lock_timeout "
+                f"({self.settings.ddl_lock_timeout_ms} ms): another session holds a lock on a table it needs [{where}]; "
+                "rolled back, nothing changed; retry when the long transaction ends or raise ddl_lock_timeout_ms")
+        if state == "57014":
+            return ExecutionTimeout(f"migration exceeded the time limit during statement {done + 1} of {len(statements)} "
+                                    f"[{where}]; rolled back, nothing changed")
+        return MigrationError(f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]; "
+                              "rolled back, nothing changed")
+
+    def _run_concurrent(self, conn: ServerConnection, statements: tuple[str, ...], verify: Callable, before_commit: Callable) -> None:
+        """The main transaction has committed; a failed build leaves an invalid index, dropped here."""
+        for i, stmt in enumerate(statements):
+            try:
+                conn.execute(f"SET lock_timeout = {int(self.settings.ddl_lock_timeout_ms)}")
+                conn.execute(stmt)
+            except DBAPIError as exc:
+                m = re.search(r"CONCURRENTLY (\S+)|USING INDEX (\S+)$", stmt)
+                try:
+                    if m:
+                        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {m[1] or m[2]}")
+                except DBAPIError:
+                    pass
+                raise MigrationError(
+                    f"the plan's transaction committed, but concurrent index build {i + 1} of {len(statements)} failed: "
+                    f"{_message(exc)} [{stmt}]; its index was dropped; run migrate again to retry") from None
+            finally:
+                conn.execute("RESET lock_timeout")
+        conn.execute("BEGIN")
+        try:
+            verify(conn)
+            before_commit(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,214 @@
+"""PostgreSQL DDL: the whole plan runs in one transaction (DDL is transactional), using the
+cheaper forms where they exist and saying in the notes what still rewrites or locks a table.
+
+- SET NOT NULL: `CHECK (c IS NOT NULL) NOT VALID`, `VALIDATE`, then `SET NOT NULL` (PostgreSQL 12+
+  skips its own scan when a valid CHECK proves it), then the helper CHECK is dropped.
+- CHECK and FOREIGN KEY: `ADD .. NOT VALID` then `VALIDATE CONSTRAINT`.
+- Native enums: new values with `ALTER TYPE .. ADD VALUE` (positioned), new types with CREATE TYPE.
+- Opt-in (`concurrent_indexes`): new plain indexes on existing tables as `CREATE INDEX CONCURRENTLY`
+  after the transaction commits (PostgreSQL refuses it inside one).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ... import changes as ch
+from ...diff import Diff
+from ..server_planner import PlanningError, ServerPlanner
+from .catalog import IDENTITY, SERIAL
+
+_ENUM = re.compile(r"^ENUM (?P<name>\S+?)\((?P<values>.*)\)$", re.S)
+_VOLATILE_OK = re.compile(r"^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|'[^']*'|-?[0-9.]+|true|false|NULL)$", re.I)
+# Type changes PostgreSQL does without rewriting the table (binary coercible or wider limit).
+_CHEAP_TARGETS = ("TEXT",)
+
+
+def parse_enum(type_: str) -> tuple[str, tuple[str, ...]] | None:
+    m = _ENUM.match(type_)
+    if not m:
+        return None
+    values = tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", m["values"]))
+    return m["name"], values
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _no_rewrite(old: str, new: str) -> bool:
+    if new in _CHEAP_TARGETS and old.startswith(("VARCHAR", "TEXT")):
+        return True
+    o, n = re.match(r"^(VARCHAR|NUMERIC)\((\d+)", old), re.match(r"^(VARCHAR|NUMERIC)\((\d+)", new)
+    return bool(o and n and o[1] == n[1] == "VARCHAR" and int(n[2]) >= int(o[2]))
+
+
+class PostgresPlanner(ServerPlanner):
+    dialect_name = "postgresql"
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.postamble: list[str] = []
+        self.live_enums = self._enums(self.live)
+
+    @staticmethod
+    def _enums(snapshot) -> dict[str, tuple[str, ...]]:
+        out = {}
+        for t in snapshot.tables.values():
+            for c in t.columns:
+                parsed = parse_enum(c.type)
+                if parsed:
+                    out[parsed[0]] = parsed[1]
+        return out
+
+    # -- hooks ---------------------------------------------------------------------------
+    def drop_index(self, c: ch.DropIndex) -> list[str]:
+        return [f"DROP INDEX {self.q(c.index.name)}"]
+
+    def drop_constraint(self, table: str, name: str, kind: str) -> list[str]:
+        return [f"ALTER TABLE {self.q(table)} DROP CONSTRAINT {self.q(name)}"]
+
+    def constraint_name(self, table: str, kind: str, item) -> str | None:
+        if getattr(item, "name", None) or self.conn is None:
+            return getattr(item, "name", None)
+        from .catalog import normalize_expr
+
+        rows = self.conn.execute(
+            "SELECT con.conname, pg_get_constraintdef(con.oid), ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i) "
+            "FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = %s AND con.contype = %s", (table, kind)).fetchall()
+        for name, definition, cols in rows:
+            if kind == "c":
+                body = definition[len("CHECK "):] if definition.upper().startswith("CHECK ") else definition
+                if normalize_expr(re.sub(r"\s+NOT VALID$", "", body)) == item.expression:
+                    return name
+            elif kind == "p" or tuple(cols) == tuple(item.columns):
+                return name
+        return None
+
+    def pre_tables(self, diff: Diff) -> None:
+        """CREATE TYPE for enums the live schema lacks; ADD VALUE for grown ones."""
+        wanted = self._enums(self.target)
+        for name, values in wanted.items():
+            old = self.live_enums.get(name)
+            if old is None:
+                self.emit(f"create enum type {name}", [f"CREATE TYPE {self.q(name)} AS ENUM ({', '.join(_lit(v) for v in values)})"],
+                          [f"DROP TYPE {self.q(name)}"])
+            elif old != values:
+                if [v for v in values if v in old] != list(old):
+                    raise PlanningError(
+                        f"enum type {name}: values {list(old)} -> {list(values)} removes or reorders values; PostgreSQL can only "
+                        "add values in place (ALTER TYPE .. ADD VALUE); migrate the data to a new type by hand")
+                stmts = []
+                for i, v in enumerate(values):
+                    if v in old:
+                        continue
+                    after = next((values[j] for j in range(i - 1, -1, -1) if values[j] in old or values[j] in values[:i]), None)
+                    pos = f" AFTER {_lit(after)}" if after is not None else f" BEFORE {_lit(old[0])}"
+                    stmts.append(f"ALTER TYPE {self.q(name)} ADD VALUE {_lit(v)}{pos}")
+                self.emit(f"add values to enum type {name}", stmts, None)
+
+    def column_changes(self, table: str, changes: list[ch.Change]) -> None:
+        q, t = self.q, self.q(table)
+        for c in changes:
+            if isinstance(c, ch.AddColumn):
+                spec = self.column_spec(table, c.column.name)
+                d = c.column.default
+                if d is not None and d not in (SERIAL, *IDENTITY.values()) and not _VOLATILE_OK.match(d):
+                    self.notes.append(f"adding {table}.{c.column.name} with default {d}: a volatile default rewrites {table} "
+                                      "under ACCESS EXCLUSIVE (constant and now() defaults do not)")
+                if d in (SERIAL, *IDENTITY.values()):
+                    self.notes.append(f"adding {table}.{c.column.name} ({d}) fills every row: rewrites {table} under ACCESS EXCLUSIVE")
+                self.emit(c.detail, [f"ALTER TABLE {t} ADD COLUMN {spec}"], [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"],
+                          table, rewrites_table=table if d in (SERIAL, *IDENTITY.values()) else None)
+            elif isinstance(c, ch.DropColumn):
+                self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"], None, table)
+        # Defaults come off before a type change (the old default may not cast) and go on after it.
+        defaults = {c.column.lower(): c for c in changes if isinstance(c, ch.AlterColumnDefault)}
+        for key, c in defaults.items():
+            markers = (SERIAL, *IDENTITY.values())
+            if c.old.default in markers or c.new.default in markers:
+                raise PlanningError(f"{c.detail}: switching a column to or from SERIAL/IDENTITY is not planned automatically")
+            if c.old.default is not None:
+                self.emit(f"drop default of {table}.{c.column}", [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} DROP DEFAULT"], None, table)
+        for c in changes:
+            if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation)):
+                col = q(c.column)
+                new_type = self.type_sql(table, c.column)
+                old_enum, new_enum = parse_enum(c.old.type), parse_enum(c.new.type)
+                if old_enum and new_enum and old_enum[0] == new_enum[0]:
+                    continue  # same enum type, values changed: done by ALTER TYPE .. ADD VALUE
+                using = f"{col}::text::{new_type}" if (old_enum or new_enum) else f"{col}::{new_type}"
+                collate = f" COLLATE {q(c.new.collation)}" if c.new.collation else ""
+                rewrite = not _no_rewrite(c.old.type, c.new.type) or isinstance(c, ch.AlterColumnCollation)
+                if rewrite:
+                    self.notes.append(f"changing {table}.{c.column} from {c.old.type} to {c.new.type} rewrites {table} "
+                                      "and its indexes under ACCESS EXCLUSIVE (reads and writes wait)")
+                self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {new_type}{collate} USING {using}"], None, table,
+                          rewrites_table=table if rewrite else None)
+        for c in changes:
+            if isinstance(c, ch.AlterColumnNullable):
+                col = q(c.column)
+                if c.new.nullable:
+                    self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"],
+                              [f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"], table)
+                    continue
+                helper = q(f"_mig_nn_{c.column}"[:63])
+                self.notes.append(f"SET NOT NULL on {table}.{c.column} is planned as CHECK NOT VALID + VALIDATE first, so the final "
+                                  f"ALTER does not scan {table} again under ACCESS EXCLUSIVE")
+                self.emit(c.detail, [
+                    f"ALTER TABLE {t} ADD CONSTRAINT {helper} CHECK ({col} IS NOT NULL) NOT VALID",
+                    f"ALTER TABLE {t} VALIDATE CONSTRAINT {helper}",
+                    f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL",
+                    f"ALTER TABLE {t} DROP CONSTRAINT {helper}",
+                ], [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"], table)
+        for key, c in defaults.items():
+            if c.new.default is not None:
+                self.emit(f"set default of {table}.{c.column}",
+                          [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} SET DEFAULT {self.default_sql(table, c.column)}"], None, table)
+
+    def add_unique(self, c: ch.AddUniqueConstraint) -> list[str]:
+        if self.settings.concurrent_indexes:
+            name = self.q(c.constraint.name or f"{c.table}_{'_'.join(c.constraint.columns)}_key")
+            cols = ", ".join(self.q(x) for x in c.constraint.columns)
+            self.postamble += [f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON {self.q(c.table)} ({cols})",
+                               f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"]
+            self.notes.append(f"UNIQUE on {c.table} is built as CREATE UNIQUE INDEX CONCURRENTLY, then attached with ADD CONSTRAINT "
+                              ".. USING INDEX (a brief lock), after the transaction commits (concurrent_indexes)")
+            return []
+        self.notes.append(f"adding UNIQUE on {c.table} builds an index while holding ACCESS EXCLUSIVE on {c.table} "
+                          "(set concurrent_indexes to build it concurrently first)")
+        return super().add_unique(c)
+
+    def add_check(self, c: ch.AddCheckConstraint) -> list[str]:
+        k = c.constraint
+        name = self.q(k.name) if k.name else self.q(f"{c.table}_check")
+        return [f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} CHECK ({k.expression}) NOT VALID",
+                f"ALTER TABLE {self.q(c.table)} VALIDATE CONSTRAINT {name}"]
+
+    def add_foreign_key(self, c: ch.AddForeignKey) -> list[str]:
+        fk = c.fk
+        name = self.q(fk.name or f"{c.table}_{'_'.join(fk.columns)}_fkey")
+        self.notes.append(f"adding the foreign key on {c.table} locks {c.table} and {fk.ref_table} against writes "
+                          "(SHARE ROW EXCLUSIVE) until commit; planned as NOT VALID + VALIDATE")
+        return [f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} {self.fk_clause(fk)} NOT VALID",
+                f"ALTER TABLE {self.q(c.table)} VALIDATE CONSTRAINT {name}"]
+
+    def add_index(self, c: ch.AddIndex) -> None:
+        sql = self.create_index(c.table, c.index.name)
+        if self.settings.concurrent_indexes and not c.index.unique:
+            self.postamble.append(sql.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
+            self.notes.append(f"index {c.index.name} is built with CREATE INDEX CONCURRENTLY after the transaction commits "
+                              "(concurrent_indexes): writes continue, but it is not part of the all-or-nothing transaction")
+            return
+        self.notes.append(f"building index {c.index.name} blocks writes to {c.table} until commit "
+                          "(set concurrent_indexes to build it with CREATE INDEX CONCURRENTLY instead)")
+        super().add_index(c)
+
+    def table_comment(self, c: ch.AlterTableComment) -> list[str]:
+        return [f"COMMENT ON TABLE {self.q(c.table)} IS {_lit(c.new) if c.new else 'NULL'}"]
+
+    def plan_extras(self) -> dict:
+        return {"postamble": tuple(self.postamble), "begin": ("BEGIN", "SET LOCAL lock_timeout = <ddl_lock_timeout_ms>",
+                                                              "SET LOCAL statement_timeout = <remaining time limit>")}

@@ -1,0 +1,164 @@
+"""MariaDB/MySQL specifics: BOOLEAN/JSON/ENUM normalization, per-statement history, the
+built-in logical backup (the mysqldump fallback), GET_LOCK holder, and catalog query counts."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import event
+
+from migration_core import AutoMigrationSystem
+from migration_core.backup import BackupManager
+from migration_core.dialects.mysql.backup import LogicalBackupEngine
+from migration_core.errors import BackupError, MigrationError
+from servers import my  # noqa: F401 - fixture
+
+TYPES = """
+Table("things", metadata, Column("id", Integer, primary_key=True),
+      Column("flag", Boolean, nullable=False, server_default=text("0")),
+      Column("doc", JSON),
+      Column("size", Enum("small", "medium", "large", name="size_enum")),
+      Column("created", DateTime, server_default=func.now()),
+      Column("price", Numeric(10, 2), server_default="0"))
+"""
+
+
+def test_boolean_json_enum_and_now_have_no_false_differences(my):
+    my.migrate(TYPES)
+    my.sql("INSERT INTO things (id, flag, doc, size) VALUES (1, 1, '{\"a\": 1}', 'large')")
+    assert my.system(TYPES).check_migration_status().migration_needed is False
+    # ENUM is compared as a value set; CURRENT_TIMESTAMP spelled either way is the same default.
+    same = TYPES.replace('"small", "medium", "large"', '"large", "small", "medium"').replace(
+        "func.now()", 'text("CURRENT_TIMESTAMP")')
+    assert my.system(same).check_migration_status().migration_needed is False
+    grown = TYPES.replace('"large", name', '"large", "huge", name')
+    status = my.system(grown).check_migration_status()
+    assert [c.kind for c in status.changes] == ["alter_column_type"]
+    my.migrate(grown)
+    my.sql("INSERT INTO things (id, size) VALUES (2, 'huge')")
+    assert my.sql("SELECT id, flag, size FROM things ORDER BY id") == [(1, 1, "large"), (2, 0, "huge")]
+
+
+def test_every_executed_statement_is_recorded_and_failure_says_where(my):
+    my.migrate("""Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", Integer), Column("a", Text))""")
+    my.sql("INSERT INTO t VALUES (1, 1, 'not a date')")
+    before = my.state()
+    body = """Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", BigInteger), Column("c", Integer),
+           Column("a", DateTime))"""
+    system = my.system(body)
+    with pytest.raises(MigrationError) as exc:
+        system.execute_auto_migration()
+    msg = str(exc.value)
+    assert "statement 3 of 3 failed" in msg and "2 statement(s) had committed and were undone" in msg, msg
+    assert my.state() == before
+    entry = system.get_migration_history()[0]
+    assert entry.status == "failed" and "statement 3 of 3" in entry.error
+    assert len(entry.statements) == 3
+    assert list(my.backups.glob("run-*")) == []  # the run's dump of affected tables is removed once restored
+
+
+def test_logical_backup_fallback_round_trip_and_tamper_check(my):
+    my.migrate(TYPES)
+    my.sql("INSERT INTO things (id, flag, doc, size, created, price) VALUES "
+           "(1, 1, '{\"a\": 1}', 'large', '2024-01-02 03:04:05', 12.34), (2, 0, NULL, NULL, NULL, 0)")
+    before = my.state()
+    system = my.system(TYPES)
+    engine = LogicalBackupEngine(lambda: system.dialect.connect(write=True), system.dialect.schema, system.dialect._fingerprint)
+    manager = BackupManager(system.settings, engine)
+    info = manager.create_backup("test")
+    my.sql("DELETE FROM things WHERE id = 1")
+    my.sql("UPDATE things SET price = 99 WHERE id = 2")
+    my.sql("CREATE TABLE extra (id INT PRIMARY KEY)")
+    manager.restore_backup(info.id)
+    assert my.state() == before
+    data = open(info.path, "rb").read()
+    cut = my.tmp / "cut.logical.jsonl"
+    cut.write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 1])  # drop the end marker line
+    assert "truncated" in engine.check_backup_file(cut)
+    with open(info.path, "r+b") as fh:
+        fh.seek(5)
+        fh.write(b"#")
+    with pytest.raises(BackupError, match="checksum"):
+        manager.restore_backup(info.id)
+
+
+def test_mysqldump_backup_detects_truncation(my):
+    my.migrate(TYPES)
+    system = my.system(TYPES)
+    assert system.backups.engine.name == "mysqldump"
+    info = system.backups.create_backup("test")
+    assert system.backups.engine.check_backup_file(__import__("pathlib").Path(info.path)) is None
+    data = open(info.path, "rb").read()
+    cut = my.tmp / "cut.sql"
+    cut.write_bytes(data[: len(data) // 2])
+    assert "truncated" in system.backups.engine.check_backup_file(cut)
+
+
+def test_get_lock_holder_is_named(my):
+    system = my.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
+    assert system.dialect.lock(0).status().held is False
+    got, release = threading.Event(), threading.Event()
+
+    def hold():
+        with system.dialect.lock(1000).acquire("holder"):
+            got.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    got.wait(5)
+    try:
+        st = system.dialect.lock(0).status()
+        assert st.held and "connection" in st.holder.purpose
+        other = AutoMigrationSystem(system.settings.model_copy(update={"lock_timeout_ms": 200}))
+        with pytest.raises(MigrationError, match=r"held by .*connection \d+ of root"):
+            other.execute_auto_migration()
+    finally:
+        release.set()
+        t.join()
+
+
+def test_status_uses_a_fixed_number_of_catalog_queries(my):
+    from test_migrations_servers import _many_tables
+
+    counts = {}
+    for n in (5, 40):
+        system = my.system(_many_tables(n))
+        system.execute_auto_migration(create_backup=False)
+        statements: list[str] = []
+        event.listen(system.dialect.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        assert system.check_migration_status().migration_needed is False
+        counts[n] = len(statements)
+    assert counts[5] == counts[40], counts
+
+
+def test_automatic_restore_keeps_triggers_and_auto_increment(my):
+    my.migrate("""Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", Integer), Column("a", Text))
+Table("log", metadata, Column("id", Integer, primary_key=True), Column("what", String(20)))""")
+    my.sql("CREATE TRIGGER t_ins AFTER INSERT ON t FOR EACH ROW INSERT INTO log (what) VALUES (CONCAT('ins ', NEW.id))")
+    my.sql("INSERT INTO t (b, a) VALUES (1, 'not a date'), (2, NULL)")
+    my.sql("DELETE FROM t WHERE id = 2")
+    before = my.state()
+    body = """Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", BigInteger), Column("a", DateTime))
+Table("log", metadata, Column("id", Integer, primary_key=True), Column("what", String(20)))"""
+    with pytest.raises(MigrationError, match="had committed and were undone"):
+        my.system(body).execute_auto_migration()
+    assert my.state() == before
+    my.sql("INSERT INTO t (b) VALUES (3)")
+    assert my.sql("SELECT id FROM t ORDER BY id") == [(1,), (3,)]  # AUTO_INCREMENT kept: 2 is not reused
+    assert my.sql("SELECT what FROM log ORDER BY id")[-1] == ("ins 3",)  # the trigger is back
+
+
+def test_interrupted_non_transactional_run_is_reported_as_possibly_half_done(my):
+    system = my.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
+    system.execute_auto_migration()
+    conn = system.dialect.connect(write=True)
+    try:
+        system.history.record_migration_start(conn, "mig-crashed", statements=["a", "b", "c"])
+        system.history.record_progress(conn, "mig-crashed", 2, 3)
+    finally:
+        conn.close()
+    system.execute_auto_migration()  # takes the lock, finds the dead run's row
+    entry = next(h for h in system.get_migration_history() if h.id == "mig-crashed")
+    assert entry.status == "failed" and "half-migrated" in entry.error and "2 of 3 statements executed" in entry.error
