@@ -66,7 +66,7 @@ class SchemaComparator:
             plan, error = None, None
             if not diff.empty:
                 try:
-                    plan = self.dialect.make_plan(conn, live, target, diff)
+                    plan = self.dialect.make_plan(conn, live, target, diff, self.metadata())
                 except MigrationError as exc:
                     error = str(exc)
             assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)

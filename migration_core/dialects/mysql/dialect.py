@@ -22,7 +22,6 @@ from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
-from ...target import load_metadata
 from ...urls import parse_url
 from ..base import Progress
 from ..server import ServerConnection, SqlProbe, connect_server, make_engine
@@ -83,7 +82,6 @@ class MysqlDialect:
             self.url = self.url.update_query_dict({"charset": "utf8mb4"})
         self.engine = make_engine(self.url)
         self.ignore = tuple(settings.ignore_tables)
-        self._metadata: MetaData | None = None
 
     # -- connections ---------------------------------------------------------------------
     def database_exists(self) -> bool:
@@ -102,7 +100,6 @@ class MysqlDialect:
     def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
         """Create the models in a scratch database with the live database's character set and
         collation, read them back like the live one, and drop it (DDL cannot be rolled back here)."""
-        self._metadata = metadata
         schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
         if schemas:
             raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported")
@@ -123,13 +120,8 @@ class MysqlDialect:
         finally:
             conn.close()
 
-    def _models(self) -> MetaData:
-        if self._metadata is None:
-            self._metadata = load_metadata(self.settings.models)
-        return self._metadata
-
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff) -> Plan:
-        return MysqlPlanner(self._models(), self.engine.dialect, live, target, self.settings, conn).plan(diff)
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
+        return MysqlPlanner(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
         return SqlProbe(conn, diff, live, target, quote_ident, lambda c: f"CAST({c} AS CHAR)", "REGEXP", _numeric_kind)

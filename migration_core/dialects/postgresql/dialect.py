@@ -19,7 +19,6 @@ from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
-from ...target import load_metadata
 from ...urls import parse_url
 from ..base import Progress
 from ..server import ServerConnection, SqlProbe, connect_server, make_engine
@@ -78,7 +77,6 @@ class PostgresDialect:
         self.engine = make_engine(self.url)
         self.ignore = tuple(settings.ignore_tables)
         self._schema: str | None = None
-        self._metadata: MetaData | None = None
 
     # -- connections ---------------------------------------------------------------------
     def database_exists(self) -> bool:
@@ -105,7 +103,6 @@ class PostgresDialect:
     def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
         """Create the models in a scratch schema inside a transaction that is always rolled back,
         and read them with the live reader: nothing is left behind, even if the process dies."""
-        self._metadata = metadata
         schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
         if schemas:
             raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported; "
@@ -126,13 +123,8 @@ class PostgresDialect:
         finally:
             conn.close()
 
-    def _models(self) -> MetaData:
-        if self._metadata is None:
-            self._metadata = load_metadata(self.settings.models)
-        return self._metadata
-
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff) -> Plan:
-        return PostgresPlanner(self._models(), self.engine.dialect, live, target, self.settings, conn).plan(diff)
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
+        return PostgresPlanner(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
         return SqlProbe(conn, diff, live, target, quote_ident, lambda c: f"{c}::text", "~", _numeric_kind)

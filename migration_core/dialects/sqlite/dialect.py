@@ -86,7 +86,7 @@ class SqliteDialect:
         finally:
             engine.dispose()
 
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff) -> Plan:
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata=None) -> Plan:
         shadow = open_shadow(conn) if conn is not None else sqlite3.connect(":memory:", isolation_level=None)
         try:
             return SqlitePlanner(shadow, live, target, self.ignore).plan(diff)
