@@ -10,33 +10,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
+# One alternation without groups: `findall` returns plain strings (no match objects), which
+# is several times faster on large schemas; the kind is read off the first character.
 _TOKEN = re.compile(
     r"""
-    (?P<ws>\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))
-  | (?P<string>'(?:[^']|'')*')
-  | (?P<blob>[xX]'[0-9a-fA-F]*')
-  | (?P<qident>"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)
-  | (?P<ident>[A-Za-z_\x80-\U0010FFFF][A-Za-z0-9_$\x80-\U0010FFFF]*)
-  | (?P<op><=|>=|<>|!=|==|\|\||<<|>>|->>|->|[(),;.=<>+\-*/%&|~])
-  | (?P<other>.)
+    \s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)
+  | '(?:[^']|'')*'
+  | [xX]'[0-9a-fA-F]*'
+  | "(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`
+  | (?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+
+  | [A-Za-z_\x80-\U0010FFFF][A-Za-z0-9_$\x80-\U0010FFFF]*
+  | <=|>=|<>|!=|==|\|\||<<|>>|->>|->
+  | .
     """,
     re.VERBOSE | re.DOTALL,
 )
+_OPS = frozenset(["<=", ">=", "<>", "!=", "==", "||", "<<", ">>", "->>", "->", *"(),;.=<>+-*/%&|~"])
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str  # string, blob, qident, number, ident, op, other
     text: str
     start: int
     end: int
-
-    @property
-    def word(self) -> str:
-        """Lowercased bare word, or '' for anything that is not a bare identifier/keyword."""
-        return self.text.lower() if self.kind == "ident" else ""
+    word: str  # lowercased bare word, or '' for anything that is not a bare identifier/keyword
 
     @property
     def name(self) -> str:
@@ -50,9 +49,35 @@ class Token:
         return self.text
 
 
+def _kind(t: str) -> str:
+    c = t[0]
+    if c.isalpha() or c == "_":
+        return "blob" if c in "xX" and t[1:2] == "'" else "ident"
+    if c == "'" and len(t) > 1:
+        return "string"
+    if c in '"[`' and len(t) > 1:
+        return "qident"
+    if c in "0123456789" or (c == "." and len(t) > 1):
+        return "number"
+    if t in _OPS:
+        return "op"
+    if ord(c) >= 0x80:
+        return "ident"
+    return "other"
+
+
 @lru_cache(maxsize=65536)
 def _tokenize(sql: str) -> tuple[Token, ...]:
-    return tuple(Token(m.lastgroup, m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sql) if m.lastgroup != "ws")
+    out = []
+    pos = 0
+    new = tuple.__new__
+    for t in _TOKEN.findall(sql):
+        end = pos + len(t)
+        if not (t[0].isspace() or t[:2] in ("--", "/*")):
+            kind = _kind(t)
+            out.append(new(Token, (kind, t, pos, end, t.lower() if kind == "ident" else "")))
+        pos = end
+    return tuple(out)
 
 
 def tokenize(sql: str) -> list[Token]:
