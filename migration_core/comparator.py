@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from dataclasses import dataclass
 
 from sqlalchemy import MetaData
@@ -36,6 +38,20 @@ class Comparison:
         return out
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Reading a schema allocates hundreds of thousands of small acyclic objects; with the models'
+    large object graph in memory, the collections they trigger took ~45% of a cold status on
+    500 tables. The previous state is restored, so an application that disabled GC keeps it off."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class SchemaComparator:
     def __init__(self, settings: MigrationSettings, dialect):
         self.settings = settings
@@ -60,17 +76,18 @@ class SchemaComparator:
         if own:
             conn = self.dialect.connect(write=False)
         try:
-            target = self.target_snapshot()
-            live = self.dialect.read_live(conn)
-            diff = diff_snapshots(live, target, hints)
-            plan, error = None, None
-            if not diff.empty:
-                try:
-                    plan = self.dialect.make_plan(conn, live, target, diff, self.metadata())
-                except MigrationError as exc:
-                    error = str(exc)
-            assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)
-            return Comparison(live, target, diff, plan, assessment, error, conn is not None)
+            with _gc_paused():
+                target = self.target_snapshot()
+                live = self.dialect.read_live(conn)
+                diff = diff_snapshots(live, target, hints)
+                plan, error = None, None
+                if not diff.empty:
+                    try:
+                        plan = self.dialect.make_plan(conn, live, target, diff, self.metadata())
+                    except MigrationError as exc:
+                        error = str(exc)
+                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)
+                return Comparison(live, target, diff, plan, assessment, error, conn is not None)
         finally:
             if own and conn is not None:
                 conn.close()

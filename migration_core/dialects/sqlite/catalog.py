@@ -78,10 +78,17 @@ def is_ignored(name: str, ignore: tuple[str, ...]) -> bool:
     return name == HISTORY_TABLE or any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in ignore)
 
 
-def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = (), only: str | None = None) -> SchemaSnapshot:
-    """The whole schema, or with `only` a single table (the planner asks per table)."""
+def schema_rows(conn: sqlite3.Connection) -> list[tuple]:
+    """Every schema object's stored text: everything the snapshot is derived from."""
+    return conn.execute(_Q_SCHEMA).fetchall()
+
+
+def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = (), only: str | None = None,
+                  rows: list[tuple] | None = None) -> SchemaSnapshot:
+    """The whole schema, or with `only` a single table (the planner asks per table).
+    `rows`: the result of `schema_rows(conn)` when the caller already has it."""
     if only is None:
-        schema_rows = conn.execute(_Q_SCHEMA).fetchall()
+        schema_rows = rows if rows is not None else conn.execute(_Q_SCHEMA).fetchall()
         col_rows = conn.execute(_Q_COLUMNS).fetchall()
         fk_rows = conn.execute(_Q_FKS).fetchall()
         idx_rows = conn.execute(_Q_INDEX_COLUMNS).fetchall()

@@ -17,7 +17,7 @@ from ...plan import Plan
 from ...snapshot import SchemaSnapshot
 from ...urls import parse_url, sqlite_path
 from ..base import Progress
-from .catalog import affinity, read_snapshot
+from .catalog import affinity, read_snapshot, schema_rows
 from .planner import SqlitePlanner, open_shadow
 from .sqltext import quote_ident as q
 
@@ -29,6 +29,7 @@ class SqliteDialect:
         self.settings = settings
         self.path: Path = sqlite_path(parse_url(settings.database_url))
         self.ignore = tuple(settings.ignore_tables)
+        self._live: tuple[list[tuple], SchemaSnapshot] | None = None
 
     # -- connections ---------------------------------------------------------------------
     def database_exists(self) -> bool:
@@ -63,9 +64,16 @@ class SqliteDialect:
 
     # -- schema --------------------------------------------------------------------------
     def read_live(self, conn: sqlite3.Connection | None) -> SchemaSnapshot:
+        """Reused while `sqlite_schema` is unchanged: SQLite derives every pragma from that text,
+        so a repeated status costs one catalog query instead of four plus parsing."""
         if conn is None:
             return SchemaSnapshot("sqlite")
-        return read_snapshot(conn, self.ignore)
+        rows = schema_rows(conn)
+        if self._live is not None and self._live[0] == rows:
+            return self._live[1]
+        snapshot = read_snapshot(conn, self.ignore, rows=rows)
+        self._live = (rows, snapshot)
+        return snapshot
 
     def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
         """Create the models in an in-memory database and read them back like the live one."""

@@ -1,0 +1,41 @@
+"""A reused system (the MCP server's) must see every change made behind its back."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from migration_core.errors import ConfigurationError
+
+BODY = """
+t = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(20)))
+"""
+
+
+def test_reused_system_sees_changes_made_behind_its_back(project):
+    project.migrate(BODY)
+    system = project.system(BODY)
+    assert not system.check_migration_status().migration_needed
+    project.script("ALTER TABLE t ADD COLUMN extra INTEGER")
+    assert [c.kind for c in system.check_migration_status().changes] == ["drop_column"]
+    project.script("ALTER TABLE t DROP COLUMN extra; CREATE INDEX ix_name ON t (name)")
+    assert [c.kind for c in system.check_migration_status().changes] == ["drop_index"]
+    project.script("DROP INDEX ix_name")
+    assert not system.check_migration_status().migration_needed
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_status_restores_the_garbage_collector_state(project, enabled):
+    project.migrate(BODY)
+    system = project.system(BODY)
+    (gc.enable if enabled else gc.disable)()
+    try:
+        system.check_migration_status()
+        assert gc.isenabled() is enabled
+        broken = project.system(BODY + 'u = Table("u", metadata, Column("x", Integer, server_default=text("f(")))\n')
+        with pytest.raises(ConfigurationError, match="cannot be created"):
+            broken.check_migration_status()  # fails while the collector is paused
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
