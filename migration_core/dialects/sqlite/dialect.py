@@ -260,12 +260,13 @@ class SqliteProbe:
         return int(self.conn.execute(sql).fetchone()[0])
 
     def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
-        """Values that SQLite's new column affinity would not store as the new type's class."""
+        """Values that SQLite's new column affinity would not store as the new type's class.
+        Under an unchanged affinity the copy stores every value exactly as it is: no scan needed."""
         new_aff = affinity(new_type)
         c = q(column)
         as_int = f"(CAST({c} AS INTEGER) || '' = {c})"
         as_real = f"(CAST({c} AS REAL) || '' = {c})"
-        if new_aff in ("TEXT", "BLOB"):
+        if new_aff in ("TEXT", "BLOB") or affinity(old_type) == new_aff:
             return 0
         if new_aff == "INTEGER":
             bad = f"typeof({c}) = 'blob' OR (typeof({c}) = 'real' AND {c} <> CAST({c} AS INTEGER)) OR (typeof({c}) = 'text' AND NOT {as_int})"
