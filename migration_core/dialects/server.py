@@ -283,15 +283,19 @@ class ServerLock:
         return LockStatus(self.status_label.format(id=self.lock_id), held=holder is not None, holder=holder, stale_info=False)
 
 
-def run_tool(args: list[str], env: dict[str, str], timeout_s: float, what: str, **kw) -> subprocess.CompletedProcess:
-    """Run a client tool (pg_dump, mysqldump, ...); its last stderr lines become the BackupError."""
+def run_tool(args: list[str], env: dict[str, str], timeout_s: float, what: str, *, rolled_back: bool = False,
+             **kw) -> subprocess.CompletedProcess:
+    """Run a client tool (pg_dump, mysqldump, ...); its last stderr lines become the BackupError.
+    `rolled_back`: the tool ran in one transaction, so a failure changed nothing (and says so)."""
+    undone = "; rolled back" if rolled_back else ""
     try:
         proc = subprocess.run(args, env=env, timeout=timeout_s, **kw)
     except subprocess.TimeoutExpired:
-        raise BackupError(f"{what} took longer than {timeout_s:.0f} s") from None
+        raise BackupError(f"{what} took longer than {timeout_s:.0f} s{undone}") from None
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise BackupError(f"{what} failed: {'; '.join(err[-3:]) or f'exit code {proc.returncode}'}")
+        failed = "failed and was rolled back" if rolled_back else "failed"
+        raise BackupError(f"{what} {failed}: {'; '.join(err[-3:]) or f'exit code {proc.returncode}'}")
     return proc
 
 
@@ -320,6 +324,17 @@ class ServerBackupEngine:
         return self._fingerprint()
 
 
+class ToolBackupEngine(ServerBackupEngine):
+    """A backup made and restored by the server's client tools, which connect from the URL
+    themselves (the password through the environment, never on a command line)."""
+
+    def __init__(self, url: URL, connect: Callable[[], ServerConnection], schema: Callable[[], str],
+                 fingerprint: Callable[[], str | None], timeout_ms: int = 600000):
+        super().__init__(connect, schema, fingerprint)
+        self.url = url
+        self.timeout_s = timeout_ms / 1000
+
+
 class ServerDialect:
     """The Dialect protocol's common part for PostgreSQL and MariaDB/MySQL. Each subclass names
     its catalog reader, planner, lock, backup engines and driver details, and keeps what really
@@ -336,7 +351,7 @@ class ServerDialect:
     regex_op: str
     client_tools: tuple[tuple[str, ...], ...]  # each entry: alternative names of one tool the dump needs
     lock_class: type[ServerLock]
-    tool_backup_class: type[ServerBackupEngine]  # takes the URL first
+    tool_backup_class: type[ToolBackupEngine]
     logical_backup_class: type[ServerBackupEngine]
     planner_class: type
 

@@ -14,11 +14,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.engine import URL
 
-from ..server import ServerBackupEngine, run_tool
+from ..server import ServerBackupEngine, ToolBackupEngine, run_tool
 from .catalog import quote_ident
 from .dump import list_tables, read_dump, restore_dump, take_dump
 
@@ -31,15 +30,12 @@ def _args(url: URL) -> tuple[list[str], dict[str, str]]:
     return args, env
 
 
-class MysqldumpBackupEngine(ServerBackupEngine):
+class MysqldumpBackupEngine(ToolBackupEngine):
     name = "mysqldump"
     suffix = ".sql"
 
-    def __init__(self, url: URL, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None],
-                 timeout_ms: int = 600000):
-        super().__init__(connect, schema, fingerprint)
-        self.url = url
-        self.timeout_s = timeout_ms / 1000
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self.dump_tool = shutil.which("mysqldump") or shutil.which("mariadb-dump")
         self.client = shutil.which("mysql") or shutil.which("mariadb")
 

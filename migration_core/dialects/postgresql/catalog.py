@@ -127,6 +127,12 @@ def normalize_expr(text: str | None) -> str | None:
     return squeeze_expr(out)
 
 
+def check_expr(definition: str) -> str | None:
+    """The normalized expression of a `pg_get_constraintdef` CHECK (a NOT VALID one compares the same)."""
+    body = definition[len("CHECK "):] if definition.upper().startswith("CHECK ") else definition
+    return normalize_expr(re.sub(r"\s+NOT VALID$", "", body))
+
+
 def conventional_name(table: str, kind: str, columns: tuple[str, ...]) -> str:
     """The name PostgreSQL gives an unnamed constraint (before truncation/deduplication)."""
     suffix = {"p": "pkey", "u": "key", "f": "fkey", "c": "check"}[kind]
@@ -191,9 +197,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnap
         elif kind == "u":
             uniques[tbl].append(UniqueConstraint(name, cols))
         elif kind == "c":
-            body = definition[len("CHECK "):] if definition.upper().startswith("CHECK ") else definition
-            body = re.sub(r"\s+NOT VALID$", "", body)
-            checks[tbl].append(CheckConstraint(name, normalize_expr(body)))
+            checks[tbl].append(CheckConstraint(name, check_expr(definition)))
 
     indexes: dict[str, list[Index]] = defaultdict(list)
     for tbl, name, unique, indexdef, cols, where in conn.execute(_Q_INDEXES, (schema,)).fetchall():
