@@ -1,8 +1,10 @@
 """What PostgreSQL and MariaDB/MySQL share: a sqlite3-like connection face over SQLAlchemy,
-metadata lookups for DDL compilation, and the data probes (plain SQL with a quoting function).
+metadata lookups for DDL compilation, the data probes (plain SQL with a quoting function), the
+polled migration lock, the backup engines' common part and `ServerDialect`, the Dialect both
+subclass.
 
-Dialect specifics stay in `postgresql/` and `mysql/`; this module only holds code both use
-unchanged.
+Dialect specifics stay in `postgresql/` and `mysql/`, as class attributes and hook methods of
+their subclasses; nothing here asks which dialect it serves.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -135,6 +138,7 @@ def sa_index(metadata: MetaData, table: str, name: str):
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
 
+@dataclass
 class SqlProbe:
     """Data checks against `(SELECT old AS new ...)`, so target names work before renames run.
 
@@ -144,17 +148,14 @@ class SqlProbe:
     INT_RE = r"^\s*[+-]?[0-9]+\s*$"
     NUM_RE = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 
-    def __init__(self, conn: ServerConnection | None, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot,
-                 quote: Callable[[str], str], as_text: Callable[[str], str], regex_op: str,
-                 numeric_kinds: Callable[[str], str | None]):
-        self.conn = conn
-        self.diff = diff
-        self.live = live
-        self.target = target
-        self.q = quote
-        self.as_text = as_text
-        self.regex_op = regex_op
-        self.numeric_kinds = numeric_kinds
+    conn: ServerConnection | None
+    diff: Diff
+    live: SchemaSnapshot
+    target: SchemaSnapshot
+    q: Callable[[str], str]  # quotes an identifier
+    as_text: Callable[[str], str]
+    regex_op: str
+    numeric_kinds: Callable[[str], str | None]
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -369,7 +370,7 @@ class ServerDialect:
     def _check_url(self, url: URL) -> URL:
         return url
 
-    # Hooks: the catalog reader, the transaction test on the driver connection, the error text.
+    # Hooks: the catalog reader and quoting, the transaction test on the driver connection, the error text.
     @staticmethod
     def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
         raise NotImplementedError
@@ -391,6 +392,7 @@ class ServerDialect:
         raise NotImplementedError
 
     def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
+        """Create the models in a scratch schema, read it like the live one, leave nothing behind."""
         raise NotImplementedError
 
     # -- connections ---------------------------------------------------------------------
