@@ -1,24 +1,37 @@
 """What PostgreSQL and MariaDB/MySQL share: a sqlite3-like connection face over SQLAlchemy,
-metadata lookups for DDL compilation, and the data probes (plain SQL with a quoting function).
+metadata lookups for DDL compilation, the data probes (plain SQL with a quoting function), the
+polled migration lock, the backup engines' common part and `ServerDialect`, the Dialect both
+subclass.
 
-Dialect specifics stay in `postgresql/` and `mysql/`; this module only holds code both use
-unchanged.
+Dialect specifics stay in `postgresql/` and `mysql/`, as class attributes and hook methods of
+their subclasses; nothing here asks which dialect it serves.
 """
 
 from __future__ import annotations
 
+import os
 import re
-
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Callable
 
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy import Table as SaTable
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from ..diff import Diff
-from ..errors import ConfigurationError
+from ..errors import BackupError, ConfigurationError, LockTimeout
+from ..lock import LockHolder, LockStatus
+from ..plan import Plan
 from ..snapshot import SchemaSnapshot
 from ..urls import mask_url, parse_url
 
@@ -73,6 +86,34 @@ def _first_line(exc: BaseException) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else exc.__class__.__name__
 
 
+def message(exc: BaseException) -> str:
+    """The driver's error text on one line."""
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split())
+
+
+def squeeze_expr(text: str) -> str:
+    """Collapse white space and drop redundant outer parentheses: the last step of both
+    catalogs' expression normalization, after each has removed its own decorations."""
+    out = re.sub(r"\s+", " ", text)
+    while out.startswith("(") and out.endswith(")") and _balanced(out[1:-1]):
+        out = out[1:-1].strip()
+    return out
+
+
+def _balanced(s: str) -> bool:
+    depth, quoted = 0, False
+    for ch in s:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted:
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth < 0:
+                return False
+    return depth == 0
+
+
 def sa_table(metadata: MetaData, name: str) -> SaTable | None:
     t = metadata.tables.get(name)
     if t is not None:
@@ -97,6 +138,7 @@ def sa_index(metadata: MetaData, table: str, name: str):
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
 
+@dataclass
 class SqlProbe:
     """Data checks against `(SELECT old AS new ...)`, so target names work before renames run.
 
@@ -106,17 +148,14 @@ class SqlProbe:
     INT_RE = r"^\s*[+-]?[0-9]+\s*$"
     NUM_RE = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 
-    def __init__(self, conn: ServerConnection | None, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot,
-                 quote: Callable[[str], str], as_text: Callable[[str], str], regex_op: str,
-                 numeric_kinds: Callable[[str], str | None]):
-        self.conn = conn
-        self.diff = diff
-        self.live = live
-        self.target = target
-        self.q = quote
-        self.as_text = as_text
-        self.regex_op = regex_op
-        self.numeric_kinds = numeric_kinds
+    conn: ServerConnection | None
+    diff: Diff
+    live: SchemaSnapshot
+    target: SchemaSnapshot
+    q: Callable[[str], str]  # quotes an identifier
+    as_text: Callable[[str], str]
+    regex_op: str
+    numeric_kinds: Callable[[str], str | None]
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -189,3 +228,222 @@ class SqlProbe:
             return self._count(table, f"NOT ({expression})")
         except SQLAlchemyError:
             return None  # not evaluable outside the table; the server checks it when the constraint is added
+
+
+class ServerLock:
+    """Cross-process migration lock held by a dedicated session. Acquiring is polled with a
+    non-blocking call, so a waiter never blocks inside the server and can name the holder when
+    it gives up; the server frees the lock when the holder's session ends, so a crashed migration
+    never wedges the database. Subclasses give the SQL (`%s` is the lock id) and the labels."""
+
+    acquire_sql: str  # true when the lock was taken
+    release_sql: str
+    timeout_label: str  # ends the timeout message; `{id}` is the lock id
+    status_label: str
+    POLL_S = 0.05
+
+    def __init__(self, engine: Engine, lock_id, timeout_ms: int):
+        self.engine = engine
+        self.lock_id = lock_id
+        self.timeout_ms = timeout_ms
+
+    def _tag(self, conn: ServerConnection, purpose: str) -> None:
+        """Mark the session so that other waiters can tell who holds the lock."""
+
+    def _holder(self, conn: ServerConnection) -> LockHolder | None:
+        raise NotImplementedError
+
+    @contextmanager
+    def acquire(self, purpose: str) -> Iterator[LockHolder]:
+        start = time.monotonic()
+        conn = connect_server(self.engine, lambda d: False)
+        try:
+            self._tag(conn, purpose)
+            while not conn.execute(self.acquire_sql, (self.lock_id,)).scalar():
+                if time.monotonic() - start >= self.timeout_ms / 1000:
+                    holder = self._holder(conn)
+                    who = holder.describe() if holder else "a session that has just released it"
+                    raise LockTimeout(
+                        f"could not acquire the migration lock for {mask_url(self.engine.url)} (for {purpose!r}) after waiting "
+                        f"{(time.monotonic() - start) * 1000:.0f} ms (timeout {self.timeout_ms} ms): it is held by {who} "
+                        f"({self.timeout_label.format(id=self.lock_id)})")
+                time.sleep(self.POLL_S)
+            try:
+                yield LockHolder(os.getpid(), socket.gethostname(), purpose, datetime.now(UTC).isoformat())
+            finally:
+                conn.execute(self.release_sql, (self.lock_id,))
+        finally:
+            conn.close()
+
+    def status(self) -> LockStatus:
+        conn = connect_server(self.engine, lambda d: False)
+        try:
+            holder = self._holder(conn)
+        finally:
+            conn.close()
+        return LockStatus(self.status_label.format(id=self.lock_id), held=holder is not None, holder=holder, stale_info=False)
+
+
+def run_tool(args: list[str], env: dict[str, str], timeout_s: float, what: str, *, rolled_back: bool = False,
+             **kw) -> subprocess.CompletedProcess:
+    """Run a client tool (pg_dump, mysqldump, ...); its last stderr lines become the BackupError.
+    `rolled_back`: the tool ran in one transaction, so a failure changed nothing (and says so)."""
+    undone = "; rolled back" if rolled_back else ""
+    try:
+        proc = subprocess.run(args, env=env, timeout=timeout_s, **kw)
+    except subprocess.TimeoutExpired:
+        raise BackupError(f"{what} took longer than {timeout_s:.0f} s{undone}") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        failed = "failed and was rolled back" if rolled_back else "failed"
+        raise BackupError(f"{what} {failed}: {'; '.join(err[-3:]) or f'exit code {proc.returncode}'}")
+    return proc
+
+
+class ServerBackupEngine:
+    """What every server backup engine keeps: how to connect, the managed schema (asked when
+    needed: PostgreSQL learns it on the first connection) and the live schema's fingerprint."""
+
+    def __init__(self, connect: Callable[[], ServerConnection], schema: Callable[[], str],
+                 fingerprint: Callable[[], str | None]):
+        self._connect = connect
+        self._schema = schema
+        self._fingerprint = fingerprint
+
+    def _read(self, path: Path) -> Any:
+        """Parse a backup file, raising BackupError when it is not a complete one."""
+        raise NotImplementedError
+
+    def check_backup_file(self, path: Path) -> str | None:
+        try:
+            self._read(path)
+        except BackupError as exc:
+            return str(exc)
+        return None
+
+    def schema_fingerprint(self) -> str | None:
+        return self._fingerprint()
+
+
+class ToolBackupEngine(ServerBackupEngine):
+    """A backup made and restored by the server's client tools, which connect from the URL
+    themselves (the password through the environment, never on a command line)."""
+
+    def __init__(self, url: URL, connect: Callable[[], ServerConnection], schema: Callable[[], str],
+                 fingerprint: Callable[[], str | None], timeout_ms: int = 600000):
+        super().__init__(connect, schema, fingerprint)
+        self.url = url
+        self.timeout_s = timeout_ms / 1000
+
+
+class ServerDialect:
+    """The Dialect protocol's common part for PostgreSQL and MariaDB/MySQL. Each subclass names
+    its catalog reader, planner, lock, backup engines and driver details, and keeps what really
+    differs (scratch normalization, plan execution, integrity checks) in its own package."""
+
+    name: str
+    title: str  # in messages
+    drivers: tuple[str, ...]  # accepted SQLAlchemy drivers; the first is added to a bare URL
+    bare_names: tuple[str, ...]  # drivernames without a driver, completed with drivers[0]
+    driver_hint: str
+    explicit_schema_hint = ""
+    numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
+    text_cast: str  # `{}` is the expression
+    regex_op: str
+    client_tools: tuple[tuple[str, ...], ...]  # each entry: alternative names of one tool the dump needs
+    lock_class: type[ServerLock]
+    tool_backup_class: type[ToolBackupEngine]
+    logical_backup_class: type[ServerBackupEngine]
+    planner_class: type
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.url = parse_url(settings.database_url)
+        if self.url.drivername in self.bare_names:
+            self.url = self.url.set(drivername=f"{self.url.drivername}+{self.drivers[0]}")
+        elif self.url.get_driver_name() not in self.drivers:
+            raise ConfigurationError(f"{self.title} URLs must use {self.driver_hint}, not {self.url.drivername}")
+        self.url = self._check_url(self.url)
+        self.engine = make_engine(self.url)
+        self.ignore = tuple(settings.ignore_tables)
+
+    def _check_url(self, url: URL) -> URL:
+        return url
+
+    # Hooks: the catalog reader and quoting, the transaction test on the driver connection, the error text.
+    @staticmethod
+    def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
+        raise NotImplementedError
+
+    @staticmethod
+    def quote_ident(name: str) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _in_tx(driver) -> bool:
+        raise NotImplementedError
+
+    _message = staticmethod(message)
+
+    def schema(self) -> str:
+        raise NotImplementedError
+
+    def _lock_id(self):
+        raise NotImplementedError
+
+    def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
+        """Create the models in a scratch schema, read it like the live one, leave nothing behind."""
+        raise NotImplementedError
+
+    # -- connections ---------------------------------------------------------------------
+    def database_exists(self) -> bool:
+        return True  # a server database must exist before we can connect; connect() says so clearly
+
+    def connect(self, *, write: bool) -> ServerConnection:
+        return connect_server(self.engine, self._in_tx)
+
+    # -- schema --------------------------------------------------------------------------
+    def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
+        return self.read_snapshot(conn, self.schema(), self.ignore)
+
+    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
+        """The models as this server stores them: created in a scratch schema and read back with
+        the live reader, so both sides of the diff are normalized alike."""
+        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
+        if schemas:
+            raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported"
+                                     + self.explicit_schema_hint)
+        conn = self.connect(write=False)
+        try:
+            return self._create_in_scratch(conn, metadata)
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(f"the models cannot be created on {self.title}: {self._message(exc)}") from None
+        finally:
+            conn.close()
+
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
+        return self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
+
+    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
+        return SqlProbe(conn, diff, live, target, self.quote_ident, self.text_cast.format, self.regex_op, self._numeric_kind)
+
+    def _numeric_kind(self, type_: str) -> str | None:
+        return self.numeric_types.get(type_.split("(", 1)[0].split(" ", 1)[0])
+
+    # -- infrastructure ------------------------------------------------------------------
+    def lock(self, timeout_ms: int) -> ServerLock:
+        return self.lock_class(self.engine, self._lock_id(), timeout_ms)
+
+    def backup_engine(self) -> ServerBackupEngine:
+        """The client tools' dump when they are installed; otherwise the built-in logical dump."""
+        connect = lambda: self.connect(write=True)  # noqa: E731
+        if all(any(shutil.which(tool) for tool in names) for names in self.client_tools):
+            return self.tool_backup_class(self.url, connect, self.schema, self._fingerprint)
+        return self.logical_backup_class(connect, self.schema, self._fingerprint)
+
+    def _fingerprint(self) -> str | None:
+        conn = self.connect(write=False)
+        try:
+            return self.read_live(conn).fingerprint()
+        finally:
+            conn.close()

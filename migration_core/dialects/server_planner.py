@@ -109,8 +109,14 @@ class ServerPlanner:
         raise NotImplementedError
 
     def constraint_name(self, table: str, kind: str, item) -> str | None:
-        """The live name of a constraint the snapshot left unnamed (a database-chosen name)."""
-        return getattr(item, "name", None)
+        """The constraint's live name: its own, else (the database chose it) looked up on the server."""
+        name = getattr(item, "name", None)
+        if name or self.conn is None:
+            return name
+        return self.find_constraint_name(table, kind, item)
+
+    def find_constraint_name(self, table: str, kind: str, item) -> str | None:
+        return None
 
     def pre_tables(self, diff: Diff) -> None:
         """Steps before new tables exist (PostgreSQL: enum types)."""

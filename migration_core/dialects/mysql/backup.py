@@ -14,11 +14,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.engine import URL
 
-from ...errors import BackupError
+from ..server import ServerBackupEngine, ToolBackupEngine, run_tool
 from .catalog import quote_ident
 from .dump import list_tables, read_dump, restore_dump, take_dump
 
@@ -31,30 +30,19 @@ def _args(url: URL) -> tuple[list[str], dict[str, str]]:
     return args, env
 
 
-class MysqldumpBackupEngine:
+class MysqldumpBackupEngine(ToolBackupEngine):
     name = "mysqldump"
     suffix = ".sql"
 
-    def __init__(self, url: URL, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None],
-                 timeout_ms: int = 600000):
-        self.url = url
-        self._connect = connect
-        self._schema = schema
-        self._fingerprint = fingerprint
-        self.timeout_s = timeout_ms / 1000
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self.dump_tool = shutil.which("mysqldump") or shutil.which("mariadb-dump")
         self.client = shutil.which("mysql") or shutil.which("mariadb")
 
     def _run(self, args: list[str], what: str, stdin: bytes | None = None, stdout=None) -> None:
         base, env = _args(self.url)
-        try:
-            proc = subprocess.run([args[0], *base, *args[1:]], input=stdin, stdout=stdout or subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            raise BackupError(f"{what} took longer than {self.timeout_s:.0f} s") from None
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise BackupError(f"{what} failed: {'; '.join(err[-3:]) or f'exit code {proc.returncode}'}")
+        run_tool([args[0], *base, *args[1:]], env, self.timeout_s, what, input=stdin, stdout=stdout or subprocess.PIPE,
+                 stderr=subprocess.PIPE)
 
     def write_backup(self, dest: Path) -> None:
         with open(dest, "wb") as fh:
@@ -86,20 +74,12 @@ class MysqldumpBackupEngine:
         self._run([self.client, "--default-character-set=utf8mb4", self._schema()], "restore through the mysql client",
                   stdin=prefix.encode() + Path(src).read_bytes() + b"\nSET FOREIGN_KEY_CHECKS=1;\n")
 
-    def schema_fingerprint(self) -> str | None:
-        return self._fingerprint()
 
-
-class LogicalBackupEngine:
+class LogicalBackupEngine(ServerBackupEngine):
     """Fallback when mysqldump is absent: every table through `dump.py`."""
 
     name = "mysql-logical-json"
     suffix = ".logical.jsonl"
-
-    def __init__(self, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None]):
-        self._connect = connect
-        self._schema = schema
-        self._fingerprint = fingerprint
 
     def write_backup(self, dest: Path) -> None:
         conn = self._connect()
@@ -110,12 +90,8 @@ class LogicalBackupEngine:
         finally:
             conn.close()
 
-    def check_backup_file(self, path: Path) -> str | None:
-        try:
-            read_dump(path)
-        except BackupError as exc:
-            return str(exc)
-        return None
+    def _read(self, path: Path):
+        return read_dump(path)
 
     def restore_backup(self, src: Path) -> None:
         dump = read_dump(src)
@@ -124,6 +100,3 @@ class LogicalBackupEngine:
             restore_dump(conn, self._schema(), dump)
         finally:
             conn.close()
-
-    def schema_fingerprint(self) -> str | None:
-        return self._fingerprint()

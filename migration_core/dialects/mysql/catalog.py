@@ -11,12 +11,12 @@ indexes in MySQL, so they appear as indexes only.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections import defaultdict
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, View
-from ..sqlite.catalog import HISTORY_TABLE
+from ..server import squeeze_expr
+from ..sqlite.catalog import is_ignored
 
 AUTO_INCREMENT = "auto_increment"
 
@@ -66,32 +66,12 @@ def normalize_expr(text: str | None) -> str | None:
         return None
     out = text.replace("`", "").strip()
     out = _NOW.sub("CURRENT_TIMESTAMP", out)
-    out = re.sub(r"\s+", " ", out)
-    while out.startswith("(") and out.endswith(")") and _balanced(out[1:-1]):
-        out = out[1:-1].strip()
-    return out
-
-
-def _balanced(s: str) -> bool:
-    depth, quoted = 0, False
-    for ch in s:
-        if ch == "'":
-            quoted = not quoted
-        elif not quoted:
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth < 0:
-                return False
-    return depth == 0
+    return squeeze_expr(out)
 
 
 def _action(rule: str | None) -> str | None:
     r = (rule or "").upper()
     return None if r in ("", "NO ACTION", "RESTRICT") else r
-
-
-def is_ignored(name: str, ignore: tuple[str, ...]) -> bool:
-    return name == HISTORY_TABLE or any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in ignore)
 
 
 def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:

@@ -10,23 +10,23 @@ plan created, and checks the result against the dump's checksums and the startin
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 from typing import Callable
 
 from sqlalchemy import MetaData
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
-from ...diff import Diff
 from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
-from ...urls import parse_url
 from ..base import Progress
-from ..server import ServerConnection, SqlProbe, connect_server, make_engine
+from ..server import ServerConnection, ServerDialect, message
+from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .dump import restore_dump, take_dump
+from .lock import MysqlNamedLock, lock_name
 from .planner import MysqlPlanner
 
 HISTORY_FLAVOR = HistoryFlavor(
@@ -43,109 +43,66 @@ HISTORY_FLAVOR = HistoryFlavor(
                 "half-migrated; roll back to this migration's backup, or run migrate again to finish the remaining changes",
 )
 
-_NUMERIC = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",
-            "DECIMAL": "num", "FLOAT": "num", "DOUBLE": "num"}
-
-
-def _numeric_kind(type_: str) -> str | None:
-    return _NUMERIC.get(type_.split("(", 1)[0].split(" ", 1)[0])
-
-
-def _in_tx(driver) -> bool:
-    return bool(driver.server_status & 1)  # SERVER_STATUS_IN_TRANS
-
 
 def _message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     args = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[1], str):
         return f"({args[0]}) {args[1]}"
-    return " ".join(str(orig).split())
+    return message(exc)
 
 
-class MysqlDialect:
+class MysqlDialect(ServerDialect):
     name = "mysql"
+    title = "MariaDB/MySQL"
     history_flavor = HISTORY_FLAVOR
     integrity_check_name = "foreign keys hold"
+    drivers = ("pymysql",)
+    bare_names = ("mysql", "mariadb")
+    driver_hint = "PyMySQL (mysql+pymysql://...)"
+    numeric_types = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",
+                     "DECIMAL": "num", "FLOAT": "num", "DOUBLE": "num"}
+    text_cast = "CAST({} AS CHAR)"
+    regex_op = "REGEXP"
+    client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))
+    lock_class = MysqlNamedLock
+    tool_backup_class = MysqldumpBackupEngine
+    logical_backup_class = LogicalBackupEngine
+    planner_class = MysqlPlanner
+    read_snapshot = staticmethod(read_snapshot)
+    quote_ident = staticmethod(quote_ident)
+    _message = staticmethod(_message)
 
-    def __init__(self, settings):
-        self.settings = settings
-        self.url = parse_url(settings.database_url)
-        if self.url.get_driver_name() not in ("pymysql",):
-            if self.url.drivername in ("mysql", "mariadb"):
-                self.url = self.url.set(drivername=f"{self.url.drivername}+pymysql")
-            else:
-                raise ConfigurationError(f"MariaDB/MySQL URLs must use PyMySQL (mysql+pymysql://...), not {self.url.drivername}")
-        if not self.url.database:
+    def _check_url(self, url: URL) -> URL:
+        if not url.database:
             raise ConfigurationError("the MariaDB/MySQL URL must name a database (mysql+pymysql://user@host/dbname)")
-        if "charset" not in self.url.query:
-            self.url = self.url.update_query_dict({"charset": "utf8mb4"})
-        self.engine = make_engine(self.url)
-        self.ignore = tuple(settings.ignore_tables)
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return url
 
-    # -- connections ---------------------------------------------------------------------
-    def database_exists(self) -> bool:
-        return True
-
-    def connect(self, *, write: bool) -> ServerConnection:
-        return connect_server(self.engine, _in_tx)
+    @staticmethod
+    def _in_tx(driver) -> bool:
+        return bool(driver.server_status & 1)  # SERVER_STATUS_IN_TRANS
 
     def schema(self) -> str:
         return self.url.database
 
-    # -- schema --------------------------------------------------------------------------
-    def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
-        return read_snapshot(conn, self.schema(), self.ignore)
-
-    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
-        """Create the models in a scratch database with the live database's character set and
-        collation, read them back like the live one, and drop it (DDL cannot be rolled back here)."""
-        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
-        if schemas:
-            raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported")
+    def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
+        """In a scratch database with the live database's character set and collation, dropped
+        afterwards (DDL cannot be rolled back here)."""
         scratch = f"_mig_scratch_{secrets.token_hex(6)}"
-        conn = self.connect(write=False)
+        cs, coll = conn.execute("SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
+                                "WHERE schema_name = %s", (self.schema(),)).fetchone() or ("utf8mb4", None)
+        conn.execute(f"CREATE DATABASE {quote_ident(scratch)} CHARACTER SET {cs}" + (f" COLLATE {coll}" if coll else ""))
         try:
-            cs, coll = conn.execute("SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
-                                    "WHERE schema_name = %s", (self.schema(),)).fetchone() or ("utf8mb4", None)
-            conn.execute(f"CREATE DATABASE {quote_ident(scratch)} CHARACTER SET {cs}" + (f" COLLATE {coll}" if coll else ""))
-            try:
-                conn.execute(f"USE {quote_ident(scratch)}")
-                metadata.create_all(conn.sa, checkfirst=False)
-                return read_snapshot(conn, scratch, ())
-            finally:
-                conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)}")
-        except SQLAlchemyError as exc:
-            raise ConfigurationError(f"the models cannot be created on MariaDB/MySQL: {_message(exc)}") from None
+            conn.execute(f"USE {quote_ident(scratch)}")
+            metadata.create_all(conn.sa, checkfirst=False)
+            return read_snapshot(conn, scratch, ())
         finally:
-            conn.close()
+            conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)}")
 
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
-        return MysqlPlanner(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
-
-    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
-        return SqlProbe(conn, diff, live, target, quote_ident, lambda c: f"CAST({c} AS CHAR)", "REGEXP", _numeric_kind)
-
-    # -- infrastructure ------------------------------------------------------------------
-    def lock(self, timeout_ms: int):
-        from .lock import MysqlNamedLock, lock_name
-
-        return MysqlNamedLock(self.engine, lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}"), timeout_ms)
-
-    def backup_engine(self):
-        from .backup import LogicalBackupEngine, MysqldumpBackupEngine
-
-        connect = lambda: self.connect(write=True)  # noqa: E731
-        if (shutil.which("mysqldump") or shutil.which("mariadb-dump")) and (shutil.which("mysql") or shutil.which("mariadb")):
-            return MysqldumpBackupEngine(self.url, connect, self.schema, self._fingerprint)
-        return LogicalBackupEngine(connect, self.schema, self._fingerprint)
-
-    def _fingerprint(self) -> str | None:
-        conn = self.connect(write=False)
-        try:
-            return self.read_live(conn).fingerprint()
-        finally:
-            conn.close()
+    def _lock_id(self) -> str:
+        return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")
 
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Foreign keys that the data violates (possible here: checks can be switched off per session)."""

@@ -34,10 +34,9 @@ class MysqlPlanner(ServerPlanner):
         return [f"ALTER TABLE {t} DROP CONSTRAINT {self.q(name)}"]
 
     def constraint_name(self, table: str, kind: str, item) -> str | None:
-        if kind == "p":
-            return "PRIMARY"
-        if getattr(item, "name", None) or self.conn is None:
-            return getattr(item, "name", None)
+        return "PRIMARY" if kind == "p" else super().constraint_name(table, kind, item)
+
+    def find_constraint_name(self, table: str, kind: str, item) -> str | None:
         if kind == "f":
             rows = self.conn.execute(
                 "SELECT constraint_name, GROUP_CONCAT(column_name ORDER BY ordinal_position) FROM information_schema.key_column_usage "

@@ -12,11 +12,11 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.engine import URL
 
 from ...errors import BackupError
+from ..server import ToolBackupEngine, run_tool
 from .catalog import quote_ident
 
 PGDMP_MAGIC = b"PGDMP"
@@ -31,28 +31,18 @@ def _env(url: URL) -> dict[str, str]:
     return env
 
 
-class PgDumpBackupEngine:
+class PgDumpBackupEngine(ToolBackupEngine):
     name = "pg_dump-custom"
     suffix = ".pgdump"
 
-    def __init__(self, url: URL, schema: Callable[[], str], fingerprint: Callable[[], str | None], timeout_ms: int = 600000):
-        self.url = url
-        self._schema = schema
-        self._fingerprint = fingerprint
-        self.timeout_s = timeout_ms / 1000
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         for tool in ("pg_dump", "pg_restore", "psql"):
             if shutil.which(tool) is None:
                 raise BackupError(f"{tool} is not installed; install the PostgreSQL client tools or run with --no-backup")
 
-    def _run(self, args: list[str], *, stdin=None, what: str) -> subprocess.CompletedProcess:
-        try:
-            proc = subprocess.run(args, env=_env(self.url), stdin=stdin, capture_output=True, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            raise BackupError(f"{what} took longer than {self.timeout_s:.0f} s") from None
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise BackupError(f"{what} failed: {'; '.join(err[-3:]) or f'exit code {proc.returncode}'}")
-        return proc
+    def _run(self, args: list[str], *, what: str) -> subprocess.CompletedProcess:
+        return run_tool(args, _env(self.url), self.timeout_s, what, capture_output=True)
 
     def write_backup(self, dest: Path) -> None:
         self._run(["pg_dump", "--format=custom", "--no-owner", f"--schema={self._schema()}", f"--file={dest}"],
@@ -75,14 +65,5 @@ class PgDumpBackupEngine:
         script = self._run(["pg_restore", "--no-owner", "--file=-", str(src)], what="pg_restore").stdout
         schema = quote_ident(self._schema())
         prefix = f"SET client_min_messages = warning;\nDROP SCHEMA IF EXISTS {schema} CASCADE;\n".encode()
-        try:
-            proc = subprocess.run(["psql", "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"],
-                                  input=prefix + script, env=_env(self.url), capture_output=True, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            raise BackupError(f"restore took longer than {self.timeout_s:.0f} s; rolled back") from None
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise BackupError(f"restore failed and was rolled back: {'; '.join(err[-3:])}")
-
-    def schema_fingerprint(self) -> str | None:
-        return self._fingerprint()
+        run_tool(["psql", "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"],
+                 _env(self.url), self.timeout_s, "restore", rolled_back=True, input=prefix + script, capture_output=True)

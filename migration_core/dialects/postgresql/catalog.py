@@ -10,12 +10,12 @@ casts PostgreSQL adds to defaults and CHECK text (`'x'::text`, `::regclass`) are
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections import defaultdict
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint, View
-from ..sqlite.catalog import HISTORY_TABLE
+from ..server import squeeze_expr
+from ..sqlite.catalog import is_ignored
 
 SERIAL = "serial"  # default marker: nextval() of a sequence owned by the column
 IDENTITY = {"a": "identity always", "d": "identity by default"}
@@ -123,25 +123,14 @@ def normalize_expr(text: str | None) -> str | None:
         return None
     out = _CAST.sub("", text.strip())
     out = _NOW.sub("CURRENT_TIMESTAMP", out)
-    out = re.sub(r"\s+", " ", out)
-    while out.startswith("(") and out.endswith(")") and _balanced(out[1:-1]):
-        out = out[1:-1].strip()
     # PostgreSQL deparses `a IN (1, 2)` as `a = ANY (ARRAY[1, 2])`; both sides are read the same way.
-    return out
+    return squeeze_expr(out)
 
 
-def _balanced(s: str) -> bool:
-    depth = 0
-    quoted = False
-    for ch in s:
-        if ch == "'":
-            quoted = not quoted
-        elif not quoted:
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth < 0:
-                return False
-    return depth == 0
+def check_expr(definition: str) -> str | None:
+    """The normalized expression of a `pg_get_constraintdef` CHECK (a NOT VALID one compares the same)."""
+    body = definition[len("CHECK "):] if definition.upper().startswith("CHECK ") else definition
+    return normalize_expr(re.sub(r"\s+NOT VALID$", "", body))
 
 
 def conventional_name(table: str, kind: str, columns: tuple[str, ...]) -> str:
@@ -154,10 +143,6 @@ def conventional_name(table: str, kind: str, columns: tuple[str, ...]) -> str:
 
 def _action(code: str) -> str | None:
     return {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}.get(code)
-
-
-def is_ignored(name: str, ignore: tuple[str, ...]) -> bool:
-    return name == HISTORY_TABLE or any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in ignore)
 
 
 def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
@@ -212,9 +197,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnap
         elif kind == "u":
             uniques[tbl].append(UniqueConstraint(name, cols))
         elif kind == "c":
-            body = definition[len("CHECK "):] if definition.upper().startswith("CHECK ") else definition
-            body = re.sub(r"\s+NOT VALID$", "", body)
-            checks[tbl].append(CheckConstraint(name, normalize_expr(body)))
+            checks[tbl].append(CheckConstraint(name, check_expr(definition)))
 
     indexes: dict[str, list[Index]] = defaultdict(list)
     for tbl, name, unique, indexdef, cols, where in conn.execute(_Q_INDEXES, (schema,)).fetchall():

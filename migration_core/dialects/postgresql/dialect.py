@@ -12,17 +12,18 @@ import time
 from typing import Callable
 
 from sqlalchemy import MetaData
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
-from ...diff import Diff
 from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
-from ...urls import parse_url
 from ..base import Progress
-from ..server import ServerConnection, SqlProbe, connect_server, make_engine
+from ..server import ServerConnection, ServerDialect, message
+from .backup import PgDumpBackupEngine
 from .catalog import quote_ident, read_snapshot
+from .lock import PgAdvisoryLock, lock_key
+from .logical import PgLogicalBackupEngine
 from .planner import PostgresPlanner
 
 HISTORY_FLAVOR = HistoryFlavor(
@@ -39,51 +40,46 @@ HISTORY_FLAVOR = HistoryFlavor(
            "error = EXCLUDED.error, statements = EXCLUDED.statements, changes = EXCLUDED.changes",
 )
 
-_NUMERIC = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num", "REAL": "num"}
-
-
-def _numeric_kind(type_: str) -> str | None:
-    return _NUMERIC.get(type_.split("(", 1)[0])
-
-
-def _in_tx(driver) -> bool:
-    from psycopg.pq import TransactionStatus
-
-    return driver.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR, TransactionStatus.ACTIVE)
-
 
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     return getattr(orig, "sqlstate", None)
 
 
-def _message(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return " ".join(str(orig).split())
-
-
-class PostgresDialect:
+class PostgresDialect(ServerDialect):
     name = "postgresql"
+    title = "PostgreSQL"
     history_flavor = HISTORY_FLAVOR
     integrity_check_name = "no invalid indexes"
+    drivers = ("psycopg", "psycopg_async")
+    bare_names = ("postgresql",)
+    driver_hint = "psycopg 3 (postgresql+psycopg://...)"
+    explicit_schema_hint = "; the managed schema is the connection's current_schema()"
+    numeric_types = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num",
+                     "REAL": "num"}
+    text_cast = "{}::text"
+    regex_op = "~"
+    client_tools = (("pg_dump",), ("pg_restore",), ("psql",))
+    lock_class = PgAdvisoryLock
+    tool_backup_class = PgDumpBackupEngine
+    logical_backup_class = PgLogicalBackupEngine
+    planner_class = PostgresPlanner
+    read_snapshot = staticmethod(read_snapshot)
+    quote_ident = staticmethod(quote_ident)
 
     def __init__(self, settings):
-        self.settings = settings
-        self.url = parse_url(settings.database_url)
-        if self.url.get_driver_name() not in ("psycopg", "psycopg_async") and self.url.drivername != "postgresql":
-            raise ConfigurationError(f"PostgreSQL URLs must use psycopg 3 (postgresql+psycopg://...), not {self.url.drivername}")
-        if self.url.drivername == "postgresql":
-            self.url = self.url.set(drivername="postgresql+psycopg")
-        self.engine = make_engine(self.url)
-        self.ignore = tuple(settings.ignore_tables)
+        super().__init__(settings)
         self._schema: str | None = None
 
-    # -- connections ---------------------------------------------------------------------
-    def database_exists(self) -> bool:
-        return True  # a server database must exist before we can connect; connect() says so clearly
+    @staticmethod
+    def _in_tx(driver) -> bool:
+        from psycopg.pq import TransactionStatus
 
+        return driver.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR, TransactionStatus.ACTIVE)
+
+    # -- connections ---------------------------------------------------------------------
     def connect(self, *, write: bool) -> ServerConnection:
-        conn = connect_server(self.engine, _in_tx)
+        conn = super().connect(write=write)
         if self._schema is None:
             self._schema = conn.execute("SELECT current_schema()").scalar()
             if self._schema is None:
@@ -97,61 +93,22 @@ class PostgresDialect:
         return self._schema
 
     # -- schema --------------------------------------------------------------------------
-    def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
-        return read_snapshot(conn, self.schema(), self.ignore)
-
-    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
-        """Create the models in a scratch schema inside a transaction that is always rolled back,
-        and read them with the live reader: nothing is left behind, even if the process dies."""
-        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
-        if schemas:
-            raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported; "
-                                     "the managed schema is the connection's current_schema()")
+    def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
+        """In a scratch schema inside a transaction that is always rolled back: nothing is left
+        behind, even if the process dies."""
         scratch = f"_migration_scratch_{secrets.token_hex(4)}"
-        conn = self.connect(write=False)
+        conn.execute("BEGIN")
         try:
-            conn.execute("BEGIN")
-            try:
-                conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
-                conn.execute(f"SET LOCAL search_path TO {quote_ident(scratch)}")
-                metadata.create_all(conn.sa, checkfirst=False)
-                return read_snapshot(conn, scratch, ())
-            finally:
-                conn.execute("ROLLBACK")
-        except SQLAlchemyError as exc:
-            raise ConfigurationError(f"the models cannot be created on PostgreSQL: {_message(exc)}") from None
+            conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
+            conn.execute(f"SET LOCAL search_path TO {quote_ident(scratch)}")
+            metadata.create_all(conn.sa, checkfirst=False)
+            return read_snapshot(conn, scratch, ())
         finally:
-            conn.close()
-
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
-        return PostgresPlanner(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
-
-    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
-        return SqlProbe(conn, diff, live, target, quote_ident, lambda c: f"{c}::text", "~", _numeric_kind)
+            conn.execute("ROLLBACK")
 
     # -- infrastructure ------------------------------------------------------------------
-    def lock(self, timeout_ms: int):
-        from .lock import PgAdvisoryLock, lock_key
-
-        return PgAdvisoryLock(self.engine, lock_key(self.url.database or "", self.schema()), timeout_ms)
-
-    def backup_engine(self):
-        """pg_dump -Fc when the client tools are installed; otherwise the built-in logical dump."""
-        import shutil
-
-        from .backup import PgDumpBackupEngine
-        from .logical import PgLogicalBackupEngine
-
-        if all(shutil.which(tool) for tool in ("pg_dump", "pg_restore", "psql")):
-            return PgDumpBackupEngine(self.url, self.schema, self._fingerprint)
-        return PgLogicalBackupEngine(lambda: self.connect(write=True), self.schema, self._fingerprint)
-
-    def _fingerprint(self) -> str | None:
-        conn = self.connect(write=False)
-        try:
-            return self.read_live(conn).fingerprint()
-        finally:
-            conn.close()
+    def _lock_id(self) -> int:
+        return lock_key(self.url.database or "", self.schema())
 
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Invalid indexes (left by a failed CREATE INDEX CONCURRENTLY) are the one inconsistency
@@ -215,7 +172,7 @@ class PostgresDialect:
         if state == "57014":
             return ExecutionTimeout(f"migration exceeded the time limit during statement {done + 1} of {len(statements)} "
                                     f"[{where}]; rolled back, nothing changed")
-        return MigrationError(f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]; "
+        return MigrationError(f"statement {done + 1} of {len(statements)} failed: {message(exc)} [{where}]; "
                               "rolled back, nothing changed")
 
     def _run_concurrent(self, conn: ServerConnection, statements: tuple[str, ...], verify: Callable, before_commit: Callable) -> None:
@@ -233,7 +190,7 @@ class PostgresDialect:
                     pass
                 raise MigrationError(
                     f"the plan's transaction committed, but concurrent index build {i + 1} of {len(statements)} failed: "
-                    f"{_message(exc)} [{stmt}]; its index was dropped; run migrate again to retry") from None
+                    f"{message(exc)} [{stmt}]; its index was dropped; run migrate again to retry") from None
             finally:
                 conn.execute("RESET lock_timeout")
         conn.execute("BEGIN")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import MetaData
 from sqlalchemy.schema import CreateIndex, CreateTable, SetTableComment
 
 from ...errors import BackupError
 from ..mysql.dump import _dec, _enc
+from ..server import ServerBackupEngine, message
 from .catalog import quote_ident as q
 
 FORMAT = "migration-mcp-postgresql-logical-dump"
@@ -38,14 +38,9 @@ def _dec_pg(v):
     return _dec(v)
 
 
-class PgLogicalBackupEngine:
+class PgLogicalBackupEngine(ServerBackupEngine):
     name = "postgresql-logical-json"
     suffix = ".logical.json"  # not ".json": that is the metadata file beside it
-
-    def __init__(self, connect: Callable, schema: Callable[[], str], fingerprint: Callable[[], str | None]):
-        self._connect = connect
-        self._schema = schema
-        self._fingerprint = fingerprint
 
     def write_backup(self, dest: Path) -> None:
         schema = self._schema()
@@ -110,13 +105,6 @@ class PgLogicalBackupEngine:
             raise BackupError(f"backup file {path} is not a {FORMAT} file")
         return raw
 
-    def check_backup_file(self, path: Path) -> str | None:
-        try:
-            self._read(path)
-        except BackupError as exc:
-            return str(exc)
-        return None
-
     def restore_backup(self, src: Path) -> None:
         raw = self._read(src)
         schema = q(self._schema())
@@ -141,12 +129,9 @@ class PgLogicalBackupEngine:
                 conn.execute("COMMIT")
             except BaseException as exc:
                 conn.execute("ROLLBACK")
-                raise BackupError(f"restore failed and was rolled back: {' '.join(str(getattr(exc, 'orig', exc)).split())}") from None
+                raise BackupError(f"restore failed and was rolled back: {message(exc)}") from None
         finally:
             conn.close()
-
-    def schema_fingerprint(self) -> str | None:
-        return self._fingerprint()
 
 
 def _lit(value: str) -> str:

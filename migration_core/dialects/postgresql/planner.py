@@ -16,7 +16,7 @@ import re
 from ... import changes as ch
 from ...diff import Diff
 from ..server_planner import PlanningError, ServerPlanner
-from .catalog import IDENTITY, SERIAL
+from .catalog import IDENTITY, SERIAL, check_expr
 
 _ENUM = re.compile(r"^ENUM (?P<name>\S+?)\((?P<values>.*)\)$", re.S)
 _VOLATILE_OK = re.compile(r"^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|'[^']*'|-?[0-9.]+|true|false|NULL)$", re.I)
@@ -68,11 +68,7 @@ class PostgresPlanner(ServerPlanner):
     def drop_constraint(self, table: str, name: str, kind: str) -> list[str]:
         return [f"ALTER TABLE {self.q(table)} DROP CONSTRAINT {self.q(name)}"]
 
-    def constraint_name(self, table: str, kind: str, item) -> str | None:
-        if getattr(item, "name", None) or self.conn is None:
-            return getattr(item, "name", None)
-        from .catalog import normalize_expr
-
+    def find_constraint_name(self, table: str, kind: str, item) -> str | None:
         rows = self.conn.execute(
             "SELECT con.conname, pg_get_constraintdef(con.oid), ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i) "
             "JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i) "
@@ -80,8 +76,7 @@ class PostgresPlanner(ServerPlanner):
             "WHERE n.nspname = current_schema() AND c.relname = %s AND con.contype = %s", (table, kind)).fetchall()
         for name, definition, cols in rows:
             if kind == "c":
-                body = definition[len("CHECK "):] if definition.upper().startswith("CHECK ") else definition
-                if normalize_expr(re.sub(r"\s+NOT VALID$", "", body)) == item.expression:
+                if check_expr(definition) == item.expression:
                     return name
             elif kind == "p" or tuple(cols) == tuple(item.columns):
                 return name
