@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from . import gen
 from .common import (Contender, base_parser, fmt_s, print_ratios, print_table, ratio, ratio_entry, run_rounds, summary, workdir,

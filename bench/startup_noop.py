@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         ref = med[f"reference: import sqlalchemy + {label}"]
         ratios[f"startup net of models import, {label}"] = ratio_entry(
             (m - ref) * 1000, unit="ms", numerator=f"startup ({label}) process wall time",
-            baseline=f"minus python -c 'import sqlalchemy + the models'")
+            baseline="minus python -c 'import sqlalchemy + the models'")
     import statistics
 
     inside = {label: {k: round(statistics.median(x[k] for x in v), 6) for k in ("import_s", "call_s")} for label, v in inner.items() if v}

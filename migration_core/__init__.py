@@ -15,7 +15,11 @@ _EXPORTS = {
     **{name: "errors" for name in ("BackupError", "ConfigurationError", "ExecutionTimeout", "InvalidBackupId", "LockTimeout",
                                    "MigrationError", "SafetyRefusal")},
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AutoMigrationSystem", "BackupError", "BackupManager", "ConfigurationError", "ExecutionTimeout", "InvalidBackupId",
+    "LockTimeout", "MigrationError", "MigrationHistoryManager", "MigrationManager", "MigrationSettings", "SafetyRefusal",
+    "SchemaComparator", "execute_startup_migration",
+]
 
 
 def __getattr__(name: str):

@@ -35,7 +35,8 @@ _DDL = f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
 
 @dataclass(frozen=True)
 class HistoryFlavor:
-    """The few SQL spellings that differ between databases; each dialect provides one."""
+    """The few SQL spellings that differ between databases; each dialect provides one as its
+    `history_flavor` (the defaults are SQLite's)."""
 
     param: str = "?"  # DB-API placeholder
     ddl: str = _DDL
@@ -43,9 +44,6 @@ class HistoryFlavor:
     begin: str = "BEGIN IMMEDIATE"
     upsert: str = "INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})"
     interrupted: str = "interrupted: the process ended before the migration finished; the transaction was rolled back"
-
-
-SQLITE_FLAVOR = HistoryFlavor()
 
 
 def now_iso() -> str:
@@ -60,7 +58,7 @@ class MigrationHistoryManager:
     """Works on a connection in autocommit mode (explicit BEGIN/COMMIT) with a sqlite3-like
     `execute`/`executemany`/`in_transaction`; `flavor` supplies the dialect's SQL spellings."""
 
-    def __init__(self, flavor: HistoryFlavor = SQLITE_FLAVOR):
+    def __init__(self, flavor: HistoryFlavor):
         self.flavor = flavor
 
     def _sql(self, sql: str) -> str:

@@ -9,7 +9,7 @@ from .comparator import Comparison, SchemaComparator
 from .dialects.base import Progress, get_dialect
 from .errors import ConfigurationError
 from .health import run_health_checks
-from .history import SQLITE_FLAVOR, MigrationHistoryManager
+from .history import MigrationHistoryManager
 from .manager import MigrationManager
 from .results import BackupListResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackResult, StatusResult
 from .settings import MigrationSettings
@@ -30,7 +30,7 @@ class AutoMigrationSystem:
         self.settings = settings
         self.dialect = get_dialect(settings)
         self.comparator = SchemaComparator(settings, self.dialect)
-        self.history = MigrationHistoryManager(getattr(self.dialect, "history_flavor", SQLITE_FLAVOR))
+        self.history = MigrationHistoryManager(self.dialect.history_flavor)
         self.backups = BackupManager(settings, self.dialect.backup_engine())
         self.manager = MigrationManager(settings, self.dialect, self.comparator, self.history, self.backups)
 

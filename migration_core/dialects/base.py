@@ -27,6 +27,7 @@ class Probe(Protocol):
 
 class Dialect(Protocol):
     name: str
+    history_flavor: Any  # history.HistoryFlavor: the audit table's SQL spellings
 
     def database_exists(self) -> bool: ...
     def connect(self, *, write: bool) -> Any: ...

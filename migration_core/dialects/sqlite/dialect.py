@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ...diff import Diff
 from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
+from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
 from ...urls import parse_url, sqlite_path
@@ -24,6 +25,7 @@ from .sqltext import quote_ident as q
 
 class SqliteDialect:
     name = "sqlite"
+    history_flavor = HistoryFlavor()
 
     def __init__(self, settings):
         self.settings = settings
