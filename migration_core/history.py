@@ -73,28 +73,31 @@ class MigrationHistoryManager:
         if not self._exists(conn):
             conn.execute(self.flavor.ddl)
 
-    def _write(self, conn, sql: str, params: tuple) -> None:
-        """One statement in its own transaction, or inside the caller's if one is open."""
+    def _write(self, conn, sql: str, params: tuple, *, create_table: bool = False) -> None:
+        """One statement in its own transaction, or inside the caller's if one is open.
+        `create_table`: create the history table in that same transaction (one commit, one fsync)."""
         sql = self._sql(sql)
-        if conn.in_transaction:
-            conn.execute(sql, params)
-            return
-        conn.execute(self.flavor.begin)
+        own = not conn.in_transaction
+        if own:
+            conn.execute(self.flavor.begin)
         try:
+            if create_table:
+                self.ensure_table(conn)
             conn.execute(sql, params)
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if own and conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def record_migration_start(self, conn, migration_id: str, *, kind: str = "migrate", plan_checksum: str | None = None,
                                statements: list[str] | None = None, changes: list[str] | None = None,
                                backup_id: str | None = None, started_at: str | None = None) -> None:
-        self.ensure_table(conn)
         self._write(conn, f"INSERT INTO {HISTORY_TABLE} (id, kind, status, started_at, plan_checksum, backup_id, statements, changes) "
                           "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
                     (migration_id, kind, started_at or now_iso(), plan_checksum, backup_id,
-                     json.dumps(statements or []), json.dumps(changes or [])))
+                     json.dumps(statements or []), json.dumps(changes or [])), create_table=True)
 
     def record_migration_success(self, conn, migration_id: str, duration_ms: float, status: str = "succeeded") -> None:
         self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = ?, finished_at = ?, duration_ms = ?, error = NULL WHERE id = ?",
