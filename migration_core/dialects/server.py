@@ -135,6 +135,7 @@ def sa_index(metadata: MetaData, table: str, name: str):
     return next((i for i in t.indexes if i.name and i.name.lower() == name.lower()), None)
 
 
+_SCALE = re.compile(r"\(\s*\d+\s*,\s*(\d+)\s*\)")
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
 
@@ -156,6 +157,7 @@ class SqlProbe:
     as_text: Callable[[str], str]
     regex_op: str
     numeric_kinds: Callable[[str], str | None]
+    as_numeric: Callable[[str], str]  # the exact decimal value of a number column (floats by their shortest text)
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -201,14 +203,25 @@ class SqlProbe:
         return self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {src} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1) AS d")
 
     def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
-        """Values whose text is not a number when the new type is numeric; other targets are
-        left to the server's own conversion, which fails the statement (and so the plan)."""
+        """Values a numeric target would not hold exactly: text that is not a number, and
+        fractions the server would silently round (2.5 -> INTEGER stores 3; 1.756 ->
+        NUMERIC(10,2) stores 1.76). Other failures (out of range, text to date) make the server
+        fail the statement, and so the plan."""
         kind = self.numeric_kinds(new_type)
-        if kind is None or self.numeric_kinds(old_type) is not None:
+        old_kind = self.numeric_kinds(old_type)
+        if kind is None or old_kind == "int":
             return 0
-        pattern = self.INT_RE if kind == "int" else self.NUM_RE
-        c = self.as_text(self.q(column))
-        return self._count(table, f"{self.q(column)} IS NOT NULL AND NOT ({c} {self.regex_op} '{pattern}')")
+        col = self.q(column)
+        if old_kind is None:
+            pattern = self.INT_RE if kind == "int" else self.NUM_RE
+            return self._count(table, f"{col} IS NOT NULL AND NOT ({self.as_text(col)} {self.regex_op} '{pattern}')")
+        if kind == "int":
+            return self._count(table, f"{col} <> FLOOR({col})")
+        scale = _SCALE.search(new_type)
+        if scale is None:
+            return 0  # a float or unconstrained NUMERIC target keeps the digits
+        exact = self.as_numeric(col)
+        return self._count(table, f"ROUND({exact}, {int(scale[1])}) <> {exact}")
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
         return self._count(table, f"char_length({self.as_text(self.q(column))}) > {int(max_length)}")
@@ -349,6 +362,7 @@ class ServerDialect:
     explicit_schema_hint = ""
     numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
     text_cast: str  # `{}` is the expression
+    numeric_cast: str  # `{}` is a number column; gives its exact decimal value
     regex_op: str
     client_tools: tuple[tuple[str, ...], ...]  # each entry: alternative names of one tool the dump needs
     lock_class: type[ServerLock]
@@ -425,7 +439,8 @@ class ServerDialect:
         return self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
-        return SqlProbe(conn, diff, live, target, self.quote_ident, self.text_cast.format, self.regex_op, self._numeric_kind)
+        return SqlProbe(conn, diff, live, target, self.quote_ident, self.text_cast.format, self.regex_op, self._numeric_kind,
+                        self.numeric_cast.format)
 
     def _numeric_kind(self, type_: str) -> str | None:
         return self.numeric_types.get(type_.split("(", 1)[0].split(" ", 1)[0])

@@ -63,6 +63,7 @@ class MysqlDialect(ServerDialect):
     numeric_types = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",
                      "DECIMAL": "num", "FLOAT": "num", "DOUBLE": "num"}
     text_cast = "CAST({} AS CHAR)"
+    numeric_cast = "CAST(CAST({} AS CHAR) AS DECIMAL(65,30))"  # through the text: FLOAT 1.1 is 1.1, not 1.10000002
     regex_op = "REGEXP"
     client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))
     lock_class = MysqlNamedLock

@@ -58,6 +58,7 @@ class PostgresDialect(ServerDialect):
     numeric_types = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num",
                      "REAL": "num"}
     text_cast = "{}::text"
+    numeric_cast = "({})::numeric"  # float8 -> numeric goes through the shortest round-trip text
     regex_op = "~"
     client_tools = (("pg_dump",), ("pg_restore",), ("psql",))
     lock_class = PgAdvisoryLock
