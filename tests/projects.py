@@ -15,10 +15,9 @@ Besides `models / settings / system / migrate`, every project offers:
 
 from __future__ import annotations
 
-import itertools
-import textwrap
 from pathlib import Path
 
+from helpers_core import write_models
 from migration_core import AutoMigrationSystem, MigrationSettings
 
 HEADER = """\
@@ -28,8 +27,6 @@ metadata = MetaData()
 """
 
 MIGRATE_OPTIONS = ("allow_destructive", "renames", "create_backup", "dry_run", "timeout_ms")
-
-_counter = itertools.count()
 
 
 class BaseProject:
@@ -44,9 +41,7 @@ class BaseProject:
 
     def models(self, body: str) -> str:
         """Write a models file with a fresh name (each path is imported once per process)."""
-        path = self.tmp / f"models_{next(_counter)}.py"
-        path.write_text(HEADER + textwrap.dedent(body))
-        return f"{path}:metadata"
+        return write_models(self.tmp, body, header=HEADER)
 
     def settings(self, models: str, **kw) -> MigrationSettings:
         return MigrationSettings(database_url=self.url, models=models, backup_dir=self.backups, **kw)
