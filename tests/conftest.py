@@ -1,57 +1,37 @@
-"""Shared fixtures: real SQLite files in tmp dirs and models files written per schema version."""
+"""Shared fixtures: real SQLite files in tmp dirs (`project`), and `anydb`, which yields the same project
+interface (projects.py) on SQLite, PostgreSQL and MariaDB in turn."""
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from migration_core import AutoMigrationSystem, MigrationSettings
-
-_counter = itertools.count()
-
-HEADER = """\
-from sqlalchemy import (MetaData, Table, Column, Integer, String, Text, Float, Boolean, DateTime, Numeric, JSON,
-                        ForeignKey, Index, UniqueConstraint, CheckConstraint, PrimaryKeyConstraint, text)
-metadata = MetaData()
-"""
+from projects import BaseProject
+from servers import KINDS, server_project
 
 
-class Project:
-    """One database plus a sequence of model versions."""
+class Project(BaseProject):
+    """One SQLite file plus a sequence of model versions."""
+
+    kind = "sqlite"
+    param = "?"
 
     def __init__(self, tmp_path: Path):
         self.tmp = tmp_path
         self.db = tmp_path / "app.db"
         self.backups = tmp_path / "backups"
 
-    def models(self, body: str) -> str:
-        """Write a models file with a fresh name (each path is imported once per process)."""
-        path = self.tmp / f"models_{next(_counter)}.py"
-        path.write_text(HEADER + textwrap.dedent(body))
-        return f"{path}:metadata"
-
-    def settings(self, models: str, **kw) -> MigrationSettings:
-        return MigrationSettings(database_url=f"sqlite:///{self.db}", models=models, backup_dir=self.backups, **kw)
-
-    def system(self, body: str, **kw) -> AutoMigrationSystem:
-        return AutoMigrationSystem(self.settings(self.models(body), **kw))
-
-    def migrate(self, body: str, **kw):
-        opts = {k: kw.pop(k) for k in list(kw) if k in ("allow_destructive", "renames", "create_backup", "dry_run", "timeout_ms")}
-        system = self.system(body, **kw)
-        result = system.execute_auto_migration(**opts)
-        assert system.check_migration_status(renames=opts.get("renames")).migration_needed is False
-        return result
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.db}"
 
     def sql(self, statement: str, params=()) -> list[tuple]:
         conn = sqlite3.connect(self.db)
         try:
             with conn:
-                return conn.execute(statement, params).fetchall()
+                return conn.execute(statement, params or ()).fetchall()
         finally:
             conn.close()
 
@@ -63,13 +43,48 @@ class Project:
         finally:
             conn.close()
 
+    def enforced(self, statement: str) -> None:
+        self.script(f"PRAGMA foreign_keys=ON; {statement};")
+
     def schema_sql(self) -> dict[str, str]:
         return {n: s for n, s in self.sql("SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE '\\_migration%' ESCAPE '\\'")}
 
     def file_bytes(self) -> bytes:
         return self.db.read_bytes()
 
+    def tables(self) -> list[str]:
+        rows = self.sql("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                        "AND name NOT LIKE '\\_migration%' ESCAPE '\\' ORDER BY 1")
+        return [r[0] for r in rows]
+
+    def state(self) -> tuple:
+        rows = {t: sorted(map(repr, self.sql(f'SELECT * FROM "{t}"'))) for t in self.tables()}
+        return self.schema_sql(), rows
+
+    def snapshot(self) -> bytes:
+        return self.file_bytes()
+
+    def nullable(self, table: str, column: str) -> bool:
+        [(notnull,)] = self.sql("SELECT \"notnull\" FROM pragma_table_info(?) WHERE name = ?", (table, column))
+        return notnull == 0
+
+    def indexes(self, table: str) -> set[str]:
+        return {r[0] for r in self.sql("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?", (table,))}
+
+    def fk_targets(self, table: str) -> list[str]:
+        return [r[2] for r in self.sql("SELECT * FROM pragma_foreign_key_list(?) ORDER BY id", (table,))]
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+@pytest.fixture(params=["sqlite", *KINDS])
+def anydb(request, tmp_path: Path):
+    """The same test on a SQLite file, a fresh PostgreSQL database and a fresh MariaDB database."""
+    if request.param == "sqlite":
+        yield Project(tmp_path)
+    else:
+        with server_project(request.param, tmp_path) as p:
+            yield p

@@ -6,9 +6,9 @@ answer skips its tests with the reason, unless MIGRATION_TEST_REQUIRE_SERVERS=1 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,20 +16,15 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from migration_core import AutoMigrationSystem, MigrationSettings
+from migration_core import AutoMigrationSystem
 from migration_core.urls import mask_url
+from projects import BaseProject
 
 URLS = {
     "postgresql": os.environ.get("MIGRATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     "mysql": os.environ.get("MIGRATION_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
-
-HEADER = """\
-from sqlalchemy import (MetaData, Table, Column, Integer, BigInteger, String, Text, Float, Boolean, DateTime, Numeric, JSON,
-                        Enum, ForeignKey, Index, UniqueConstraint, CheckConstraint, PrimaryKeyConstraint, text, func)
-metadata = MetaData()
-"""
-_counter = iter(range(10**9))
+KINDS = list(URLS)
 _unavailable: dict[str, str | None] = {}
 
 
@@ -52,8 +47,10 @@ def require_server(kind: str) -> None:
         pytest.skip(reason)
 
 
-class ServerProject:
+class ServerProject(BaseProject):
     """A fresh database on a real server plus a sequence of model versions."""
+
+    param = "%s"
 
     def __init__(self, kind: str, tmp: Path):
         require_server(kind)
@@ -63,8 +60,12 @@ class ServerProject:
         self.dbname = f"mt_{secrets.token_hex(5)}"
         with _admin_engine(kind).connect() as c:
             c.exec_driver_sql(f"CREATE DATABASE {self.dbname}")
-        self.url = make_url(URLS[kind]).set(database=self.dbname).render_as_string(hide_password=False)
-        self.engine = create_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        self._url = make_url(URLS[kind]).set(database=self.dbname).render_as_string(hide_password=False)
+        self.engine = create_engine(self._url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+    @property
+    def url(self) -> str:
+        return self._url
 
     def drop(self) -> None:
         self.engine.dispose()
@@ -74,29 +75,13 @@ class ServerProject:
             else:
                 c.exec_driver_sql(f"DROP DATABASE IF EXISTS {self.dbname}")
 
-    def models(self, body: str) -> str:
-        path = self.tmp / f"models_{next(_counter)}.py"
-        path.write_text(HEADER + textwrap.dedent(body))
-        return f"{path}:metadata"
-
-    def settings(self, models: str, **kw) -> MigrationSettings:
-        return MigrationSettings(database_url=self.url, models=models, backup_dir=self.backups, **kw)
-
-    def system(self, body: str, **kw) -> AutoMigrationSystem:
-        return AutoMigrationSystem(self.settings(self.models(body), **kw))
-
-    def migrate(self, body: str, **kw):
-        opts = {k: kw.pop(k) for k in list(kw) if k in ("allow_destructive", "renames", "create_backup", "dry_run", "timeout_ms")}
-        system = self.system(body, **kw)
-        result = system.execute_auto_migration(**opts)
-        status = system.check_migration_status(renames=opts.get("renames"))
-        assert status.migration_needed is False, [c.detail for c in status.changes]
-        return result
-
     def sql(self, statement: str, params=None) -> list[tuple]:
         with self.engine.connect() as c:
             res = c.exec_driver_sql(statement, params) if params else c.exec_driver_sql(statement)
             return [tuple(r) for r in res.fetchall()] if res.returns_rows else []
+
+    def _schema(self) -> str:
+        return "public" if self.kind == "postgresql" else self.dbname
 
     def tables(self) -> list[str]:
         if self.kind == "postgresql":
@@ -117,29 +102,60 @@ class ServerProject:
         rows = {t: sorted(map(repr, self.sql(f"SELECT * FROM {q}{t}{q}"))) for t in self.tables()}
         return fp, rows
 
+    def builtin_backup(self, system):
+        """The server's own logical backup engine (what backups fall back to without pg_dump / mysqldump)
+        for `system`, and a BackupManager that uses it."""
+        from migration_core.backup import BackupManager
 
-@pytest.fixture(params=["postgresql", "mysql"])
-def server(request, tmp_path):
-    project = ServerProject(request.param, tmp_path)
+        if self.kind == "postgresql":
+            from migration_core.dialects.postgresql.logical import PgLogicalBackupEngine as engine_class
+        else:
+            from migration_core.dialects.mysql.backup import LogicalBackupEngine as engine_class
+        engine = engine_class(lambda: system.dialect.connect(write=True), system.dialect.schema, system.dialect._fingerprint)
+        return engine, BackupManager(system.settings, engine)
+
+    def nullable(self, table: str, column: str) -> bool:
+        [(flag,)] = self.sql("SELECT is_nullable FROM information_schema.columns "
+                             "WHERE table_schema = %s AND table_name = %s AND column_name = %s", (self._schema(), table, column))
+        return flag == "YES"
+
+    def indexes(self, table: str) -> set[str]:
+        if self.kind == "postgresql":
+            return {r[0] for r in self.sql("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s", (table,))}
+        return {r[0] for r in self.sql("SELECT DISTINCT index_name FROM information_schema.statistics "
+                                       "WHERE table_schema = %s AND table_name = %s", (self.dbname, table))}
+
+    def fk_targets(self, table: str) -> list[str]:
+        if self.kind == "postgresql":
+            q = ("SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
+                 "AND conrelid = (SELECT oid FROM pg_class WHERE relname = %s AND relnamespace = 'public'::regnamespace) ORDER BY conname")
+            return [r[0] for r in self.sql(q, (table,))]
+        return [r[0] for r in self.sql("SELECT referenced_table_name FROM information_schema.referential_constraints "
+                                       "WHERE constraint_schema = %s AND table_name = %s ORDER BY constraint_name", (self.dbname, table))]
+
+
+@contextlib.contextmanager
+def server_project(kind: str, tmp_path: Path):
+    project = ServerProject(kind, tmp_path)
     try:
         yield project
     finally:
         project.drop()
+
+
+@pytest.fixture(params=KINDS)
+def server(request, tmp_path):
+    with server_project(request.param, tmp_path) as p:
+        yield p
 
 
 @pytest.fixture
 def pg(tmp_path):
-    project = ServerProject("postgresql", tmp_path)
-    try:
-        yield project
-    finally:
-        project.drop()
+    with server_project("postgresql", tmp_path) as p:
+        yield p
 
 
 @pytest.fixture
 def my(tmp_path):
-    project = ServerProject("mysql", tmp_path)
-    try:
-        yield project
-    finally:
-        project.drop()
+    with server_project("mysql", tmp_path) as p:
+        yield p

@@ -1,5 +1,6 @@
 """The MCP server through the SDK's in-memory Client, on real SQLite files, in both protocol modes."""
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -113,6 +114,15 @@ class Recorder:
         assert "Traceback" not in text and 'File "' not in text
         return text
 
+@contextlib.asynccontextmanager
+async def connected(app, **client_options):
+    """An in-memory Client on `app`, wrapped in a Recorder that has loaded the tools' output schemas."""
+    async with Client(app, **client_options) as client:
+        rec = Recorder(client)
+        await rec.load()
+        yield rec
+
+
 
 def check_structured(name: str, content: dict | None, schema: dict | None) -> None:
     assert schema is not None, f"{name} has no outputSchema"
@@ -184,9 +194,7 @@ async def test_startup_migration_runs_before_first_answer(tmp_path, db, mode):
     system = make_system(tmp_path, "v1")
     app = build_server(system)
     assert not db.exists()
-    async with Client(app, mode=mode) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode) as rec:
         assert columns(db) == ["id", "name"]  # created before tools/list was answered
         status = await rec.ok("check_status")
         assert status["migration_needed"] is False
@@ -201,9 +209,7 @@ async def test_failed_startup_migration_keeps_serving(tmp_path, v1_db):
     """A refused startup migration (v3 drops a column with data) leaves the DB as it was and is reported."""
     system = make_system(tmp_path, "v3")
     app = build_server(system)
-    async with Client(app) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app) as rec:
         assert columns(v1_db) == ["id", "name"]
         status = await rec.ok("check_status")
         startup = status["startup_migration"]
@@ -219,9 +225,7 @@ async def test_startup_migration_blocked_by_lock_keeps_serving(tmp_path, db):
     holder = hold_lock_in_subprocess(db)
     try:
         app = build_server(system)
-        async with Client(app) as client:
-            rec = Recorder(client)
-            await rec.load()
+        async with connected(app) as rec:
             status = await rec.ok("check_status")
             assert status["startup_migration"]["success"] is False
             assert "lock" in status["startup_migration"]["error"].lower()
@@ -232,9 +236,7 @@ async def test_startup_migration_blocked_by_lock_keeps_serving(tmp_path, db):
 @pytest.mark.parametrize("mode", MODES)
 async def test_full_cycle_migrate_backups_rollback(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False, allow_destructive_tools=True)
-    async with Client(app, mode=mode) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode) as rec:
 
         status = await rec.ok("check_status")
         assert status["migration_needed"] is True
@@ -290,9 +292,7 @@ async def test_migrate_and_rollback_send_log_messages(tmp_path, v1_db, mode):
         messages.append(str(params.data))
 
     app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False, allow_destructive_tools=True)
-    async with Client(app, mode=mode, logging_callback=on_log, log_level="info") as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode, logging_callback=on_log, log_level="info") as rec:
         await rec.ok("migrate")
         assert any(m.startswith("migrate: ") and "backup" in m for m in messages), messages
         await rec.ok("rollback")
@@ -302,9 +302,7 @@ async def test_migrate_and_rollback_send_log_messages(tmp_path, v1_db, mode):
 @pytest.mark.parametrize("mode", MODES)
 async def test_rollback_to_named_backup(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False)
-    async with Client(app, mode=mode, elicitation_callback=accept) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode, elicitation_callback=accept) as rec:
         done = await rec.ok("migrate")
         undone = await rec.ok("rollback", {"backup_id": done["backup_id"]})
         assert undone["success"] is True and undone["backup_id"] == done["backup_id"]
@@ -314,9 +312,7 @@ async def test_rollback_to_named_backup(tmp_path, v1_db, mode):
 @pytest.mark.parametrize("mode", MODES)
 async def test_backup_id_errors(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False, allow_destructive_tools=True)
-    async with Client(app, mode=mode, elicitation_callback=accept) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode, elicitation_callback=accept) as rec:
         before = v1_db.read_bytes()
 
         text = await rec.error("rollback", {"backup_id": "../../etc/passwd"})
@@ -329,9 +325,7 @@ async def test_backup_id_errors(tmp_path, v1_db, mode):
 
 async def test_nothing_to_roll_back(tmp_path, db):
     app = build_server(make_system(tmp_path, "v1"), run_startup_migration=False, allow_destructive_tools=True)
-    async with Client(app) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app) as rec:
         text = await rec.error("rollback", {})
         assert "nothing to roll back" in text.lower()
         await rec.ok("check_status")
@@ -340,9 +334,7 @@ async def test_nothing_to_roll_back(tmp_path, db):
 @pytest.mark.parametrize("mode", MODES)
 async def test_destructive_migrate_without_permission_is_refused(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v3"), run_startup_migration=False)
-    async with Client(app, mode=mode) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode) as rec:
         text = await rec.error("migrate", {})
         assert "name" in text and "allow_destructive" in text
         text = await rec.error("migrate", {"allow_destructive": True})
@@ -357,9 +349,7 @@ async def test_destructive_migrate_without_permission_is_refused(tmp_path, v1_db
 
 async def test_destructive_migrate_with_server_flag(tmp_path, v1_db):
     app = build_server(make_system(tmp_path, "v3"), run_startup_migration=False, allow_destructive_tools=True)
-    async with Client(app) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app) as rec:
         await rec.error("migrate", {})  # the flag does not turn the per-call guard off
         done = await rec.ok("migrate", {"allow_destructive": True})
         assert done["success"] and columns(v1_db) == ["id"]
@@ -374,9 +364,7 @@ async def test_elicitation_accept_applies_destructive_change(tmp_path, v1_db, mo
         return ElicitResult(action="accept", content={"confirm": True})
 
     app = build_server(make_system(tmp_path, "v3"), run_startup_migration=False)
-    async with Client(app, mode=mode, elicitation_callback=accept_and_record) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode, elicitation_callback=accept_and_record) as rec:
         done = await rec.ok("migrate", {"allow_destructive": True})
         assert done["success"] is True and done["backup_id"]
         assert columns(v1_db) == ["id"]
@@ -398,9 +386,7 @@ async def test_elicitation_refusal_leaves_db_unchanged(tmp_path, v1_db, mode, an
 
     # Even with the server flag, a client that can ask must ask, and a "no" wins.
     app = build_server(make_system(tmp_path, "v3"), run_startup_migration=False, allow_destructive_tools=True)
-    async with Client(app, mode=mode, elicitation_callback=respond) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode, elicitation_callback=respond) as rec:
         before = v1_db.read_bytes()
         backups_before = (await rec.ok("list_backups"))["backups"]
         text = await rec.error("migrate", {"allow_destructive": True})
@@ -418,9 +404,7 @@ async def test_no_confirmation_asked_when_nothing_destructive(tmp_path, v1_db):
         return ElicitResult(action="decline")
 
     app = build_server(make_system(tmp_path, "v2"), run_startup_migration=False)
-    async with Client(app, elicitation_callback=record) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, elicitation_callback=record) as rec:
         done = await rec.ok("migrate", {"allow_destructive": True})
         assert done["success"] and asked == []
         assert columns(v1_db) == ["id", "name", "email"]
@@ -456,9 +440,7 @@ def release(proc: subprocess.Popen) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_lock_held_by_another_process(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v2", lock_timeout_ms=300), run_startup_migration=False)
-    async with Client(app, mode=mode) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode) as rec:
         holder = hold_lock_in_subprocess(v1_db)
         try:
             text = await rec.error("migrate", {})
@@ -483,9 +465,7 @@ async def test_lock_held_by_another_thread(tmp_path, v1_db):
     thread.start()
     try:
         assert locked.wait(5)
-        async with Client(app) as client:
-            rec = Recorder(client)
-            await rec.load()
+        async with connected(app) as rec:
             text = await rec.error("migrate", {})
             assert "lock" in text.lower()
     finally:
@@ -501,9 +481,7 @@ async def test_unexpected_error_is_short_and_server_keeps_serving(tmp_path, v1_d
 
     system.list_backups = broken
     app = build_server(system, run_startup_migration=False)
-    async with Client(app) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app) as rec:
         text = await rec.error("list_backups")
         assert "internal detail" not in text and "RuntimeError" in text
         await rec.ok("health")
@@ -512,9 +490,7 @@ async def test_unexpected_error_is_short_and_server_keeps_serving(tmp_path, v1_d
 @pytest.mark.parametrize("mode", MODES)
 async def test_bad_arguments_are_tool_errors(tmp_path, v1_db, mode):
     app = build_server(make_system(tmp_path, "v1"), run_startup_migration=False)
-    async with Client(app, mode=mode) as client:
-        rec = Recorder(client)
-        await rec.load()
+    async with connected(app, mode=mode) as rec:
         text = await rec.error("migrate", {"database_url": "sqlite:////tmp/other.db"})
         assert "database_url" in text and "Extra inputs" in text
         text = await rec.error("migrate", {"dry_run": "maybe"})

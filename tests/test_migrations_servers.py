@@ -1,252 +1,19 @@
-"""The change-kind matrix of test_migrations_sqlite.py on real PostgreSQL and MariaDB servers,
-with the data checked value by value, plus refusals, mid-plan failures, the lock, backups and
-a 200-table false-difference check."""
+"""What PostgreSQL and MariaDB share beyond the change-kind matrix (test_change_matrix.py): mid-plan
+failures, the lock and its holder, backups, a fixed number of catalog queries and a 200-table
+false-difference check. Each test runs on both servers."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
+from sqlalchemy import event
 
-from migration_core.errors import LockTimeout, MigrationError, SafetyRefusal
-from servers import ServerProject, server  # noqa: F401 - fixture
-
-USERS_V1 = """
-Table("users", metadata,
-      Column("id", Integer, primary_key=True),
-      Column("name", String(50), nullable=False),
-      Column("age", Integer),
-      Column("bio", Text))
-"""
-ROWS = [(1, "ann", 30, "a"), (2, "bob", None, "b"), (3, "cy", 41, None)]
-
-
-def with_cols(extra: str, body: str = USERS_V1) -> str:
-    return body.replace('Column("bio", Text))', f'Column("bio", Text), {extra})')
-
-
-def seed(p: ServerProject, body: str = USERS_V1, rows=ROWS) -> None:
-    p.migrate(body)
-    values = ", ".join("(" + ", ".join(["%s"] * len(r)) + ")" for r in rows)
-    p.sql(f"INSERT INTO users VALUES {values}", tuple(v for r in rows for v in r))
-
-
-def users(p: ServerProject, cols: str = "id, name, age, bio") -> list[tuple]:
-    return p.sql(f"SELECT {cols} FROM users ORDER BY id")
-
-
-def test_create_tables_then_up_to_date(server):
-    r = server.migrate(USERS_V1)
-    assert r.success and r.migration_needed and r.operations_executed >= 1
-    status = server.system(USERS_V1).check_migration_status()
-    assert status.migration_needed is False and status.complexity == "NONE"
-
-
-def test_add_nullable_column_keeps_rows(server):
-    seed(server)
-    server.migrate(with_cols('Column("email", String(100))'))
-    assert users(server, "id, name, age, bio, email") == [r + (None,) for r in ROWS]
-
-
-def test_add_column_with_default_fills_existing_rows(server):
-    seed(server)
-    server.migrate(with_cols('Column("active", Boolean, nullable=False, server_default=text("true"))'))
-    assert [bool(r[0]) for r in server.sql("SELECT active FROM users ORDER BY id")] == [True, True, True]
-    assert users(server) == ROWS
-
-
-def test_add_timestamp_default_column(server):
-    seed(server)
-    server.migrate(with_cols('Column("created", DateTime, server_default=func.now())'))
-    assert all(r[0] is not None for r in server.sql("SELECT created FROM users"))
-    # CURRENT_TIMESTAMP and now() are one default: no false difference.
-    same = with_cols('Column("created", DateTime, server_default=text("CURRENT_TIMESTAMP"))')
-    assert server.system(same).check_migration_status().migration_needed is False
-
-
-def test_not_null_column_without_default_refused_on_nonempty_table(server):
-    seed(server)
-    before = server.state()
-    with pytest.raises(SafetyRefusal) as exc:
-        server.system(with_cols('Column("code", String(5), nullable=False)')).execute_auto_migration()
-    assert "users.code" in str(exc.value) and "3 rows" in str(exc.value)
-    assert server.state() == before
-
-
-def test_drop_column_refused_without_permission_then_applied(server):
-    seed(server)
-    body = USERS_V1.replace(',\n      Column("bio", Text))', ')')
-    before = server.state()
-    with pytest.raises(SafetyRefusal, match="drop column users.bio"):
-        server.system(body).execute_auto_migration()
-    assert server.state() == before
-    r = server.migrate(body, allow_destructive=True)
-    assert r.backup_id is not None
-    assert users(server, "id, name, age") == [x[:3] for x in ROWS]
-
-
-def test_widen_and_narrow_string(server):
-    seed(server)
-    server.migrate(USERS_V1.replace("String(50)", "String(200)"))
-    assert users(server) == ROWS
-    server.migrate(USERS_V1.replace("String(50)", "String(3)"))
-    assert users(server) == ROWS
-    before = server.state()
-    with pytest.raises(SafetyRefusal, match="2 values in users.name are longer than 2 characters"):
-        server.system(USERS_V1.replace("String(50)", "String(2)")).execute_auto_migration()
-    assert server.state() == before
-
-
-def test_type_change_converts_values_or_is_refused(server):
-    server.migrate(USERS_V1.replace('Column("age", Integer)', 'Column("age", String(10))'))
-    server.sql("INSERT INTO users VALUES (1, 'ann', '30', 'a'), (2, 'bob', NULL, 'b')")
-    server.migrate(USERS_V1)
-    assert server.sql("SELECT id, age FROM users ORDER BY id") == [(1, 30), (2, None)]
-    server.migrate(USERS_V1.replace('Column("age", Integer)', 'Column("age", String(10))'))
-    server.sql("INSERT INTO users VALUES (3, 'cy', 'thirty', 'c')")
-    before = server.state()
-    with pytest.raises(SafetyRefusal, match="1 value in users.age do not convert to INT"):
-        server.system(USERS_V1).execute_auto_migration()
-    assert server.state() == before
-
-
-def test_set_not_null_checks_nulls_and_back(server):
-    seed(server)
-    body = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, nullable=False)')
-    before = server.state()
-    with pytest.raises(SafetyRefusal, match="1 row hold NULL in users.age"):
-        server.system(body).execute_auto_migration()
-    assert server.state() == before
-    server.sql("UPDATE users SET age = 0 WHERE age IS NULL")
-    server.migrate(body)
-    with pytest.raises(Exception):
-        server.sql("INSERT INTO users (id, name) VALUES (9, 'z')")
-    server.migrate(USERS_V1)
-    server.sql("INSERT INTO users (id, name) VALUES (9, 'z')")
-    assert users(server)[:3] == [(1, "ann", 30, "a"), (2, "bob", 0, "b"), (3, "cy", 41, None)]
-
-
-def test_default_change(server):
-    seed(server)
-    server.migrate(USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, server_default="7")'))
-    server.sql("INSERT INTO users (id, name) VALUES (9, 'zed')")
-    assert server.sql("SELECT age FROM users WHERE id = 9") == [(7,)]
-    assert users(server)[:3] == ROWS
-
-
-def test_unique_constraint_checked_against_duplicates(server):
-    seed(server, rows=[(1, "ann", 30, "a"), (2, "ann", 31, "b"), (3, "cy", None, None)])
-    body = with_cols('UniqueConstraint("name", name="uq_users_name")')
-    before = server.state()
-    with pytest.raises(SafetyRefusal, match="1 value of \\(name\\) appear more than once in users"):
-        server.system(body).execute_auto_migration()
-    assert server.state() == before
-    server.sql("UPDATE users SET name = 'ann2' WHERE id = 2")
-    server.migrate(body)
-    with pytest.raises(Exception):
-        server.sql("INSERT INTO users (id, name) VALUES (10, 'ann')")
-    server.migrate(USERS_V1)
-    server.sql("INSERT INTO users (id, name) VALUES (10, 'ann')")
-
-
-def test_check_constraint_added_and_checked(server):
-    seed(server, rows=[(1, "ann", 30, "a"), (2, "bob", -1, "b")])
-    body = with_cols('CheckConstraint("age >= 0", name="ck_users_age")')
-    with pytest.raises(SafetyRefusal, match="1 row in users violate CHECK"):
-        server.system(body).execute_auto_migration()
-    server.sql("UPDATE users SET age = 1 WHERE id = 2")
-    server.migrate(body)
-    assert users(server, "id, age") == [(1, 30), (2, 1)]
-    assert server.system(body.replace('"age >= 0"', '"age>=0"')).check_migration_status().migration_needed is False
-    with pytest.raises(Exception):
-        server.sql("UPDATE users SET age = -5 WHERE id = 1")
-
-
-def test_indexes_added_dropped_and_unique_index_checked(server):
-    seed(server, rows=[(1, "ann", 30, "a"), (2, "bob", 30, "b")])
-    body = with_cols('Index("ix_users_age", "age"), Index("ix_users_name_age", "name", "age", unique=True)')
-    preview = server.system(body).preview_diff()
-    assert sorted(c.kind for c in preview.changes) == ["add_index", "add_index"]
-    server.migrate(body)
-    with pytest.raises(SafetyRefusal):
-        server.system(with_cols('Index("ix_users_age", "age", unique=True)')).execute_auto_migration()
-    server.migrate(USERS_V1)
-    assert users(server, "id, age") == [(1, 30), (2, 30)]
-
-
-PARENT_CHILD = """
-Table("parents", metadata, Column("id", Integer, primary_key=True), Column("name", String(20)))
-Table("children", metadata,
-      Column("id", Integer, primary_key=True),
-      Column("parent_id", Integer{fk}),
-      Column("note", String(20)))
-"""
-
-
-def test_foreign_key_added_checked_and_dropped(server):
-    server.migrate(PARENT_CHILD.format(fk=""))
-    server.sql("INSERT INTO parents VALUES (1, 'p1'), (2, 'p2')")
-    server.sql("INSERT INTO children VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 99, 'orphan')")
-    with_fk = PARENT_CHILD.format(fk=', ForeignKey("parents.id", ondelete="CASCADE", name="fk_children_parent")')
-    before = server.state()
-    with pytest.raises(SafetyRefusal, match="1 row in children reference missing parents rows"):
-        server.system(with_fk).execute_auto_migration()
-    assert server.state() == before
-    server.sql("DELETE FROM children WHERE id = 3")
-    server.migrate(with_fk)
-    server.migrate(with_fk.replace('Column("name", String(20))', 'Column("name", String(40))'))
-    assert server.sql("SELECT id, parent_id, note FROM children ORDER BY id") == [(1, 1, "a"), (2, 2, "b")]
-    with pytest.raises(Exception):
-        server.sql("INSERT INTO children VALUES (5, 42, 'x')")
-    server.migrate(PARENT_CHILD.format(fk=""))
-    server.sql("INSERT INTO children VALUES (5, 42, 'x')")
-
-
-def test_drop_table_refused_then_applied(server):
-    server.migrate(PARENT_CHILD.format(fk=', ForeignKey("parents.id")'))
-    server.sql("INSERT INTO parents VALUES (1, 'p')")
-    server.sql("INSERT INTO children VALUES (1, 1, 'c')")
-    only_children = 'Table("children", metadata, Column("id", Integer, primary_key=True), Column("parent_id", Integer), Column("note", String(20)))'
-    with pytest.raises(SafetyRefusal, match="drop table parents"):
-        server.system(only_children).execute_auto_migration()
-    server.migrate(only_children, allow_destructive=True)
-    assert server.sql("SELECT * FROM children") == [(1, 1, "c")]
-    assert server.tables() == ["children"]
-
-
-def test_primary_key_change(server):
-    body = """
-Table("pairs", metadata, Column("a", Integer, nullable=False, autoincrement=False), Column("b", Integer, nullable=False, autoincrement=False),
-      Column("v", String(5)), PrimaryKeyConstraint("a", name="pk_pairs"))
-"""
-    server.migrate(body)
-    server.sql("INSERT INTO pairs VALUES (1, 1, 'x'), (2, 1, 'y')")
-    server.migrate(body.replace('PrimaryKeyConstraint("a"', 'PrimaryKeyConstraint("a", "b"'))
-    assert server.sql("SELECT * FROM pairs ORDER BY a") == [(1, 1, "x"), (2, 1, "y")]
-    with pytest.raises(SafetyRefusal, match="duplicate"):
-        server.system(body.replace('PrimaryKeyConstraint("a"', 'PrimaryKeyConstraint("b"')).execute_auto_migration()
-
-
-def test_rename_table_and_column_hints_keep_data(server):
-    server.migrate(PARENT_CHILD.format(fk=', ForeignKey("parents.id")'))
-    server.sql("INSERT INTO parents VALUES (1, 'p')")
-    server.sql("INSERT INTO children VALUES (1, 1, 'c')")
-    renamed = PARENT_CHILD.format(fk=', ForeignKey("families.id")').replace('Table("parents"', 'Table("families"')
-    with pytest.raises(SafetyRefusal):
-        server.system(renamed).execute_auto_migration()
-    server.migrate(renamed, renames=["parents:families"])
-    assert server.sql("SELECT * FROM families") == [(1, "p")]
-    renamed2 = renamed.replace('"note"', '"remark"')
-    server.migrate(renamed2, renames=["parents:families", "children.note:remark"])
-    assert server.sql("SELECT id, parent_id, remark FROM children") == [(1, 1, "c")]
-
-
-def test_dry_run_changes_nothing(server):
-    seed(server)
-    before = server.state()
-    r = server.system(USERS_V1.replace("String(50)", "String(80)")).execute_auto_migration(dry_run=True)
-    assert r.dry_run and r.operations_executed == 0 and r.migration_needed and r.sql
-    assert server.state() == before
+from matrix import ROWS, USERS_V1, seed, users, with_cols
+from migration_core import AutoMigrationSystem
+from migration_core.errors import LockTimeout, MigrationError
+from servers import server  # noqa: F401 - fixture
 
 
 def test_failure_mid_plan_leaves_database_as_it_began(server):
@@ -303,6 +70,37 @@ def _try(system) -> str:
         return f"LockTimeout: {exc}"
 
 
+# How each server names the holder of the migration lock: PostgreSQL keeps the purpose it was taken for,
+# MariaDB's GET_LOCK only knows the connection.
+HOLDER = {"postgresql": "holder-thread", "mysql": r"connection \d+ of root"}
+
+
+def test_lock_status_names_the_holder(server):
+    system = server.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
+    assert system.dialect.lock(0).status().held is False
+    got, release = threading.Event(), threading.Event()
+
+    def hold():
+        with system.dialect.lock(1000).acquire("holder-thread"):
+            got.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    got.wait(5)
+    try:
+        st = system.dialect.lock(0).status()
+        assert st.held and re.search(HOLDER[server.kind], st.holder.purpose), st.holder
+        health = system.get_system_health()
+        assert next(c for c in health.checks if c.name == "lock").status == "warn"
+        other = AutoMigrationSystem(system.settings.model_copy(update={"lock_timeout_ms": 200}))
+        with pytest.raises(MigrationError, match="held by .*" + HOLDER[server.kind]):
+            other.execute_auto_migration()
+    finally:
+        release.set()
+        t.join()
+
+
 def test_backup_restore_round_trip_and_rollback(server):
     seed(server)
     before = server.state()
@@ -352,6 +150,18 @@ Table("t{i:03d}", metadata,
       UniqueConstraint("name", "parent_id", name="uq_t{i:03d}"),
       Index("ix_t{i:03d}_created", "created"))""")
     return "".join(out)
+
+
+def test_status_uses_a_fixed_number_of_catalog_queries(server):
+    counts = {}
+    for n in (5, 40):
+        system = server.system(_many_tables(n))
+        system.execute_auto_migration(create_backup=False)
+        statements: list[str] = []
+        event.listen(system.dialect.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        assert system.check_migration_status().migration_needed is False
+        counts[n] = len(statements)
+    assert counts[5] == counts[40], counts
 
 
 def test_200_tables_no_false_differences_after_create_all(server):

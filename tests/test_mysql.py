@@ -1,16 +1,11 @@
 """MariaDB/MySQL specifics: BOOLEAN/JSON/ENUM normalization, per-statement history, the
-built-in logical backup (the mysqldump fallback), GET_LOCK holder, and catalog query counts."""
+built-in logical backup (the mysqldump fallback), the automatic restore and half-done runs.
+What both servers share (the lock holder, catalog query counts, ...) is in test_migrations_servers.py."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from sqlalchemy import event
 
-from migration_core import AutoMigrationSystem
-from migration_core.backup import BackupManager
-from migration_core.dialects.mysql.backup import LogicalBackupEngine
 from migration_core.errors import BackupError, MigrationError
 from servers import my  # noqa: F401 - fixture
 
@@ -64,8 +59,7 @@ def test_logical_backup_fallback_round_trip_and_tamper_check(my):
            "(1, 1, '{\"a\": 1}', 'large', '2024-01-02 03:04:05', 12.34), (2, 0, NULL, NULL, NULL, 0)")
     before = my.state()
     system = my.system(TYPES)
-    engine = LogicalBackupEngine(lambda: system.dialect.connect(write=True), system.dialect.schema, system.dialect._fingerprint)
-    manager = BackupManager(system.settings, engine)
+    engine, manager = my.builtin_backup(system)
     info = manager.create_backup("test")
     my.sql("DELETE FROM things WHERE id = 1")
     my.sql("UPDATE things SET price = 99 WHERE id = 2")
@@ -93,44 +87,6 @@ def test_mysqldump_backup_detects_truncation(my):
     cut = my.tmp / "cut.sql"
     cut.write_bytes(data[: len(data) // 2])
     assert "truncated" in system.backups.engine.check_backup_file(cut)
-
-
-def test_get_lock_holder_is_named(my):
-    system = my.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
-    assert system.dialect.lock(0).status().held is False
-    got, release = threading.Event(), threading.Event()
-
-    def hold():
-        with system.dialect.lock(1000).acquire("holder"):
-            got.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    got.wait(5)
-    try:
-        st = system.dialect.lock(0).status()
-        assert st.held and "connection" in st.holder.purpose
-        other = AutoMigrationSystem(system.settings.model_copy(update={"lock_timeout_ms": 200}))
-        with pytest.raises(MigrationError, match=r"held by .*connection \d+ of root"):
-            other.execute_auto_migration()
-    finally:
-        release.set()
-        t.join()
-
-
-def test_status_uses_a_fixed_number_of_catalog_queries(my):
-    from test_migrations_servers import _many_tables
-
-    counts = {}
-    for n in (5, 40):
-        system = my.system(_many_tables(n))
-        system.execute_auto_migration(create_backup=False)
-        statements: list[str] = []
-        event.listen(system.dialect.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-        assert system.check_migration_status().migration_needed is False
-        counts[n] = len(statements)
-    assert counts[5] == counts[40], counts
 
 
 def test_automatic_restore_keeps_triggers_and_auto_increment(my):

@@ -1,13 +1,12 @@
 """PostgreSQL specifics: native enums, SERIAL/IDENTITY, lock_timeout, statement_timeout,
-CREATE INDEX CONCURRENTLY (opt-in), the advisory lock holder and catalog query counts."""
+CREATE INDEX CONCURRENTLY (opt-in), the rewrite assessment and the pg_dump / built-in backups.
+What both servers share (the lock holder, catalog query counts, ...) is in test_migrations_servers.py."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from sqlalchemy import event
 
 from migration_core.errors import ExecutionTimeout, MigrationError
 from servers import pg  # noqa: F401 - fixture
@@ -89,44 +88,6 @@ def test_concurrent_index_is_opt_in_and_recorded(pg):
     assert pg.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_t_v'::regclass") == [(True,)]
 
 
-def test_lock_status_names_the_holder(pg):
-    system = pg.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
-    assert system.dialect.lock(0).status().held is False
-    got = threading.Event()
-    release = threading.Event()
-
-    def hold():
-        with system.dialect.lock(1000).acquire("holder-thread"):
-            got.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    got.wait(5)
-    try:
-        st = system.dialect.lock(0).status()
-        assert st.held and "holder-thread" in st.holder.purpose
-        health = system.get_system_health()
-        assert next(c for c in health.checks if c.name == "lock").status == "warn"
-    finally:
-        release.set()
-        t.join()
-
-
-def test_status_uses_a_fixed_number_of_catalog_queries(pg):
-    from test_migrations_servers import _many_tables
-
-    counts = {}
-    for n in (5, 40):
-        system = pg.system(_many_tables(n))
-        system.execute_auto_migration(create_backup=False)
-        statements: list[str] = []
-        event.listen(system.dialect.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-        assert system.check_migration_status().migration_needed is False
-        counts[n] = len(statements)
-    assert counts[5] == counts[40], counts
-
-
 BACKUP_MODELS = """
 from sqlalchemy import Identity
 Table("parents", metadata, Column("id", Integer, primary_key=True), Column("name", String(20), nullable=False),
@@ -146,14 +107,10 @@ def _fill(pg):
 
 
 def test_builtin_logical_backup_round_trip_when_pg_dump_is_absent(pg):
-    from migration_core.backup import BackupManager
-    from migration_core.dialects.postgresql.logical import PgLogicalBackupEngine
-
     pg.migrate(BACKUP_MODELS)
     _fill(pg)
     system = pg.system(BACKUP_MODELS)
-    engine = PgLogicalBackupEngine(lambda: system.dialect.connect(write=True), system.dialect.schema, system.dialect._fingerprint)
-    manager = BackupManager(system.settings, engine)
+    _, manager = pg.builtin_backup(system)
     before = pg.state()
     info = manager.create_backup("test")
     pg.sql("DELETE FROM children")

@@ -1,0 +1,236 @@
+"""Every change kind on SQLite, PostgreSQL and MariaDB (the `anydb` fixture), with the data checked
+value by value and refusals checked to leave the database exactly as it was. What only one engine
+has (SQLite's rebuilds, triggers and views; the servers' locks, backups and mid-plan restores) is
+tested in test_migrations_sqlite.py / test_migrations_servers.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from matrix import PARENT_CHILD, ROWS, USERS_NO_BIO, USERS_V1, assert_refused, seed, users, with_cols
+
+
+def test_create_tables_then_up_to_date(anydb):
+    r = anydb.migrate(USERS_V1)
+    assert r.success and r.migration_needed and r.operations_executed == 1
+    status = anydb.system(USERS_V1).check_migration_status()
+    assert status.migration_needed is False and status.changes == [] and status.complexity == "NONE"
+
+
+# How each engine spells the ALTER that adds a nullable column: no rebuild anywhere.
+ADD_EMAIL_SQL = {
+    "sqlite": 'ALTER TABLE "users" ADD COLUMN email VARCHAR(100)',
+    "postgresql": "ALTER TABLE users ADD COLUMN email VARCHAR(100)",
+    "mysql": "ALTER TABLE users ADD COLUMN email VARCHAR(100)",
+}
+
+
+def test_add_nullable_column_uses_alter_and_keeps_rows(anydb):
+    seed(anydb)
+    body = with_cols('Column("email", String(100))')
+    preview = anydb.system(body).preview_diff()
+    assert [c.kind for c in preview.changes] == ["add_column"]
+    assert any(s.startswith(ADD_EMAIL_SQL[anydb.kind]) for s in preview.sql), preview.sql
+    assert preview.complexity == "SIMPLE"
+    anydb.migrate(body)
+    assert users(anydb, "id, name, age, bio, email") == [r + (None,) for r in ROWS]
+
+
+def test_add_column_with_default_fills_existing_rows(anydb):
+    seed(anydb)
+    true = "1" if anydb.kind == "sqlite" else "true"
+    anydb.migrate(with_cols(f'Column("active", Boolean, nullable=False, server_default=text("{true}"))'))
+    assert [r[0] for r in anydb.sql("SELECT active FROM users ORDER BY id")] == [1, 1, 1]  # True == 1 on PostgreSQL
+    assert users(anydb) == ROWS
+
+
+def test_add_timestamp_default_column(anydb):
+    seed(anydb)
+    body = with_cols('Column("created", DateTime, server_default=func.now())')
+    if anydb.kind == "sqlite":  # ALTER TABLE ADD COLUMN cannot take a non-constant default: a rebuild
+        preview = anydb.system(body).preview_diff()
+        assert any("rebuild" in s or "_migration_new_users" in s for s in preview.sql)
+    anydb.migrate(body)
+    assert users(anydb) == ROWS
+    assert all(r[0] is not None for r in anydb.sql("SELECT created FROM users"))
+    # CURRENT_TIMESTAMP and now() are one default: no false difference.
+    same = with_cols('Column("created", DateTime, server_default=text("CURRENT_TIMESTAMP"))')
+    assert anydb.system(same).check_migration_status().migration_needed is False
+
+
+def test_not_null_column_without_default_refused_on_nonempty_table(anydb):
+    seed(anydb)
+    message = assert_refused(anydb, with_cols('Column("code", String(5), nullable=False)'))
+    assert "users.code" in message and "3 rows" in message
+
+
+def test_drop_column_refused_without_permission_then_applied(anydb):
+    seed(anydb)
+    message = assert_refused(anydb, USERS_NO_BIO)
+    assert "drop column users.bio" in message and "destructive" in message
+    r = anydb.migrate(USERS_NO_BIO, allow_destructive=True)
+    assert r.backup_id is not None
+    assert users(anydb, "id, name, age") == [x[:3] for x in ROWS]
+
+
+def test_widen_and_narrow_string(anydb):
+    seed(anydb)
+    anydb.migrate(USERS_V1.replace("String(50)", "String(200)"))
+    assert users(anydb) == ROWS
+    anydb.migrate(USERS_V1.replace("String(50)", "String(3)"))  # every name fits in 3 characters
+    assert users(anydb) == ROWS
+    assert_refused(anydb, USERS_V1.replace("String(50)", "String(2)"), match="2 values in users.name are longer than 2 characters")
+
+
+def test_type_change_converts_values_or_is_refused(anydb):
+    as_text = USERS_V1.replace('Column("age", Integer)', 'Column("age", String(10))')
+    anydb.migrate(as_text)
+    anydb.sql("INSERT INTO users VALUES (1, 'ann', '30', 'a'), (2, 'bob', NULL, 'b')")
+    if anydb.kind == "sqlite":
+        assert anydb.sql("SELECT typeof(age) FROM users ORDER BY id") == [("text",), ("null",)]
+    anydb.migrate(USERS_V1)
+    assert anydb.sql("SELECT id, age FROM users ORDER BY id") == [(1, 30), (2, None)]
+    if anydb.kind == "sqlite":  # the values themselves converted, not only the declared type
+        assert anydb.sql("SELECT typeof(age) FROM users ORDER BY id") == [("integer",), ("null",)]
+    anydb.migrate(as_text)
+    anydb.sql("INSERT INTO users VALUES (3, 'cy', 'thirty', 'c')")
+    assert_refused(anydb, USERS_V1, match="1 value in users.age do not convert to INT")  # INT or INTEGER
+
+
+def test_set_not_null_checks_nulls_and_back(anydb):
+    seed(anydb)
+    body = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, nullable=False)')
+    assert_refused(anydb, body, match="1 row hold NULL in users.age")
+    anydb.sql("UPDATE users SET age = 0 WHERE age IS NULL")
+    anydb.migrate(body)
+    assert anydb.nullable("users", "age") is False
+    with pytest.raises(Exception):
+        anydb.sql("INSERT INTO users (id, name) VALUES (9, 'z')")
+    anydb.migrate(USERS_V1)  # and back to nullable
+    assert anydb.nullable("users", "age") is True
+    anydb.sql("INSERT INTO users (id, name) VALUES (9, 'z')")
+    assert users(anydb)[:3] == [(1, "ann", 30, "a"), (2, "bob", 0, "b"), (3, "cy", 41, None)]
+
+
+def test_default_change(anydb):
+    seed(anydb)
+    with_age_default = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, server_default="7")')
+    anydb.migrate(with_age_default)
+    anydb.sql("INSERT INTO users (id, name) VALUES (9, 'zed')")
+    assert anydb.sql("SELECT age FROM users WHERE id = 9") == [(7,)]
+    anydb.migrate(with_age_default.replace('Column("bio", Text)', 'Column("bio", Text, server_default="n/a")'))
+    anydb.sql("INSERT INTO users (id, name) VALUES (10, 'zoe')")
+    assert anydb.sql("SELECT age, bio FROM users WHERE id = 10") == [(7, "n/a")]
+    assert users(anydb)[:3] == ROWS
+
+
+def test_unique_constraint_checked_against_duplicates(anydb):
+    seed(anydb, rows=[(1, "ann", 30, "a"), (2, "ann", 31, "b"), (3, "cy", None, None)])
+    body = with_cols('UniqueConstraint("name", name="uq_users_name")')
+    assert_refused(anydb, body, match="1 value of \\(name\\) appear more than once in users")
+    anydb.sql("UPDATE users SET name = 'ann2' WHERE id = 2")
+    anydb.migrate(body)
+    with pytest.raises(Exception):
+        anydb.sql("INSERT INTO users (id, name) VALUES (10, 'ann')")
+    anydb.migrate(USERS_V1)  # drop the constraint again
+    anydb.sql("INSERT INTO users (id, name) VALUES (10, 'ann')")
+
+
+def test_check_constraint_added_and_checked(anydb):
+    seed(anydb, rows=[(1, "ann", 30, "a"), (2, "bob", -1, "b")])
+    body = with_cols('CheckConstraint("age >= 0", name="ck_users_age")')
+    assert_refused(anydb, body, match="1 row in users violate CHECK")
+    anydb.sql("UPDATE users SET age = 1 WHERE id = 2")
+    anydb.migrate(body)
+    assert users(anydb, "id, age") == [(1, 30), (2, 1)]
+    # Same expression, different spelling: no false difference.
+    assert anydb.system(body.replace('"age >= 0"', '"age>=0"')).check_migration_status().migration_needed is False
+    with pytest.raises(Exception):
+        anydb.sql("UPDATE users SET age = -5 WHERE id = 1")
+
+
+def test_indexes_added_dropped_and_unique_index_checked(anydb):
+    seed(anydb, rows=[(1, "ann", 30, "a"), (2, "bob", 30, "b")])
+    body = with_cols('Index("ix_users_age", "age"), Index("ix_users_name_age", "name", "age", unique=True)')
+    preview = anydb.system(body).preview_diff()
+    assert sorted(c.kind for c in preview.changes) == ["add_index", "add_index"]
+    assert not any("_migration_new_" in s for s in preview.sql)  # plain CREATE INDEX, no rebuild
+    anydb.migrate(body)
+    assert {"ix_users_age", "ix_users_name_age"} <= anydb.indexes("users")
+    assert_refused(anydb, with_cols('Index("ix_users_age", "age", unique=True)'))
+    anydb.migrate(USERS_V1)
+    assert not {"ix_users_age", "ix_users_name_age"} & anydb.indexes("users")
+    assert users(anydb, "id, age") == [(1, 30), (2, 30)]
+
+
+def test_foreign_key_added_checked_and_dropped(anydb):
+    anydb.migrate(PARENT_CHILD.format(fk=""))
+    anydb.sql("INSERT INTO parents VALUES (1, 'p1'), (2, 'p2')")
+    anydb.sql("INSERT INTO children VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 99, 'orphan')")
+    name = "" if anydb.kind == "sqlite" else ', name="fk_children_parent"'  # SQLite: an unnamed FK; servers: a named one
+    with_fk = PARENT_CHILD.format(fk=f', ForeignKey("parents.id", ondelete="CASCADE"{name})')
+    assert_refused(anydb, with_fk, match="1 row in children reference missing parents rows")
+    anydb.sql("DELETE FROM children WHERE id = 3")
+    anydb.migrate(with_fk)
+    # Change the parent table (on SQLite a rebuild): dropping the old table must not cascade into children.
+    anydb.migrate(with_fk.replace('Column("name", String(20))', 'Column("name", String(40))'))
+    assert anydb.sql("SELECT id, parent_id, note FROM children ORDER BY id") == [(1, 1, "a"), (2, 2, "b")]
+    assert anydb.fk_targets("children") == ["parents"]
+    with pytest.raises(Exception):
+        anydb.enforced("INSERT INTO children VALUES (5, 42, 'x')")
+    anydb.migrate(PARENT_CHILD.format(fk=""))  # drop the FK again
+    assert anydb.fk_targets("children") == []
+    anydb.enforced("INSERT INTO children VALUES (5, 42, 'x')")
+
+
+def test_drop_table_refused_then_applied(anydb):
+    anydb.migrate(PARENT_CHILD.format(fk=', ForeignKey("parents.id")'))
+    anydb.sql("INSERT INTO parents VALUES (1, 'p')")
+    anydb.sql("INSERT INTO children VALUES (1, 1, 'c')")
+    only_children = 'Table("children", metadata, Column("id", Integer, primary_key=True), Column("parent_id", Integer), Column("note", String(20)))'
+    message = assert_refused(anydb, only_children)
+    assert "drop table parents" in message and "1 row" in message
+    anydb.migrate(only_children, allow_destructive=True)
+    assert anydb.sql("SELECT * FROM children") == [(1, 1, "c")]
+    assert anydb.tables() == ["children"]
+
+
+def test_primary_key_change(anydb):
+    body = """
+Table("pairs", metadata, Column("a", Integer, nullable=False, autoincrement=False), Column("b", Integer, nullable=False, autoincrement=False),
+      Column("v", String(5)), PrimaryKeyConstraint("a", name="pk_pairs"))
+"""
+    anydb.migrate(body)
+    anydb.sql("INSERT INTO pairs VALUES (1, 1, 'x'), (2, 1, 'y')")
+    anydb.migrate(body.replace('PrimaryKeyConstraint("a"', 'PrimaryKeyConstraint("a", "b"'))
+    assert anydb.sql("SELECT * FROM pairs ORDER BY a") == [(1, 1, "x"), (2, 1, "y")]
+    assert_refused(anydb, body.replace('PrimaryKeyConstraint("a"', 'PrimaryKeyConstraint("b"'), match="duplicate")
+
+
+def test_rename_table_and_column_hints_keep_data_and_references(anydb):
+    anydb.migrate(PARENT_CHILD.format(fk=', ForeignKey("parents.id")'))
+    anydb.sql("INSERT INTO parents VALUES (1, 'p')")
+    anydb.sql("INSERT INTO children VALUES (1, 1, 'c')")
+    renamed = PARENT_CHILD.format(fk=', ForeignKey("families.id")').replace('Table("parents"', 'Table("families"')
+    # Without a hint this is a drop + add: destructive, refused.
+    assert_refused(anydb, renamed)
+    status = anydb.system(renamed).check_migration_status(renames=["parents:families"])
+    assert [c.kind for c in status.changes] == ["rename_table"] and status.changes[0].risk == "safe"
+    anydb.migrate(renamed, renames=["parents:families"])
+    assert anydb.sql("SELECT * FROM families") == [(1, "p")]
+    assert anydb.fk_targets("children") == ["families"]
+    # The hint stays valid once applied (startup migrations repeat it).
+    assert anydb.system(renamed, renames=["parents:families"]).check_migration_status().migration_needed is False
+    renamed2 = renamed.replace('"note"', '"remark"')
+    anydb.migrate(renamed2, renames=["parents:families", "children.note:remark"])
+    assert anydb.sql("SELECT id, parent_id, remark FROM children") == [(1, 1, "c")]
+
+
+def test_dry_run_changes_nothing_and_returns_plan(anydb):
+    seed(anydb)
+    before = anydb.snapshot()
+    r = anydb.system(USERS_V1.replace("String(50)", "String(80)")).execute_auto_migration(dry_run=True)
+    assert r.dry_run and r.operations_executed == 0 and r.migration_needed and r.sql
+    if anydb.kind == "sqlite":  # a type change is a rebuild
+        assert any(s.startswith("CREATE TABLE") for s in r.sql)
+    assert anydb.snapshot() == before
