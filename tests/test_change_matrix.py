@@ -97,6 +97,30 @@ def test_type_change_converts_values_or_is_refused(anydb):
     assert_refused(anydb, USERS_V1, match="1 value in users.age do not convert to INT")  # INT or INTEGER
 
 
+NUMS = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", {v}), Column("f", {f}))\n'
+
+
+def test_numeric_narrowing_never_rounds_silently(anydb):
+    """Regression: on the servers 2.5 -> INTEGER stored 3 and 1.75 (float) -> INTEGER stored 2,
+    reported as 'checked: every value converts'. SQLite keeps such values as REAL: refused too."""
+    anydb.migrate(NUMS.format(v="Numeric(10, 3)", f="Float"))
+    anydb.insert("t", [(1, 2.5, 1.75), (2, 4, 2.0)])
+    msg = assert_refused(anydb, NUMS.format(v="Integer", f="Integer"))
+    assert "1 value in t.v do not convert to INT" in msg and "1 value in t.f do not convert to INT" in msg
+    anydb.sql("UPDATE t SET v = 2.125, f = 1.1 WHERE id = 1")
+    if anydb.kind == "sqlite":
+        anydb.migrate(NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)"))  # same affinity: values kept as they are
+        assert anydb.sql("SELECT v, f FROM t ORDER BY id") == [(2.125, 1.1), (4, 2)]
+        return
+    # 2.125 would become 2.13; 1.1 (float) is 1.10 exactly, not a rounding
+    msg = assert_refused(anydb, NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)"), match="1 value in t.v do not convert")
+    assert "t.f" not in msg
+    anydb.sql("UPDATE t SET v = 2.5 WHERE id = 1")
+    anydb.migrate(NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)"))
+    anydb.migrate(NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)").replace('Column("v", Numeric(10, 2))', 'Column("v", Numeric(12, 4))'))
+    assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(2.5, 1.1), (4.0, 2.0)]
+
+
 def test_set_not_null_checks_nulls_and_back(anydb):
     seed(anydb)
     body = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, nullable=False)')
