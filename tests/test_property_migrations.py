@@ -509,9 +509,10 @@ def _value(rng: random.Random, c: Col, i: int, need: Needs, parent_ids: dict[str
     """A value for row number i of column c."""
     if need.parent:
         ids = [x for x in parent_ids.get(need.parent) or [] if not (need.distinct and x in used)]
-        if ids and rng.random() < 0.7:
+        if ids and (need.notnull or rng.random() < 0.7):
             used.add(v := rng.choice(ids))
             return v
+        assert not need.notnull, "fill() sizes the table so that a NOT NULL reference always finds a parent"
         return None
     if not need.notnull and rng.random() < (0.1 if need.distinct else 0.2):
         return None  # NULLs never collide in a UNIQUE
@@ -551,6 +552,11 @@ def fill(db: Path, old: Schema, new: Schema, seed: int) -> dict[str, dict[int, d
             new_t = new.tab_from(t.origin)
             needs = {c.name: _needs(t, new, new_t, c) for c in t.cols}
             n = rng.choice((0, 1, 3, 10, 25))
+            for c in t.cols:  # a NOT NULL reference needs a parent row (a distinct one: one parent per row)
+                nd = needs[c.name]
+                if nd.parent and nd.notnull and nd.parent != t.name:
+                    available = len(parent_ids.get(nd.parent) or [])
+                    n = min(n, available) if nd.distinct else (n if available else 0)
             ids = rng.sample(range(1, 100_000), n)
             parent_ids[t.name] = ids  # before the rows: a table may reference itself
             used: dict[str, set] = {c.name: set() for c in t.cols}
