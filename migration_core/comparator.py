@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from dataclasses import dataclass
 
 from sqlalchemy import MetaData
@@ -11,6 +9,7 @@ from sqlalchemy import MetaData
 from .assess import Assessment, assess
 from .diff import Diff, RenameHints, diff_snapshots
 from .errors import MigrationError
+from .gcpause import gc_paused
 from .plan import Plan
 from .settings import MigrationSettings
 from .snapshot import SchemaSnapshot
@@ -38,20 +37,6 @@ class Comparison:
         return out
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    """Reading a schema allocates hundreds of thousands of small acyclic objects; with the models'
-    large object graph in memory, the collections they trigger took ~45% of a cold status on
-    500 tables. The previous state is restored, so an application that disabled GC keeps it off."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class SchemaComparator:
     def __init__(self, settings: MigrationSettings, dialect):
         self.settings = settings
@@ -76,7 +61,7 @@ class SchemaComparator:
         if own:
             conn = self.dialect.connect(write=False)
         try:
-            with _gc_paused():
+            with gc_paused():
                 target = self.target_snapshot()
                 live = self.dialect.read_live(conn)
                 diff = diff_snapshots(live, target, hints)

@@ -6,6 +6,7 @@ import logging
 import time
 
 from .errors import MigrationError
+from .gcpause import gc_paused
 from .results import MigrateResult
 from .settings import MigrationSettings
 
@@ -17,14 +18,17 @@ def execute_startup_migration(settings: MigrationSettings | None = None, *, time
     """Backup on, destructive changes refused, `timeout_ms` limit. Expected failures come back
     as `success=False` with `error` (and `refused=True` for safety refusals), never as exceptions;
     the transaction guarantees the database is either migrated or untouched."""
-    from .system import AutoMigrationSystem
-
     started = time.monotonic()
     try:
-        if system is None:
-            base = settings or MigrationSettings()
-            system = AutoMigrationSystem(base.model_copy(update={"allow_destructive": False, "auto_backup": True, "dry_run": False}))
-        result = system.execute_auto_migration(dry_run=False, allow_destructive=False, create_backup=True, timeout_ms=timeout_ms)
+        # Importing the pipeline and the models, and comparing, allocate heavily in a process that
+        # is still starting; nothing here creates garbage cycles worth collecting meanwhile.
+        with gc_paused():
+            from .system import AutoMigrationSystem
+
+            if system is None:
+                base = settings or MigrationSettings()
+                system = AutoMigrationSystem(base.model_copy(update={"allow_destructive": False, "auto_backup": True, "dry_run": False}))
+            result = system.execute_auto_migration(dry_run=False, allow_destructive=False, create_backup=True, timeout_ms=timeout_ms)
         if result.operations_executed:
             log.info("startup migration applied %d statement(s) in %.0f ms (backup %s)",
                      result.operations_executed, result.execution_time_ms, result.backup_id)

@@ -39,3 +39,16 @@ def test_status_restores_the_garbage_collector_state(project, enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_startup_migration_restores_the_garbage_collector_state(project, enabled):
+    from migration_core import execute_startup_migration
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        result = execute_startup_migration(project.settings(project.models(BODY)))
+        assert result.success and result.operations_executed
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
