@@ -36,9 +36,16 @@ r = execute_startup_migration(MigrationSettings(database_url=url, models=models,
 t2 = time.perf_counter()
 if not r.success or (expect_noop and r.operations_executed):
     sys.exit(f"unexpected startup result: success={r.success} executed={r.operations_executed} error={r.error}")
-print(json.dumps({"import_s": t1 - t0, "call_s": t2 - t1, "executed": r.operations_executed}))
+print(json.dumps({"import_s": t1 - t0, "call_s": t2 - t1, "executed": r.operations_executed}), flush=True)
+if sys.argv[5:] == ["exit"]:
+    import os
+    os._exit(0)
 """
 BASELINE = "import sqlalchemy"
+# The same processes ended with os._exit(0): an application that migrates at startup goes on
+# running, so the interpreter's teardown (~100 ms here, more the more is loaded) is not part of
+# what startup costs it. Both sides of each difference end the same way.
+FAST_EXIT = "; import os; os._exit(0)"
 # Reference: a process that only imports SQLAlchemy and the models (an application does this anyway).
 # The models are loaded from their file, so that a module inside a package (the default models
 # live in migration_core.examples) does not import that package's __init__ too.
@@ -49,6 +56,7 @@ spec = importlib.util.spec_from_file_location("bench_models", sys.argv[1])
 module = sys.modules["bench_models"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 """
+IMPORT_MODELS_EXIT = IMPORT_MODELS + "import os\nos._exit(0)\n"
 
 
 def models_file(models: str) -> str:
@@ -79,24 +87,30 @@ def main(argv: list[str] | None = None) -> dict:
 
         inner: dict[str, list[dict]] = {label: [] for label in setups}
 
-        def child(label: str):
+        def child(label: str, fast: bool = False):
             url, models = setups[label]
+            extra = ["exit"] if fast else []
 
             def run(_):
-                return spawn(python_c(CHILD) + [url, models, str(wd / "backups"), "1"], env=env)
+                return spawn(python_c(CHILD) + [url, models, str(wd / "backups"), "1", *extra], env=env)
 
             def keep(res):
                 inner[label].append(json.loads(res.stdout.strip().splitlines()[-1]))
 
-            return Contender(f"startup ({label})", run, check=keep)
+            return Contender(f"startup ({label}){', os._exit' if fast else ''}", run, check=keep)
 
         contenders = [Contender(f"baseline: python -c '{BASELINE}'", lambda _: spawn(python_c(BASELINE), env=env)),
+                      Contender(f"baseline: python -c '{BASELINE}{FAST_EXIT}'", lambda _: spawn(python_c(BASELINE + FAST_EXIT), env=env)),
                       Contender("python -c 'pass'", lambda _: spawn(python_c("pass"), env=env))]
         contenders += [child(label) for label in setups]
+        contenders.append(child("default models", fast=True))
         for label, (_, models) in setups.items():
             path = models_file(models)
             contenders.append(Contender(f"reference: import sqlalchemy + {label}",
                                         lambda _, path=path: spawn(python_c(IMPORT_MODELS) + [path], env=env)))
+            if label == "default models":
+                contenders.append(Contender(f"reference: import sqlalchemy + {label}, os._exit",
+                                            lambda _, path=path: spawn(python_c(IMPORT_MODELS_EXIT) + [path], env=env)))
         samples = run_rounds(contenders, args.repeat, warmup=args.warmup, label=NAME)
         profiles = {label: profile_child(wd, env, *setups[label], args.profile_top) for label in setups} if args.profile else None
 
@@ -120,6 +134,15 @@ def main(argv: list[str] | None = None) -> dict:
         ratios[f"startup net of models import, {label}"] = ratio_entry(
             (m - ref) * 1000, unit="ms", numerator=f"startup ({label}) process wall time",
             baseline="minus python -c 'import sqlalchemy + the models'")
+    fast_base = med[f"baseline: python -c '{BASELINE}{FAST_EXIT}'"]
+    fast = med["startup (default models), os._exit"]
+    ratios["startup net without teardown, default models"] = ratio_entry(
+        (fast - fast_base) * 1000, unit="ms", numerator="startup (default models) process, ended by os._exit",
+        baseline=f"minus python -c '{BASELINE}{FAST_EXIT}'")
+    ratios["startup net of models import without teardown, default models"] = ratio_entry(
+        (fast - med["reference: import sqlalchemy + default models, os._exit"]) * 1000, unit="ms", goal=150,
+        numerator="startup (default models) process, ended by os._exit",
+        baseline="minus python -c 'import sqlalchemy + the models', ended by os._exit")
     import statistics
 
     inside = {label: {k: round(statistics.median(x[k] for x in v), 6) for k in ("import_s", "call_s")} for label, v in inner.items() if v}

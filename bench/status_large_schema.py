@@ -271,7 +271,7 @@ def _breakdown(settings, metadata, clear_caches) -> dict[str, float]:
     import sqlite3
     import statistics
 
-    from migration_core.comparator import _gc_paused
+    from migration_core.gcpause import gc_paused
     from migration_core.diff import diff_snapshots
     from migration_core.dialects.base import get_dialect
     from migration_core.dialects.sqlite.catalog import read_snapshot
@@ -281,7 +281,7 @@ def _breakdown(settings, metadata, clear_caches) -> dict[str, float]:
     for _ in range(3):
         clear_caches()
         dialect = get_dialect(settings)
-        with _gc_paused():
+        with gc_paused():
             t0 = time.perf_counter()
             statements = _compiled_ddl(metadata)
             t1 = time.perf_counter()
