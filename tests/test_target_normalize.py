@@ -49,6 +49,20 @@ def _view(target, connection, **kw):
     assert set(snapshot.tables) == {"t"} and set(snapshot.views) == {"v_t"}
 
 
+def test_listener_inserting_rows_falls_back_to_an_engine(project, tmp_path):
+    """Seed rows given as parameters cannot run from compiled text alone."""
+    spec = project.models("""
+from sqlalchemy import event
+t = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String(10)))
+@event.listens_for(t, "after_create")
+def _seed(target, connection, **kw):
+    connection.execute(target.insert(), [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
+""")
+    metadata = load_metadata(spec)
+    assert _compiled_ddl(metadata) is None
+    assert set(_dialect(tmp_path, spec).normalize_target(metadata).tables) == {"t"}
+
+
 def test_models_sqlite_rejects_are_a_configuration_error(project, tmp_path):
     spec = project.models("""
 t = Table("t", metadata, Column("id", Integer, primary_key=True))

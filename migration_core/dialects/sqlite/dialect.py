@@ -299,14 +299,22 @@ class SqliteProbe:
             return None  # not evaluable outside the table (e.g. a subquery); the copy enforces it
 
 
+class _NeedsEngine(Exception):
+    """A DDL listener ran something other than DDL (rows to insert, say): only a real
+    connection runs that faithfully."""
+
+
 def _compiled_ddl(metadata: MetaData) -> list[str] | None:
     """The models' CREATE statements, compiled without a connection (a third of the cost of
     create_all on an engine); None when a DDL listener needs a real connection."""
     from sqlalchemy import create_mock_engine
+    from sqlalchemy.sql.ddl import ExecutableDDLElement
 
     statements: list[str] = []
 
-    def executor(sql, *_args, **_kwargs):
+    def executor(sql, parameters=None, *_):
+        if not isinstance(sql, ExecutableDDLElement) or parameters:
+            raise _NeedsEngine
         statements.append(str(sql.compile(dialect=engine.dialect)))
 
     engine = create_mock_engine("sqlite://", executor)
@@ -314,6 +322,6 @@ def _compiled_ddl(metadata: MetaData) -> list[str] | None:
         metadata.create_all(engine, checkfirst=False)
     except SQLAlchemyError as exc:
         raise ConfigurationError(f"the models cannot be created on SQLite: {exc.__class__.__name__}: {exc}") from None
-    except Exception:  # noqa: BLE001 - e.g. a listener calling exec_driver_sql on the mock
+    except Exception:  # noqa: BLE001 - _NeedsEngine, or a listener calling exec_driver_sql on the mock
         return None
     return statements
