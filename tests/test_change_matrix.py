@@ -121,6 +121,23 @@ def test_numeric_narrowing_never_rounds_silently(anydb):
     assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(2.5, 1.1), (4.0, 2.0)]
 
 
+def test_numeric_range_narrowing_is_refused_ahead(anydb):
+    """Regression: MySQL without strict mode stored 100000 -> SMALLINT as 32767 ('every value converts');
+    the servers refuse or fail otherwise, SQLite keeps the values (same affinity: nothing to check)."""
+    anydb.migrate(NUMS.format(v="BigInteger", f="Numeric(10, 2)"))
+    anydb.insert("t", [(1, 100000, 12345.5), (2, 5, 1.25)])
+    narrow = "from sqlalchemy import SmallInteger\n" + NUMS.format(v="SmallInteger", f="Numeric(5, 2)")
+    if anydb.kind == "sqlite":
+        anydb.migrate(narrow)
+        assert anydb.sql("SELECT v, f FROM t ORDER BY id") == [(100000, 12345.5), (5, 1.25)]
+        return
+    msg = assert_refused(anydb, narrow)
+    assert "1 value in t.v do not convert to SMALLINT" in msg and "1 value in t.f do not convert to" in msg
+    anydb.sql("DELETE FROM t WHERE id = 1")
+    anydb.migrate(narrow)
+    assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(5.0, 1.25)]
+
+
 def test_set_not_null_checks_nulls_and_back(anydb):
     seed(anydb)
     body = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, nullable=False)')

@@ -118,3 +118,20 @@ def test_interrupted_non_transactional_run_is_reported_as_possibly_half_done(my)
     system.execute_auto_migration()  # takes the lock, finds the dead run's row
     entry = next(h for h in system.get_migration_history() if h.id == "mig-crashed")
     assert entry.status == "failed" and "half-migrated" in entry.error and "2 of 3 statements executed" in entry.error
+
+
+def test_migration_sessions_are_strict_whatever_the_server_default(my):
+    """A session without strict mode clamps values that do not fit (100000 -> SMALLINT stores 32767)
+    and truncates text; ours always add STRICT_ALL_TABLES, so the server fails the statement instead."""
+    from migration_core.dialects.mysql.dialect import MysqlDialect
+
+    loose = my.settings(my.models('Table("t", metadata, Column("id", Integer, primary_key=True))'))
+    loose = loose.model_copy(update={"database_url": my.url + "?init_command=SET+sql_mode%3D%27%27"})
+    conn = MysqlDialect(loose).connect(write=True)
+    try:
+        assert "STRICT_ALL_TABLES" in conn.execute("SELECT @@SESSION.sql_mode").scalar().split(",")
+        conn.execute("CREATE TABLE strict_probe (v SMALLINT)")
+        with pytest.raises(Exception, match="Out of range"):
+            conn.execute("INSERT INTO strict_probe VALUES (100000)")
+    finally:
+        conn.close()

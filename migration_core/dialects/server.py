@@ -135,7 +135,7 @@ def sa_index(metadata: MetaData, table: str, name: str):
     return next((i for i in t.indexes if i.name and i.name.lower() == name.lower()), None)
 
 
-_SCALE = re.compile(r"\(\s*\d+\s*,\s*(\d+)\s*\)")
+_PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
 
@@ -158,6 +158,7 @@ class SqlProbe:
     regex_op: str
     numeric_kinds: Callable[[str], str | None]
     as_numeric: Callable[[str], str]  # the exact decimal value of a number column (floats by their shortest text)
+    int_range: Callable[[str], tuple[int, int] | None]
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -203,25 +204,35 @@ class SqlProbe:
         return self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {src} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1) AS d")
 
     def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
-        """Values a numeric target would not hold exactly: text that is not a number, and
-        fractions the server would silently round (2.5 -> INTEGER stores 3; 1.756 ->
-        NUMERIC(10,2) stores 1.76). Other failures (out of range, text to date) make the server
-        fail the statement, and so the plan."""
+        """Values a numeric target would not hold exactly: text that is not a number, fractions
+        the server would round (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), and
+        numbers out of the target's range (which MySQL without strict mode clamps: 100000 ->
+        SMALLINT stores 32767). Other failures (text to date) make the server fail the statement,
+        and so the plan."""
         kind = self.numeric_kinds(new_type)
-        old_kind = self.numeric_kinds(old_type)
-        if kind is None or old_kind == "int":
+        if kind is None:
             return 0
+        old_kind = self.numeric_kinds(old_type)
         col = self.q(column)
         if old_kind is None:
             pattern = self.INT_RE if kind == "int" else self.NUM_RE
             return self._count(table, f"{col} IS NOT NULL AND NOT ({self.as_text(col)} {self.regex_op} '{pattern}')")
+        bad = []
         if kind == "int":
-            return self._count(table, f"{col} <> FLOOR({col})")
-        scale = _SCALE.search(new_type)
-        if scale is None:
-            return 0  # a float or unconstrained NUMERIC target keeps the digits
-        exact = self.as_numeric(col)
-        return self._count(table, f"ROUND({exact}, {int(scale[1])}) <> {exact}")
+            if old_kind != "int":
+                bad.append(f"{col} <> FLOOR({col})")
+            bounds = self.int_range(new_type)
+            if bounds is not None:
+                bad.append(f"{col} < {bounds[0]} OR {col} > {bounds[1]}")
+        else:
+            size = _PRECISION_SCALE.search(new_type)
+            if size is not None:
+                precision, scale = int(size[1]), int(size[2] or 0)
+                exact = self.as_numeric(col)
+                if old_kind != "int":
+                    bad.append(f"ROUND({exact}, {scale}) <> {exact}")
+                bad.append(f"ABS(ROUND({exact}, {scale})) >= {10 ** (precision - scale)}")
+        return self._count(table, f"{col} IS NOT NULL AND ({' OR '.join(bad)})") if bad else 0
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
         return self._count(table, f"char_length({self.as_text(self.q(column))}) > {int(max_length)}")
@@ -361,6 +372,8 @@ class ServerDialect:
     driver_hint: str
     explicit_schema_hint = ""
     numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
+    int_ranges: dict[str, tuple[int, int]]  # base integer type name -> (min, max), signed
+    session_setup: tuple[str, ...] = ()  # run on every new connection
     text_cast: str  # `{}` is the expression
     numeric_cast: str  # `{}` is a number column; gives its exact decimal value
     regex_op: str
@@ -414,7 +427,10 @@ class ServerDialect:
         return True  # a server database must exist before we can connect; connect() says so clearly
 
     def connect(self, *, write: bool) -> ServerConnection:
-        return connect_server(self.engine, self._in_tx)
+        conn = connect_server(self.engine, self._in_tx)
+        for stmt in self.session_setup:
+            conn.execute(stmt)
+        return conn
 
     # -- schema --------------------------------------------------------------------------
     def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
@@ -440,10 +456,16 @@ class ServerDialect:
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
         return SqlProbe(conn, diff, live, target, self.quote_ident, self.text_cast.format, self.regex_op, self._numeric_kind,
-                        self.numeric_cast.format)
+                        self.numeric_cast.format, self._int_range)
 
     def _numeric_kind(self, type_: str) -> str | None:
         return self.numeric_types.get(type_.split("(", 1)[0].split(" ", 1)[0])
+
+    def _int_range(self, type_: str) -> tuple[int, int] | None:
+        bounds = self.int_ranges.get(type_.split("(", 1)[0].split(" ", 1)[0])
+        if bounds is None:
+            return None
+        return (0, 2 * bounds[1] + 1) if "UNSIGNED" in type_.upper() else bounds
 
     # -- infrastructure ------------------------------------------------------------------
     def lock(self, timeout_ms: int) -> ServerLock:

@@ -62,6 +62,10 @@ class MysqlDialect(ServerDialect):
     driver_hint = "PyMySQL (mysql+pymysql://...)"
     numeric_types = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",
                      "DECIMAL": "num", "FLOAT": "num", "DOUBLE": "num"}
+    int_ranges = {"TINYINT": (-2**7, 2**7 - 1), "BOOLEAN": (-2**7, 2**7 - 1), "SMALLINT": (-2**15, 2**15 - 1),
+                  "MEDIUMINT": (-2**23, 2**23 - 1), "INT": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}
+    # Without strict mode MySQL clamps or truncates what does not fit instead of failing the statement.
+    session_setup = ("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",)
     text_cast = "CAST({} AS CHAR)"
     numeric_cast = "CAST(CAST({} AS CHAR) AS DECIMAL(65,30))"  # through the text: FLOAT 1.1 is 1.1, not 1.10000002
     regex_op = "REGEXP"
