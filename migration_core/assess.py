@@ -132,6 +132,9 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             m = probe.too_long_count(c.table, c.column, new_len[1])
             if m:
                 return ChangeAssessment(c, "data_dependent", f"{_plural(m, 'value')} in {c.table}.{c.column} are longer than {new_len[1]} characters", blocked=True)
+        lossy = probe.lossy_count(c.table, c.column, c.old.type, c.new.type)
+        if lossy and lossy[0]:
+            return ChangeAssessment(c, "destructive", f"{_plural(lossy[0], 'value')} in {c.table}.{c.column} would be {lossy[1]}")
         return ChangeAssessment(c, "data_dependent", f"checked: every value converts to {c.new.type}")
     if isinstance(c, ch.AlterColumnCollation):
         return ChangeAssessment(c, "safe", "changes how values compare and sort, not the values")

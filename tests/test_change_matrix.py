@@ -102,23 +102,49 @@ NUMS = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column
 
 def test_numeric_narrowing_never_rounds_silently(anydb):
     """Regression: on the servers 2.5 -> INTEGER stored 3 and 1.75 (float) -> INTEGER stored 2,
-    reported as 'checked: every value converts'. SQLite keeps such values as REAL: refused too."""
+    reported as 'checked: every value converts'. Now rounding is destructive (refused unless
+    allowed); SQLite would keep such values as REAL, so there they do not convert at all."""
     anydb.migrate(NUMS.format(v="Numeric(10, 3)", f="Float"))
     anydb.insert("t", [(1, 2.5, 1.75), (2, 4, 2.0)])
-    msg = assert_refused(anydb, NUMS.format(v="Integer", f="Integer"))
-    assert "1 value in t.v do not convert to INT" in msg and "1 value in t.f do not convert to INT" in msg
-    anydb.sql("UPDATE t SET v = 2.125, f = 1.1 WHERE id = 1")
+    to_int = NUMS.format(v="Integer", f="Integer")
+    msg = assert_refused(anydb, to_int)
     if anydb.kind == "sqlite":
-        anydb.migrate(NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)"))  # same affinity: values kept as they are
+        assert "1 value in t.v do not convert to INT" in msg and "1 value in t.f do not convert to INT" in msg
+    else:
+        assert "1 value in t.v would be rounded to whole numbers (destructive" in msg
+        assert "1 value in t.f would be rounded to whole numbers (destructive" in msg
+    anydb.sql("UPDATE t SET v = 2.125, f = 1.1 WHERE id = 1")
+    to_cents = NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)")
+    if anydb.kind == "sqlite":
+        anydb.migrate(to_cents)  # same affinity: values kept as they are
         assert anydb.sql("SELECT v, f FROM t ORDER BY id") == [(2.125, 1.1), (4, 2)]
         return
     # 2.125 would become 2.13; 1.1 (float) is 1.10 exactly, not a rounding
-    msg = assert_refused(anydb, NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)"), match="1 value in t.v do not convert")
+    msg = assert_refused(anydb, to_cents, match="1 value in t.v would be rounded to 2 decimal places")
     assert "t.f" not in msg
-    anydb.sql("UPDATE t SET v = 2.5 WHERE id = 1")
-    anydb.migrate(NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)"))
-    anydb.migrate(NUMS.format(v="Numeric(10, 2)", f="Numeric(10, 2)").replace('Column("v", Numeric(10, 2))', 'Column("v", Numeric(12, 4))'))
-    assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(2.5, 1.1), (4.0, 2.0)]
+    anydb.migrate(to_cents, allow_destructive=True)
+    anydb.migrate(to_cents.replace('Column("v", Numeric(10, 2))', 'Column("v", Numeric(12, 4))'))
+    assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(2.13, 1.1), (4.0, 2.0)]
+
+
+def test_lossy_time_and_float_conversions_need_permission(anydb):
+    """DATETIME -> DATE drops the time of day and double -> single precision drops digits, silently
+    on the servers (this was reported as 'every value converts'); SQLite keeps the values."""
+    before = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("at", DateTime), Column("x", Float(53)))\n'
+    after = ('from sqlalchemy import Date\n'
+             't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("at", Date), Column("x", Float(24)))\n')
+    anydb.migrate(before)
+    anydb.sql("INSERT INTO t (id, at, x) VALUES (1, '2024-01-02 13:45:00', 1.2345678901234), (2, '2024-01-03 00:00:00', 0.5)")
+    if anydb.kind == "sqlite":
+        anydb.migrate(after)
+        assert anydb.sql("SELECT at, x FROM t ORDER BY id") == [("2024-01-02 13:45:00", 1.2345678901234), ("2024-01-03 00:00:00", 0.5)]
+        return
+    msg = assert_refused(anydb, after)
+    assert "1 value in t.at would be cut to the date (the time of day is lost) (destructive" in msg
+    assert "1 value in t.x would be stored with single precision (destructive" in msg
+    anydb.migrate(after, allow_destructive=True)
+    rows = anydb.sql("SELECT at FROM t ORDER BY id")
+    assert [str(r[0]) for r in rows] == ["2024-01-02", "2024-01-03"]
 
 
 def test_numeric_range_narrowing_is_refused_ahead(anydb):

@@ -135,6 +135,10 @@ def sa_index(metadata: MetaData, table: str, name: str):
     return next((i for i in t.indexes if i.name and i.name.lower() == name.lower()), None)
 
 
+def _base(type_: str) -> str:
+    return type_.split("(", 1)[0].split(" ", 1)[0].upper()
+
+
 _PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
@@ -159,6 +163,9 @@ class SqlProbe:
     numeric_kinds: Callable[[str], str | None]
     as_numeric: Callable[[str], str]  # the exact decimal value of a number column (floats by their shortest text)
     int_range: Callable[[str], tuple[int, int] | None]
+    temporal_kinds: Callable[[str], str | None]  # "datetime" | "date"
+    single_floats: frozenset[str]  # base names of single-precision float types
+    as_single: Callable[[str], str]  # a number column as a single-precision float
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -204,11 +211,9 @@ class SqlProbe:
         return self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {src} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1) AS d")
 
     def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
-        """Values a numeric target would not hold exactly: text that is not a number, fractions
-        the server would round (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), and
-        numbers out of the target's range (which MySQL without strict mode clamps: 100000 ->
-        SMALLINT stores 32767). Other failures (text to date) make the server fail the statement,
-        and so the plan."""
+        """Values a numeric target cannot hold at all: text that is not a number, and numbers out
+        of its range (which MySQL without strict mode would clamp: 100000 -> SMALLINT stores
+        32767). Other failures (text to date) make the server fail the statement, and so the plan."""
         kind = self.numeric_kinds(new_type)
         if kind is None:
             return 0
@@ -217,22 +222,33 @@ class SqlProbe:
         if old_kind is None:
             pattern = self.INT_RE if kind == "int" else self.NUM_RE
             return self._count(table, f"{col} IS NOT NULL AND NOT ({self.as_text(col)} {self.regex_op} '{pattern}')")
-        bad = []
         if kind == "int":
-            if old_kind != "int":
-                bad.append(f"{col} <> FLOOR({col})")
             bounds = self.int_range(new_type)
-            if bounds is not None:
-                bad.append(f"{col} < {bounds[0]} OR {col} > {bounds[1]}")
-        else:
+            return 0 if bounds is None else self._count(table, f"{col} < {bounds[0]} OR {col} > {bounds[1]}")
+        size = _PRECISION_SCALE.search(new_type)
+        if size is None:
+            return 0
+        precision, scale = int(size[1]), int(size[2] or 0)
+        return self._count(table, f"ABS(ROUND({self.as_numeric(col)}, {scale})) >= {10 ** (precision - scale)}")
+
+    def lossy_count(self, table: str, column: str, old_type: str, new_type: str) -> tuple[int, str] | None:
+        """Values the new type keeps only approximately, which the server converts without a word:
+        fractions rounded (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), double to
+        single precision, a timestamp's time of day dropped by DATE."""
+        col = self.q(column)
+        kind, old_kind = self.numeric_kinds(new_type), self.numeric_kinds(old_type)
+        if kind == "int" and old_kind == "num":
+            return self._count(table, f"{col} <> FLOOR({col})"), "rounded to whole numbers"
+        if kind == "num" and old_kind == "num":
             size = _PRECISION_SCALE.search(new_type)
             if size is not None:
-                precision, scale = int(size[1]), int(size[2] or 0)
-                exact = self.as_numeric(col)
-                if old_kind != "int":
-                    bad.append(f"ROUND({exact}, {scale}) <> {exact}")
-                bad.append(f"ABS(ROUND({exact}, {scale})) >= {10 ** (precision - scale)}")
-        return self._count(table, f"{col} IS NOT NULL AND ({' OR '.join(bad)})") if bad else 0
+                scale, exact = int(size[2] or 0), self.as_numeric(col)
+                return self._count(table, f"ROUND({exact}, {scale}) <> {exact}"), f"rounded to {scale} decimal places"
+            if _base(new_type) in self.single_floats and _base(old_type) not in self.single_floats:
+                return self._count(table, f"{self.as_single(col)} <> {col}"), "stored with single precision"
+        if self.temporal_kinds(old_type) == "datetime" and self.temporal_kinds(new_type) == "date":
+            return self._count(table, f"CAST({col} AS DATE) <> {col}"), "cut to the date (the time of day is lost)"
+        return None
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
         return self._count(table, f"char_length({self.as_text(self.q(column))}) > {int(max_length)}")
@@ -373,6 +389,9 @@ class ServerDialect:
     explicit_schema_hint = ""
     numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
     int_ranges: dict[str, tuple[int, int]]  # base integer type name -> (min, max), signed
+    temporal_types: dict[str, str]  # base type name -> "datetime" | "date"
+    single_floats: frozenset[str]
+    single_cast: str  # `{}` is a number column; gives it as a single-precision float
     session_setup: tuple[str, ...] = ()  # run on every new connection
     text_cast: str  # `{}` is the expression
     numeric_cast: str  # `{}` is a number column; gives its exact decimal value
@@ -456,7 +475,8 @@ class ServerDialect:
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
         return SqlProbe(conn, diff, live, target, self.quote_ident, self.text_cast.format, self.regex_op, self._numeric_kind,
-                        self.numeric_cast.format, self._int_range)
+                        self.numeric_cast.format, self._int_range, lambda t: self.temporal_types.get(_base(t)),
+                        self.single_floats, self.single_cast.format)
 
     def _numeric_kind(self, type_: str) -> str | None:
         return self.numeric_types.get(type_.split("(", 1)[0].split(" ", 1)[0])

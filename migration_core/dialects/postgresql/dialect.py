@@ -58,6 +58,9 @@ class PostgresDialect(ServerDialect):
     numeric_types = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num",
                      "REAL": "num"}
     int_ranges = {"SMALLINT": (-2**15, 2**15 - 1), "INTEGER": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}
+    temporal_types = {"TIMESTAMP": "datetime", "TIMESTAMPTZ": "datetime", "DATE": "date"}
+    single_floats = frozenset({"FLOAT4", "REAL"})
+    single_cast = "({})::float4"
     text_cast = "{}::text"
     numeric_cast = "({})::numeric"  # float8 -> numeric goes through the shortest round-trip text
     regex_op = "~"

@@ -276,6 +276,11 @@ class SqliteProbe:
             bad = f"typeof({c}) = 'blob' OR (typeof({c}) = 'text' AND NOT ({as_int} OR {as_real}))"
         return self._count(table, f"{c} IS NOT NULL AND ({bad})")
 
+    def lossy_count(self, table: str, column: str, old_type: str, new_type: str) -> tuple[int, str] | None:
+        """None: SQLite converts a value to a column's affinity only when the conversion is
+        lossless, and keeps it as it is otherwise (what `unconvertible_count` reports)."""
+        return None
+
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
         return self._count(table, f"length({q(column)}) > {int(max_length)}")
 
