@@ -147,6 +147,21 @@ def test_lossy_time_and_float_conversions_need_permission(anydb):
     assert [str(r[0]) for r in rows] == ["2024-01-02", "2024-01-03"]
 
 
+def test_numbers_to_boolean_keep_only_zero_and_one(anydb):
+    """Regression: PostgreSQL turned 5 into true ('every value converts'); MariaDB's BOOLEAN is
+    TINYINT(1) and keeps 5; SQLite keeps it too (INTEGER -> BOOLEAN is NUMERIC affinity)."""
+    anydb.migrate('t = Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", Integer))\n')
+    anydb.insert("t", [(1, 5), (2, 0)])
+    to_bool = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", Boolean))\n'
+    if anydb.kind == "postgresql":
+        assert_refused(anydb, to_bool, match="1 value in t.v would be collapsed to true/false")
+        anydb.migrate(to_bool, allow_destructive=True)
+        assert anydb.sql("SELECT v FROM t ORDER BY id") == [(True,), (False,)]
+    else:
+        anydb.migrate(to_bool)
+        assert anydb.sql("SELECT v FROM t ORDER BY id") == [(5,), (0,)]
+
+
 def test_numeric_range_narrowing_is_refused_ahead(anydb):
     """Regression: MySQL without strict mode stored 100000 -> SMALLINT as 32767 ('every value converts');
     the servers refuse or fail otherwise, SQLite keeps the values (same affinity: nothing to check)."""

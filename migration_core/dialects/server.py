@@ -234,7 +234,8 @@ class SqlProbe:
     def lossy_count(self, table: str, column: str, old_type: str, new_type: str) -> tuple[int, str] | None:
         """Values the new type keeps only approximately, which the server converts without a word:
         fractions rounded (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), double to
-        single precision, a timestamp's time of day dropped by DATE."""
+        single precision, a timestamp's time of day dropped by DATE, numbers other than 0 and 1
+        made booleans."""
         col = self.q(column)
         kind, old_kind = self.numeric_kinds(new_type), self.numeric_kinds(old_type)
         if kind == "int" and old_kind == "num":
@@ -246,6 +247,8 @@ class SqlProbe:
                 return self._count(table, f"ROUND({exact}, {scale}) <> {exact}"), f"rounded to {scale} decimal places"
             if _base(new_type) in self.single_floats and _base(old_type) not in self.single_floats:
                 return self._count(table, f"{self.as_single(col)} <> {col}"), "stored with single precision"
+        if kind is None and old_kind is not None and _base(new_type) in ("BOOLEAN", "BOOL"):
+            return self._count(table, f"{col} NOT IN (0, 1)"), "collapsed to true/false"
         if self.temporal_kinds(old_type) == "datetime" and self.temporal_kinds(new_type) == "date":
             return self._count(table, f"CAST({col} AS DATE) <> {col}"), "cut to the date (the time of day is lost)"
         return None
