@@ -23,7 +23,9 @@ STATEMENT_COST_S = 2.0e-4
 LARGE_TABLE_ROWS = 1_000_000
 MANY_CHANGES = 25
 
-_LEN = re.compile(r"^(?P<base>[A-Z ]+)\((?P<n>\d+)\)$")
+# Lengths of character and binary strings; TIMESTAMP(6) or FLOAT(24) are not lengths.
+_LEN = re.compile(r"^(?P<base>(?:N?VAR)?CHAR|CHARACTER(?: VARYING)?|NATIONAL (?:VAR)?CHAR|(?:VAR)?BINARY|VARBIT|BIT VARYING)"
+                  r"\((?P<n>\d+)\)$")
 
 
 @dataclass(frozen=True)

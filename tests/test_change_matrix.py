@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from matrix import PARENT_CHILD, ROWS, USERS_NO_BIO, USERS_V1, assert_refused, seed, users, with_cols
+from servers import server  # noqa: F401 - fixture
 
 
 def test_create_tables_then_up_to_date(anydb):
@@ -160,6 +161,45 @@ def test_numbers_to_boolean_keep_only_zero_and_one(anydb):
     else:
         anydb.migrate(to_bool)
         assert anydb.sql("SELECT v FROM t ORDER BY id") == [(5,), (0,)]
+
+
+def test_text_and_integer_sources_are_checked_like_numbers(anydb):
+    """Regression (review): '1.756' (text) -> NUMERIC(10,2) stored 1.76 and 2**53 + 1 -> DOUBLE stored
+    2**53 on the servers, reported as 'every value converts'; '100000' (text) -> SMALLINT was not
+    refused ahead. SQLite converts only what converts exactly and keeps the rest as it was."""
+    before = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("s", String(20)), Column("n", BigInteger))\n'
+    after = ('from sqlalchemy import SmallInteger\n'
+             't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("s", Numeric(10, 2)), Column("n", Float(53)))\n')
+    anydb.migrate(before)
+    anydb.insert("t", [(1, "1.756", 2**53 + 1), (2, "2.5", 7)])
+    if anydb.kind == "sqlite":
+        # NUMERIC affinity stores '1.756' as the REAL 1.756 (exact enough for SQLite: it converts);
+        # 2**53 + 1 does not fit a REAL exactly, so it would stay an INTEGER: refused as not converting.
+        assert_refused(anydb, after, match="1 value in t.n do not convert to FLOAT")
+        return
+    msg = assert_refused(anydb, after)
+    assert "1 value in t.s would be rounded to 2 decimal places (destructive" in msg
+    assert "1 value in t.n would be stored with double precision (destructive" in msg
+    anydb.sql("UPDATE t SET s = '100000', n = 1 WHERE id = 1")
+    assert_refused(anydb, after.replace('Column("s", Numeric(10, 2))', 'Column("s", SmallInteger)'),
+                   match="2 values in t.s do not convert to SMALLINT")  # '100000' out of range, '2.5' not whole
+    anydb.sql("UPDATE t SET s = '1.75' WHERE id = 1")
+    anydb.migrate(after)
+    assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT s, n FROM t ORDER BY id")] == [(1.75, 1.0), (2.5, 7.0)]
+
+
+def test_fractional_seconds_narrowing_needs_permission(server):
+    """Regression (review): TIMESTAMP(6) -> TIMESTAMP(0) was blocked on PostgreSQL as 'longer than 0
+    characters' (the precision read as a length), and DATETIME(6) -> DATETIME dropped the fraction on MariaDB.
+    Servers only: SQLite types carry no fractional-second precision."""
+    module, name, arg = ("postgresql", "TIMESTAMP", "precision") if server.kind == "postgresql" else ("mysql", "DATETIME", "fsp")
+    body = (f"from sqlalchemy.dialects.{module} import {name}\n"
+            f't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("at", {name}({arg}={{p}})))\n')
+    server.migrate(body.format(p=6))
+    server.sql("INSERT INTO t (id, at) VALUES (1, '2024-01-02 10:00:00.723456'), (2, '2024-01-02 11:00:00')")
+    assert_refused(server, body.format(p=0), match="1 value in t.at would be rounded to 0 fractional second digits")
+    server.sql("UPDATE t SET at = '2024-01-02 10:00:00' WHERE id = 1")
+    server.migrate(body.format(p=0))
 
 
 def test_numeric_range_narrowing_is_refused_ahead(anydb):

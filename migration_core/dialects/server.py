@@ -139,6 +139,16 @@ def _base(type_: str) -> str:
     return type_.split("(", 1)[0].split(" ", 1)[0].upper()
 
 
+def _fraction_digits(d, type_: str) -> int:
+    m = re.search(r"\((\d+)\)", type_)
+    return int(m[1]) if m else d.default_time_precision
+
+
+def _int_narrower(d, new_type: str, old_type: str) -> bool:
+    new, old = d._int_range(new_type), d._int_range(old_type)
+    return new is not None and (old is None or new[0] > old[0] or new[1] < old[1])
+
+
 _PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
@@ -147,8 +157,8 @@ _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 class SqlProbe:
     """Data checks against `(SELECT old AS new ...)`, so target names work before renames run.
 
-    The SQL is standard except for quoting and the number patterns (`regex_op`), which the
-    dialect passes in. Counts are exact: they decide refusals."""
+    The SQL is standard; the dialect supplies quoting, casts, the regex operator and its type
+    families (`ServerDialect` attributes). Counts are exact: they decide refusals."""
 
     INT_RE = r"^\s*[+-]?[0-9]+\s*$"
     NUM_RE = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
@@ -157,15 +167,10 @@ class SqlProbe:
     diff: Diff
     live: SchemaSnapshot
     target: SchemaSnapshot
-    q: Callable[[str], str]  # quotes an identifier
-    as_text: Callable[[str], str]
-    regex_op: str
-    numeric_kinds: Callable[[str], str | None]
-    as_numeric: Callable[[str], str]  # the exact decimal value of a number column (floats by their shortest text)
-    int_range: Callable[[str], tuple[int, int] | None]
-    temporal_kinds: Callable[[str], str | None]  # "datetime" | "date"
-    single_floats: frozenset[str]  # base names of single-precision float types
-    as_single: Callable[[str], str]  # a number column as a single-precision float
+    dialect: ServerDialect
+
+    def q(self, name: str) -> str:
+        return self.dialect.quote_ident(name)
 
     def _target_col(self, table: str, live_col: str) -> str:
         for (t, old), new in self.diff.column_renames.items():
@@ -210,51 +215,79 @@ class SqlProbe:
         not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns)
         return self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {src} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1) AS d")
 
+    def _exact(self, col: str, old_kind: str | None) -> str:
+        """The column's exact decimal value; text that is not a number gives NULL (those values
+        are counted by the pattern check), floats go by their shortest round-trip text."""
+        d = self.dialect
+        if old_kind is not None:
+            return d.numeric_cast.format(col)
+        text = d.text_cast.format(col)
+        return f"CASE WHEN {text} {d.regex_op} '{self.NUM_RE}' THEN {d.numeric_cast.format(text)} END"
+
     def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
         """Values a numeric target cannot hold at all: text that is not a number, and numbers out
         of its range (which MySQL without strict mode would clamp: 100000 -> SMALLINT stores
         32767). Other failures (text to date) make the server fail the statement, and so the plan."""
-        kind = self.numeric_kinds(new_type)
+        d = self.dialect
+        kind = d._numeric_kind(new_type)
         if kind is None:
             return 0
-        old_kind = self.numeric_kinds(old_type)
+        old_kind = d._numeric_kind(old_type)
         col = self.q(column)
+        bad = []
         if old_kind is None:
             pattern = self.INT_RE if kind == "int" else self.NUM_RE
-            return self._count(table, f"{col} IS NOT NULL AND NOT ({self.as_text(col)} {self.regex_op} '{pattern}')")
+            bad.append(f"NOT ({d.text_cast.format(col)} {d.regex_op} '{pattern}')")
+        exact = self._exact(col, old_kind)
         if kind == "int":
-            bounds = self.int_range(new_type)
-            return 0 if bounds is None else self._count(table, f"{col} < {bounds[0]} OR {col} > {bounds[1]}")
-        size = _PRECISION_SCALE.search(new_type)
-        if size is None:
-            return 0
-        precision, scale = int(size[1]), int(size[2] or 0)
-        return self._count(table, f"ABS(ROUND({self.as_numeric(col)}, {scale})) >= {10 ** (precision - scale)}")
+            bounds = d._int_range(new_type)
+            if bounds is not None and (old_kind != "int" or _int_narrower(d, new_type, old_type)):
+                bad.append(f"{exact} < {bounds[0]} OR {exact} > {bounds[1]}")
+        else:
+            size = _PRECISION_SCALE.search(new_type)
+            if size is not None:
+                precision, scale = int(size[1]), int(size[2] or 0)
+                bad.append(f"ABS(ROUND({exact}, {scale})) >= {10 ** (precision - scale)}")
+        return self._count(table, f"{col} IS NOT NULL AND ({' OR '.join(bad)})") if bad else 0
 
     def lossy_count(self, table: str, column: str, old_type: str, new_type: str) -> tuple[int, str] | None:
         """Values the new type keeps only approximately, which the server converts without a word:
-        fractions rounded (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), double to
-        single precision, a timestamp's time of day dropped by DATE, numbers other than 0 and 1
-        made booleans."""
+        fractions rounded (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), digits a
+        float cannot hold (2**53 + 1 -> DOUBLE; double -> single precision), a timestamp's time of
+        day or fractional seconds, numbers other than 0 and 1 made booleans."""
+        d = self.dialect
         col = self.q(column)
-        kind, old_kind = self.numeric_kinds(new_type), self.numeric_kinds(old_type)
-        if kind == "int" and old_kind == "num":
-            return self._count(table, f"{col} <> FLOOR({col})"), "rounded to whole numbers"
-        if kind == "num" and old_kind == "num":
+        kind, old_kind = d._numeric_kind(new_type), d._numeric_kind(old_type)
+        float_kind = d.float_types.get(_base(new_type))
+        if kind is not None and (old_kind is not None or d.temporal_types.get(_base(old_type)) is None):
+            exact = self._exact(col, old_kind)
+            if float_kind is not None and d.float_types.get(_base(old_type)) != float_kind:
+                as_float = d.numeric_cast.format(d.float_casts[float_kind].format(exact if old_kind is None else col))
+                return (self._count(table, f"{as_float} <> {exact}"),
+                        f"stored with {'single' if float_kind == 'single' else 'double'} precision")
+            if kind == "int" and old_kind != "int":
+                return self._count(table, f"{exact} <> FLOOR({exact})"), "rounded to whole numbers"
             size = _PRECISION_SCALE.search(new_type)
-            if size is not None:
-                scale, exact = int(size[2] or 0), self.as_numeric(col)
-                return self._count(table, f"ROUND({exact}, {scale}) <> {exact}"), f"rounded to {scale} decimal places"
-            if _base(new_type) in self.single_floats and _base(old_type) not in self.single_floats:
-                return self._count(table, f"{self.as_single(col)} <> {col}"), "stored with single precision"
+            if kind == "num" and size is not None and old_kind != "int":
+                scale = int(size[2] or 0)
+                # A value too small for the exact cast reads as 0: count it as rounded too.
+                tiny = f" OR ({exact} = 0 AND {col} <> 0)" if old_kind is not None else ""
+                return (self._count(table, f"ROUND({exact}, {scale}) <> {exact}{tiny}"),
+                        f"rounded to {scale} decimal places")
+            return None
         if kind is None and old_kind is not None and _base(new_type) in ("BOOLEAN", "BOOL"):
             return self._count(table, f"{col} NOT IN (0, 1)"), "collapsed to true/false"
-        if self.temporal_kinds(old_type) == "datetime" and self.temporal_kinds(new_type) == "date":
+        old_t, new_t = d.temporal_types.get(_base(old_type)), d.temporal_types.get(_base(new_type))
+        if old_t == "datetime" and new_t == "date":
             return self._count(table, f"CAST({col} AS DATE) <> {col}"), "cut to the date (the time of day is lost)"
+        if old_t == new_t == "datetime" and _fraction_digits(d, new_type) < _fraction_digits(d, old_type):
+            cast = d.time_cast.format(type=new_type, digits=_fraction_digits(d, new_type))
+            return (self._count(table, f"CAST({col} AS {cast}) <> {col}"),
+                    f"rounded to {_fraction_digits(d, new_type)} fractional second digits")
         return None
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
-        return self._count(table, f"char_length({self.as_text(self.q(column))}) > {int(max_length)}")
+        return self._count(table, f"char_length({self.dialect.text_cast.format(self.q(column))}) > {int(max_length)}")
 
     def orphan_count(self, table, columns, ref_table, ref_columns) -> int:
         q = self.q
@@ -392,12 +425,14 @@ class ServerDialect:
     explicit_schema_hint = ""
     numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
     int_ranges: dict[str, tuple[int, int]]  # base integer type name -> (min, max), signed
+    float_types: dict[str, str]  # base type name -> "single" | "double"
+    float_casts: dict[str, str]  # "single" | "double" -> cast of `{}` to that float
     temporal_types: dict[str, str]  # base type name -> "datetime" | "date"
-    single_floats: frozenset[str]
-    single_cast: str  # `{}` is a number column; gives it as a single-precision float
+    default_time_precision: int  # fractional second digits of a DATETIME/TIMESTAMP without (n)
+    time_cast = "{type}"  # the CAST target for a datetime type (`type`) with `digits` fractional digits
     session_setup: tuple[str, ...] = ()  # run on every new connection
     text_cast: str  # `{}` is the expression
-    numeric_cast: str  # `{}` is a number column; gives its exact decimal value
+    numeric_cast: str  # `{}` is a number column, or numeric text; gives its exact decimal value
     regex_op: str
     client_tools: tuple[tuple[str, ...], ...]  # each entry: alternative names of one tool the dump needs
     lock_class: type[ServerLock]
@@ -450,8 +485,12 @@ class ServerDialect:
 
     def connect(self, *, write: bool) -> ServerConnection:
         conn = connect_server(self.engine, self._in_tx)
-        for stmt in self.session_setup:
-            conn.execute(stmt)
+        try:
+            for stmt in self.session_setup:
+                conn.execute(stmt)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     # -- schema --------------------------------------------------------------------------
@@ -477,9 +516,7 @@ class ServerDialect:
         return self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
-        return SqlProbe(conn, diff, live, target, self.quote_ident, self.text_cast.format, self.regex_op, self._numeric_kind,
-                        self.numeric_cast.format, self._int_range, lambda t: self.temporal_types.get(_base(t)),
-                        self.single_floats, self.single_cast.format)
+        return SqlProbe(conn, diff, live, target, self)
 
     def _numeric_kind(self, type_: str) -> str | None:
         return self.numeric_types.get(type_.split("(", 1)[0].split(" ", 1)[0])

@@ -66,9 +66,11 @@ class MysqlDialect(ServerDialect):
                   "MEDIUMINT": (-2**23, 2**23 - 1), "INT": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}
     # Without strict mode MySQL clamps or truncates what does not fit instead of failing the statement.
     session_setup = ("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",)
+    float_types = {"FLOAT": "single", "DOUBLE": "double", "REAL": "double"}
+    float_casts = {"single": "CAST({} AS FLOAT)", "double": "CAST({} AS DOUBLE)"}
     temporal_types = {"DATETIME": "datetime", "TIMESTAMP": "datetime", "DATE": "date"}
-    single_floats = frozenset({"FLOAT"})
-    single_cast = "CAST({} AS FLOAT)"
+    default_time_precision = 0
+    time_cast = "DATETIME({digits})"  # CAST has no TIMESTAMP target
     text_cast = "CAST({} AS CHAR)"
     numeric_cast = "CAST(CAST({} AS CHAR) AS DECIMAL(65,30))"  # through the text: FLOAT 1.1 is 1.1, not 1.10000002
     regex_op = "REGEXP"

@@ -58,11 +58,13 @@ class PostgresDialect(ServerDialect):
     numeric_types = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num",
                      "REAL": "num"}
     int_ranges = {"SMALLINT": (-2**15, 2**15 - 1), "INTEGER": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}
+    float_types = {"FLOAT4": "single", "REAL": "single", "FLOAT8": "double", "DOUBLE": "double"}
+    float_casts = {"single": "({})::float4", "double": "({})::float8"}
     temporal_types = {"TIMESTAMP": "datetime", "TIMESTAMPTZ": "datetime", "DATE": "date"}
-    single_floats = frozenset({"FLOAT4", "REAL"})
-    single_cast = "({})::float4"
+    default_time_precision = 6
+    session_setup = ("SET extra_float_digits = 1",)  # float text is the shortest exact round trip (PG 12+ default)
     text_cast = "{}::text"
-    numeric_cast = "({})::numeric"  # float8 -> numeric goes through the shortest round-trip text
+    numeric_cast = "(({})::text)::numeric"  # through the text: float8 -> numeric directly keeps 15 digits
     regex_op = "~"
     client_tools = (("pg_dump",), ("pg_restore",), ("psql",))
     lock_class = PgAdvisoryLock
