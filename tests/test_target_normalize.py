@@ -63,6 +63,22 @@ def _seed(target, connection, **kw):
     assert set(_dialect(tmp_path, spec).normalize_target(metadata).tables) == {"t"}
 
 
+def test_listener_inspecting_its_connection_falls_back_to_an_engine(project, tmp_path):
+    """Regression (review): `inspect(connection)` raises NoInspectionAvailable on the mock, a
+    SQLAlchemyError that was reported as 'the models cannot be created'."""
+    spec = project.models("""
+from sqlalchemy import event, inspect
+t = Table("t", metadata, Column("id", Integer, primary_key=True))
+@event.listens_for(metadata, "after_create")
+def _seed(target, connection, **kw):
+    if "t" in inspect(connection).get_table_names():
+        connection.execute(t.insert(), [{"id": 1}])
+""")
+    metadata = load_metadata(spec)
+    assert _compiled_ddl(metadata) is None
+    assert set(_dialect(tmp_path, spec).normalize_target(metadata).tables) == {"t"}
+
+
 def test_models_sqlite_rejects_are_a_configuration_error(project, tmp_path):
     spec = project.models("""
 t = Table("t", metadata, Column("id", Integer, primary_key=True))
