@@ -170,3 +170,17 @@ def test_concurrent_unique_constraint_is_built_then_attached(pg):
     system.execute_auto_migration(create_backup=False)
     assert system.check_migration_status().migration_needed is False
     assert pg.sql("SELECT contype FROM pg_constraint WHERE conname = 'uq_t_v'") == [("u",)]
+
+
+def test_float_rounding_is_seen_whatever_the_sessions_float_output(pg):
+    """With extra_float_digits = 0 a float8 reads as 15 digits, so 0.1 + 0.2 looked like 0.3 and its
+    rounding to NUMERIC(10,2) went unseen (MariaDB saw it); the probe sets the shortest exact output."""
+    from migration_core import AutoMigrationSystem
+    from migration_core.errors import SafetyRefusal
+
+    pg.migrate('Table("t", metadata, Column("id", Integer, primary_key=True), Column("x", Float(53)))')
+    pg.sql("INSERT INTO t VALUES (1, 0.1::float8 + 0.2::float8)")
+    settings = pg.settings(pg.models('Table("t", metadata, Column("id", Integer, primary_key=True), Column("x", Numeric(10, 2)))'))
+    settings = settings.model_copy(update={"database_url": pg.url + "?options=-c%20extra_float_digits%3D0"})
+    with pytest.raises(SafetyRefusal, match="1 value in t.x would be rounded to 2 decimal places"):
+        AutoMigrationSystem(settings).execute_auto_migration()

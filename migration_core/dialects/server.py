@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -168,6 +168,7 @@ class SqlProbe:
     live: SchemaSnapshot
     target: SchemaSnapshot
     dialect: ServerDialect
+    _ready: bool = field(default=False, init=False)  # probe_setup has run
 
     def q(self, name: str) -> str:
         return self.dialect.quote_ident(name)
@@ -195,6 +196,10 @@ class SqlProbe:
         return f"(SELECT {', '.join(exprs)} FROM {q(t.name)}) AS src"
 
     def _scalar(self, sql: str) -> int:
+        if not self._ready:
+            for stmt in self.dialect.probe_setup:
+                self.conn.execute(stmt)
+            self._ready = True
         return int(self.conn.execute(sql).fetchone()[0] or 0)
 
     def _count(self, table: str, where: str) -> int:
@@ -430,7 +435,8 @@ class ServerDialect:
     temporal_types: dict[str, str]  # base type name -> "datetime" | "date"
     default_time_precision: int  # fractional second digits of a DATETIME/TIMESTAMP without (n)
     time_cast = "{type}"  # the CAST target for a datetime type (`type`) with `digits` fractional digits
-    session_setup: tuple[str, ...] = ()  # run on every new connection
+    write_session_setup: tuple[str, ...] = ()  # run on every connection that may change the database
+    probe_setup: tuple[str, ...] = ()  # run once before a probe's first data check
     text_cast: str  # `{}` is the expression
     numeric_cast: str  # `{}` is a number column, or numeric text; gives its exact decimal value
     regex_op: str
@@ -486,7 +492,7 @@ class ServerDialect:
     def connect(self, *, write: bool) -> ServerConnection:
         conn = connect_server(self.engine, self._in_tx)
         try:
-            for stmt in self.session_setup:
+            for stmt in self.write_session_setup if write else ():
                 conn.execute(stmt)
         except BaseException:
             conn.close()

@@ -65,7 +65,7 @@ class MysqlDialect(ServerDialect):
     int_ranges = {"TINYINT": (-2**7, 2**7 - 1), "BOOLEAN": (-2**7, 2**7 - 1), "SMALLINT": (-2**15, 2**15 - 1),
                   "MEDIUMINT": (-2**23, 2**23 - 1), "INT": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}
     # Without strict mode MySQL clamps or truncates what does not fit instead of failing the statement.
-    session_setup = ("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",)
+    write_session_setup = ("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",)
     float_types = {"FLOAT": "single", "DOUBLE": "double", "REAL": "double"}
     float_casts = {"single": "CAST({} AS FLOAT)", "double": "CAST({} AS DOUBLE)"}
     temporal_types = {"DATETIME": "datetime", "TIMESTAMP": "datetime", "DATE": "date"}

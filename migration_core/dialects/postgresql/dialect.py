@@ -62,7 +62,7 @@ class PostgresDialect(ServerDialect):
     float_casts = {"single": "({})::float4", "double": "({})::float8"}
     temporal_types = {"TIMESTAMP": "datetime", "TIMESTAMPTZ": "datetime", "DATE": "date"}
     default_time_precision = 6
-    session_setup = ("SET extra_float_digits = 1",)  # float text is the shortest exact round trip (PG 12+ default)
+    probe_setup = ("SET extra_float_digits = 1",)  # float text is the shortest exact round trip (PG 12+ default)
     text_cast = "{}::text"
     numeric_cast = "(({})::text)::numeric"  # through the text: float8 -> numeric directly keeps 15 digits
     regex_op = "~"
