@@ -125,79 +125,17 @@ def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = (), only: 
     index_cols: dict[str, list[str | None]] = defaultdict(list)
     for iname, _seq, cname in idx_rows:
         index_cols[iname].append(cname)
-    indexes: dict[str, list[Index]] = defaultdict(list)
+    index_items: dict[str, list[tuple]] = defaultdict(list)
     for iname, tbl, sql in index_rows:
-        definition, where = index_definition(sql)
-        unique = definition.startswith("unique ")
-        # The table name is part of the stored text; compare definitions without it.
-        definition = re.sub(r"^(unique )?on \S+ ", r"\1on ", definition)
-        indexes[tbl].append(Index(iname, tuple(index_cols.get(iname, ())), unique, definition, sql, where))
+        index_items[tbl].append((iname, sql, tuple(index_cols.get(iname, ()))))
 
-    parsed = {name: parse_create_table(sql) for name, sql in table_sql.items()}
     pk_of: dict[str, tuple[str, ...]] = {}
     tables: dict[str, Table] = {}
     for name, sql in table_sql.items():
-        p = parsed[name]
-        pcols = {c.name.lower(): c for c in p.columns}
-        without_rowid = "WITHOUT ROWID" in p.options
-        pk_cols = tuple(r[1] for r in sorted((r for r in columns[name] if r[5]), key=lambda r: r[5]))
-        pk_of[name.lower()] = pk_cols
-        rowid_alias = len(pk_cols) == 1 and not without_rowid
-        cols = []
-        for cid, cname, ctype, notnull, dflt, pk, hidden in columns[name]:
-            pc = pcols.get(cname.lower())
-            declared = normalize_type(ctype)
-            nullable = not notnull
-            if rowid_alias and pk and declared == "INTEGER":
-                nullable = False  # a rowid alias can never hold NULL, whatever its DDL says
-            cols.append(
-                Column(
-                    name=cname,
-                    type=declared,
-                    nullable=nullable,
-                    default=normalize_default(dflt, declared),
-                    collation=(pc.collation.upper() if pc and pc.collation else None),
-                    generated=(pc.generated if pc else None) if hidden in (2, 3) else None,
-                    definition=pc.definition if pc else f'"{cname}" {ctype}',
-                )
-            )
-        autoinc = any(c.autoincrement for c in p.columns)
-        primary_key = PrimaryKey(p.pk_name, pk_cols, autoinc) if pk_cols else None
-
-        uniques = [UniqueConstraint(n, tuple(cols_)) for n, cols_ in p.uniques]
-        checks = [CheckConstraint(n, e) for n, e in p.checks]
-        parsed_fks = list(p.fks)
-        for c in p.columns:
-            uniques += [UniqueConstraint(n, (c.name,)) for n in c.unique]
-            checks += [CheckConstraint(n, e) for n, e in c.checks]
-            parsed_fks += c.fks
-        fk_list = []
-        for fid in sorted(fks[name]):
-            parts = fks[name][fid]
-            cols_ = tuple(x[1] for x in parts)
-            match = next((f for f in parsed_fks if tuple(c.lower() for c in f.columns) == tuple(c.lower() for c in cols_)), None)
-            fk_list.append(
-                ForeignKey(
-                    name=match.name if match else None,
-                    columns=cols_,
-                    ref_table=parts[0][0],
-                    ref_columns=tuple(x[2] for x in parts) if all(x[2] for x in parts) else (),
-                    on_delete=_action(parts[0][4]),
-                    on_update=_action(parts[0][3]),
-                    deferrable=match.deferrable if match else None,
-                )
-            )
-        tables[name] = Table(
-            name=name,
-            columns=tuple(cols),
-            primary_key=primary_key,
-            foreign_keys=tuple(fk_list),
-            unique_constraints=tuple(uniques),
-            check_constraints=tuple(checks),
-            indexes=tuple(sorted(indexes[name], key=lambda i: i.name)),
-            options=p.options,
-            sql=sql,
-        )
+        fk_groups = tuple((fid, tuple(parts)) for fid, parts in sorted(fks[name].items()))
+        t = _build_table(name, sql, tuple(columns[name]), fk_groups, tuple(sorted(index_items[name])))
+        tables[name] = t
+        pk_of[name.lower()] = t.primary_key.columns if t.primary_key else ()
     # FKs written as `REFERENCES parent` point at the parent's primary key.
     for name, t in tables.items():
         if any(not fk.ref_columns for fk in t.foreign_keys):
@@ -207,6 +145,79 @@ def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = (), only: 
             )
             tables[name] = Table(**{**t.__dict__, "foreign_keys": fixed})
     return SchemaSnapshot("sqlite", tables, views, triggers)
+
+
+@lru_cache(maxsize=16384)
+def _build_table(name: str, sql: str, col_rows: tuple, fk_groups: tuple, index_items: tuple) -> Table:
+    """One table from its catalog rows. Memoized on exactly those rows (all it depends on), so a
+    re-read after a change rebuilds only the tables that changed, and a live table stored with
+    the same text as the target's is not built twice."""
+    p = parse_create_table(sql)
+    pcols = {c.name.lower(): c for c in p.columns}
+    without_rowid = "WITHOUT ROWID" in p.options
+    pk_cols = tuple(r[1] for r in sorted((r for r in col_rows if r[5]), key=lambda r: r[5]))
+    rowid_alias = len(pk_cols) == 1 and not without_rowid
+    cols = []
+    for cid, cname, ctype, notnull, dflt, pk, hidden in col_rows:
+        pc = pcols.get(cname.lower())
+        declared = normalize_type(ctype)
+        nullable = not notnull
+        if rowid_alias and pk and declared == "INTEGER":
+            nullable = False  # a rowid alias can never hold NULL, whatever its DDL says
+        cols.append(
+            Column(
+                name=cname,
+                type=declared,
+                nullable=nullable,
+                default=normalize_default(dflt, declared),
+                collation=(pc.collation.upper() if pc and pc.collation else None),
+                generated=(pc.generated if pc else None) if hidden in (2, 3) else None,
+                definition=pc.definition if pc else f'"{cname}" {ctype}',
+            )
+        )
+    autoinc = any(c.autoincrement for c in p.columns)
+    primary_key = PrimaryKey(p.pk_name, pk_cols, autoinc) if pk_cols else None
+
+    uniques = [UniqueConstraint(n, tuple(cols_)) for n, cols_ in p.uniques]
+    checks = [CheckConstraint(n, e) for n, e in p.checks]
+    parsed_fks = list(p.fks)
+    for c in p.columns:
+        uniques += [UniqueConstraint(n, (c.name,)) for n in c.unique]
+        checks += [CheckConstraint(n, e) for n, e in c.checks]
+        parsed_fks += c.fks
+    fk_list = []
+    for _fid, parts in fk_groups:
+        cols_ = tuple(x[1] for x in parts)
+        match = next((f for f in parsed_fks if tuple(c.lower() for c in f.columns) == tuple(c.lower() for c in cols_)), None)
+        fk_list.append(
+            ForeignKey(
+                name=match.name if match else None,
+                columns=cols_,
+                ref_table=parts[0][0],
+                ref_columns=tuple(x[2] for x in parts) if all(x[2] for x in parts) else (),
+                on_delete=_action(parts[0][4]),
+                on_update=_action(parts[0][3]),
+                deferrable=match.deferrable if match else None,
+            )
+        )
+    indexes = []
+    for iname, isql, icols in index_items:
+        definition, where = index_definition(isql)
+        unique = definition.startswith("unique ")
+        # The table name is part of the stored text; compare definitions without it.
+        definition = re.sub(r"^(unique )?on \S+ ", r"\1on ", definition)
+        indexes.append(Index(iname, icols, unique, definition, isql, where))
+    return Table(
+        name=name,
+        columns=tuple(cols),
+        primary_key=primary_key,
+        foreign_keys=tuple(fk_list),
+        unique_constraints=tuple(uniques),
+        check_constraints=tuple(checks),
+        indexes=tuple(sorted(indexes, key=lambda i: i.name)),
+        options=p.options,
+        sql=sql,
+    )
 
 
 def _action(value: str | None) -> str | None:
