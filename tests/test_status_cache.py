@@ -52,3 +52,21 @@ def test_startup_migration_restores_the_garbage_collector_state(project, enabled
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+def test_a_reread_rebuilds_only_the_tables_that_changed(project):
+    import sqlite3
+
+    from migration_core.dialects.sqlite.catalog import read_snapshot
+
+    project.migrate(BODY + 'u = Table("u", metadata, Column("id", Integer, primary_key=True))\n')
+    conn = sqlite3.connect(project.db)
+    try:
+        first = read_snapshot(conn)
+        conn.execute("ALTER TABLE u ADD COLUMN extra TEXT")
+        second = read_snapshot(conn)
+    finally:
+        conn.close()
+    assert second.tables["t"] is first.tables["t"]
+    assert second.tables["u"] is not first.tables["u"]
+    assert [c.name for c in second.tables["u"].columns] == ["id", "extra"]
