@@ -117,13 +117,12 @@ class MigrationHistoryManager:
         """Rows left `running` by a process that died; call only while holding the migration lock."""
         if not self._exists(conn):
             return 0
-        n = conn.execute(f"SELECT count(*) FROM {HISTORY_TABLE} WHERE status = 'running'").fetchone()[0]
-        if n:
-            for migration_id, progress in conn.execute(f"SELECT id, error FROM {HISTORY_TABLE} WHERE status = 'running'").fetchall():
-                message = self.flavor.interrupted + (f" (last recorded: {progress})" if progress else "")
-                self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                            (now_iso(), message, migration_id))
-        return n
+        running = conn.execute(f"SELECT id, error FROM {HISTORY_TABLE} WHERE status = 'running'").fetchall()
+        for migration_id, progress in running:
+            message = self.flavor.interrupted + (f" (last recorded: {progress})" if progress else "")
+            self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                        (now_iso(), message, migration_id))
+        return len(running)
 
     def mark_rolled_back(self, conn, migration_id: str) -> None:
         self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'rolled_back' WHERE id = ?", (migration_id,))

@@ -285,10 +285,9 @@ class SqlProbe:
         old_t, new_t = d.temporal_types.get(_base(old_type)), d.temporal_types.get(_base(new_type))
         if old_t == "datetime" and new_t == "date":
             return self._count(table, f"CAST({col} AS DATE) <> {col}"), "cut to the date (the time of day is lost)"
-        if old_t == new_t == "datetime" and _fraction_digits(d, new_type) < _fraction_digits(d, old_type):
-            cast = d.time_cast.format(type=new_type, digits=_fraction_digits(d, new_type))
-            return (self._count(table, f"CAST({col} AS {cast}) <> {col}"),
-                    f"rounded to {_fraction_digits(d, new_type)} fractional second digits")
+        if old_t == new_t == "datetime" and (digits := _fraction_digits(d, new_type)) < _fraction_digits(d, old_type):
+            cast = d.time_cast.format(type=new_type, digits=digits)
+            return self._count(table, f"CAST({col} AS {cast}) <> {col}"), f"rounded to {digits} fractional second digits"
         return None
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
@@ -525,10 +524,10 @@ class ServerDialect:
         return SqlProbe(conn, diff, live, target, self)
 
     def _numeric_kind(self, type_: str) -> str | None:
-        return self.numeric_types.get(type_.split("(", 1)[0].split(" ", 1)[0])
+        return self.numeric_types.get(_base(type_))
 
     def _int_range(self, type_: str) -> tuple[int, int] | None:
-        bounds = self.int_ranges.get(type_.split("(", 1)[0].split(" ", 1)[0])
+        bounds = self.int_ranges.get(_base(type_))
         if bounds is None:
             return None
         return (0, 2 * bounds[1] + 1) if "UNSIGNED" in type_.upper() else bounds
