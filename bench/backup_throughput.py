@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios": ratios,
         "notes": ["`sync` ran untimed before every contender; our backup fsyncs its file, cp does not (see the reference row)"],
     }
-    path = write_results(NAME, args, payload)
-    print(f"\nwrote {path}")
+    write_results(NAME, args, payload)
     return payload
 
 

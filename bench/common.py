@@ -235,6 +235,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_results(name: str, args: argparse.Namespace, payload: dict[str, Any]) -> Path:
+    """Write the run's JSON (machine facts and parameters added) and say where."""
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out_dir", "workdir", "keep")}
     doc = {
         "benchmark": name,
@@ -249,6 +250,7 @@ def write_results(name: str, args: argparse.Namespace, payload: dict[str, Any]) 
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+    print(f"\nwrote {path}")
     return path
 
 

@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         "notes": ["peak RSS = getrusage(RUSAGE_CHILDREN).ru_maxrss in a minimal launcher (python -S) whose only child ran the work; "
                   "the launcher's own ~10 MB is the floor of the measurement"],
     }
-    path = write_results(NAME, args, payload)
-    print(f"\nwrote {path}")
+    write_results(NAME, args, payload)
     return payload
 
 

@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         "notes": notes,
     }
     # The default change writes rebuild_throughput.json; another one rebuild_throughput-<change>.json.
-    path = write_results(NAME if args.change == "int-to-bigint" else f"{NAME}-{args.change}", args, payload)
-    print(f"\nwrote {path}")
+    write_results(NAME if args.change == "int-to-bigint" else f"{NAME}-{args.change}", args, payload)
     return payload
 
 

@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "profile": profiles,
         "notes": ["net = median whole-process wall time of the startup child minus that of python -c 'import sqlalchemy', same run"],
     }
-    path = write_results(NAME, args, payload)
-    print(f"\nwrote {path}")
+    write_results(NAME, args, payload)
     return payload
 
 

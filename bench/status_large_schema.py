@@ -261,8 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         "profile": profiles,
         "notes": notes,
     }
-    path = write_results(NAME, args, payload)
-    print(f"\nwrote {path}")
+    write_results(NAME, args, payload)
     return payload
 
 
