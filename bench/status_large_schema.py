@@ -272,7 +272,7 @@ def _breakdown(settings, metadata, clear_caches) -> dict[str, float]:
 
     from migration_core.gcpause import gc_paused
     from migration_core.diff import diff_snapshots
-    from migration_core.dialects.base import get_dialect
+    from migration_core.dialects.factory import get_dialect
     from migration_core.dialects.sqlite.catalog import read_snapshot
     from migration_core.dialects.sqlite.dialect import _compiled_ddl
 

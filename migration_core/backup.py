@@ -1,6 +1,6 @@
 """Backups beside each migration: checksummed files with JSON metadata, verified before any restore.
 
-Dialect-independent; a `BackupEngine` does the actual copy (SQLite: `dialects/sqlite_backup.py`).
+Dialect-independent; a `BackupEngine` does the actual copy (SQLite: `dialects/sqlite/backup.py`).
 Each backup is `<id><suffix>` plus `<id>.json`. The data file is written under a temporary name
 and renamed only once its checksum is known, and the metadata is written last, so a crash never
 leaves metadata that points at a partial file.
@@ -79,10 +79,10 @@ def backup_engine_for(settings: MigrationSettings) -> BackupEngine:
     url = parse_url(settings.database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        from .dialects.sqlite_backup import SqliteBackupEngine
+        from .dialects.sqlite.backup import SqliteBackupEngine
 
         return SqliteBackupEngine(sqlite_path(url), timeout_ms=max(settings.lock_timeout_ms, 1000))
-    from .dialects.base import get_dialect
+    from .dialects.factory import get_dialect
 
     return get_dialect(settings).backup_engine()
 

@@ -6,7 +6,8 @@ import logging
 
 from .backup import BackupManager
 from .comparator import Comparison, SchemaComparator
-from .dialects.base import Progress, get_dialect
+from .dialects.base import Progress
+from .dialects.factory import get_dialect
 from .errors import ConfigurationError
 from .health import run_health_checks
 from .history import MigrationHistoryManager

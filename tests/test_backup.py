@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from migration_core.backup import BackupManager, new_backup_id, validate_backup_id
-from migration_core.dialects.sqlite_backup import SqliteBackupEngine
+from migration_core.dialects.sqlite.backup import SqliteBackupEngine
 from migration_core.errors import BackupError, ConfigurationError, InvalidBackupId
 from migration_core.settings import MigrationSettings
 

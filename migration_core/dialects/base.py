@@ -50,26 +50,3 @@ class Dialect(Protocol):
         commit one by one (MySQL), so the history says exactly where a failure stopped."""
         ...
     def integrity_check(self, conn: Any) -> str | None: ...
-
-
-def get_dialect(settings) -> Dialect:
-    from ..errors import ConfigurationError
-    from ..urls import parse_url
-
-    url = parse_url(settings.database_url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        from .sqlite.dialect import SqliteDialect
-
-        return SqliteDialect(settings)
-    if backend == "postgresql":
-        from .postgresql.dialect import PostgresDialect
-
-        return PostgresDialect(settings)
-    if backend in ("mysql", "mariadb"):
-        from .mysql.dialect import MysqlDialect
-
-        return MysqlDialect(settings)
-    raise ConfigurationError(
-        f"database backend {backend!r} is not supported; supported: sqlite, postgresql, mysql/mariadb"
-    )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from ..server import ServerBackupEngine, ToolBackupEngine, run_tool
+from ..server.backup import ServerBackupEngine, ToolBackupEngine, run_tool
 from .catalog import quote_ident
 from .dump import list_tables, read_dump, restore_dump, take_dump
 

@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, View
-from ..server import squeeze_expr
+from ..server.catalog import squeeze_expr
 from ..sqlite.catalog import is_ignored
 
 AUTO_INCREMENT = "auto_increment"

@@ -22,7 +22,8 @@ from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
 from ..base import Progress
-from ..server import ServerConnection, ServerDialect, message
+from ..server.connection import ServerConnection, message
+from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .dump import restore_dump, take_dump

@@ -9,7 +9,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from ...lock import LockHolder
-from ..server import ServerLock
+from ..server.lock import ServerLock
 
 
 def lock_name(database: str) -> str:

@@ -9,8 +9,7 @@ from sqlalchemy.schema import CreateIndex
 
 from ... import changes as ch
 from ...diff import Diff
-from ..server import sa_index
-from ..server_planner import ServerPlanner
+from ..server.planner import ServerPlanner, sa_index
 
 
 class MysqlPlanner(ServerPlanner):

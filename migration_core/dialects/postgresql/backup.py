@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from ...errors import BackupError
-from ..server import ToolBackupEngine, run_tool
+from ..server.backup import ToolBackupEngine, run_tool
 from .catalog import quote_ident
 
 PGDMP_MAGIC = b"PGDMP"

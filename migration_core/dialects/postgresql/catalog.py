@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint, View
-from ..server import squeeze_expr
+from ..server.catalog import squeeze_expr
 from ..sqlite.catalog import is_ignored
 
 SERIAL = "serial"  # default marker: nextval() of a sequence owned by the column

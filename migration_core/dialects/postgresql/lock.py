@@ -11,7 +11,7 @@ import socket
 from datetime import UTC
 
 from ...lock import LockHolder
-from ..server import ServerLock
+from ..server.lock import ServerLock
 
 
 def lock_key(database: str, schema: str) -> int:

@@ -17,7 +17,8 @@ from sqlalchemy.schema import CreateIndex, CreateTable, SetTableComment
 
 from ...errors import BackupError
 from ..mysql.dump import _dec, _enc
-from ..server import ServerBackupEngine, message
+from ..server.backup import ServerBackupEngine
+from ..server.connection import message
 from .catalog import quote_ident as q
 
 FORMAT = "migration-mcp-postgresql-logical-dump"

@@ -15,7 +15,7 @@ import re
 
 from ... import changes as ch
 from ...diff import Diff
-from ..server_planner import PlanningError, ServerPlanner
+from ..server.planner import PlanningError, ServerPlanner
 from .catalog import IDENTITY, SERIAL, check_expr
 
 _ENUM = re.compile(r"^ENUM (?P<name>\S+?)\((?P<values>.*)\)$", re.S)

@@ -135,7 +135,7 @@ class SqliteDialect:
         return FileMigrationLock(self.path, timeout_ms=timeout_ms)
 
     def backup_engine(self):
-        from ..sqlite_backup import SqliteBackupEngine
+        from .backup import SqliteBackupEngine
 
         return SqliteBackupEngine(self.path)
 

@@ -10,15 +10,36 @@ keys (every referenced table exists by then); dropped tables (children first); c
 from __future__ import annotations
 
 from sqlalchemy import MetaData
+from sqlalchemy import Table as SaTable
 from sqlalchemy.engine import Dialect as SaDialect
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable, SetTableComment
 
-from .. import changes as ch
-from ..diff import Diff
-from ..errors import MigrationError
-from ..plan import Plan, Step
-from ..snapshot import SchemaSnapshot
-from .server import sa_column, sa_index, sa_table
+from ... import changes as ch
+from ...diff import Diff
+from ...errors import MigrationError
+from ...plan import Plan, Step
+from ...snapshot import SchemaSnapshot
+
+
+def sa_table(metadata: MetaData, name: str) -> SaTable | None:
+    t = metadata.tables.get(name)
+    if t is not None:
+        return t
+    return next((t for t in metadata.tables.values() if t.name.lower() == name.lower()), None)
+
+
+def sa_column(metadata: MetaData, table: str, column: str):
+    t = sa_table(metadata, table)
+    if t is None:
+        return None
+    return next((c for c in t.columns if c.name.lower() == column.lower()), None)
+
+
+def sa_index(metadata: MetaData, table: str, name: str):
+    t = sa_table(metadata, table)
+    if t is None:
+        return None
+    return next((i for i in t.indexes if i.name and i.name.lower() == name.lower()), None)
 
 
 class PlanningError(MigrationError):

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ..errors import BackupError
+from ...errors import BackupError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_DONE = 101

@@ -1,0 +1,71 @@
+"""A sqlite3-like connection face over SQLAlchemy for the server dialects, and the driver's error text."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from ...errors import ConfigurationError
+from ...urls import mask_url, parse_url
+
+
+def make_engine(url: str) -> Engine:
+    """NullPool: every connection is opened and closed by its user, so nothing lingers on the
+    server (tests drop their databases; an idle pooled session would hold them)."""
+    return create_engine(parse_url(url), poolclass=NullPool)
+
+
+class ServerConnection:
+    """sqlite3-like face (`execute`, `executemany`, `in_transaction`, `close`) over a SQLAlchemy
+    connection in AUTOCOMMIT mode. Transactions are explicit `BEGIN`/`COMMIT` text, so the shared
+    history code and the executors drive them the same way on every database, and every statement
+    still goes through SQLAlchemy (a `before_cursor_execute` listener sees them all)."""
+
+    def __init__(self, sa: Connection, in_tx: Callable[[Any], bool]):
+        self.sa = sa
+        self._in_tx = in_tx
+
+    @property
+    def driver(self) -> Any:
+        return self.sa.connection.driver_connection
+
+    def execute(self, sql: str, params: tuple | list | dict | None = None):
+        if params:
+            return self.sa.exec_driver_sql(sql, tuple(params) if isinstance(params, list) else params)
+        return self.sa.exec_driver_sql(sql)
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        if rows:
+            self.sa.exec_driver_sql(sql, [tuple(r) for r in rows])
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx(self.driver)
+
+    def close(self) -> None:
+        self.sa.close()
+
+
+def connect_server(engine: Engine, in_tx: Callable[[Any], bool]) -> ServerConnection:
+    try:
+        sa = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except SQLAlchemyError as exc:
+        raise ConfigurationError(f"cannot connect to {mask_url(engine.url)}: {_first_line(exc)}") from None
+    return ServerConnection(sa, in_tx)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else exc.__class__.__name__
+
+
+def message(exc: BaseException) -> str:
+    """The driver's error text on one line."""
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split())
+
+

@@ -1,0 +1,154 @@
+"""`ServerDialect`: the Dialect protocol's common part for PostgreSQL and MariaDB/MySQL."""
+
+from __future__ import annotations
+
+import shutil
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from ...diff import Diff
+from ...errors import ConfigurationError
+from ...plan import Plan
+from ...snapshot import SchemaSnapshot
+from ...urls import parse_url
+from .backup import ServerBackupEngine, ToolBackupEngine
+from .connection import ServerConnection, connect_server, make_engine, message
+from .lock import ServerLock
+from .probes import SqlProbe, _base
+
+
+class ServerDialect:
+    """The Dialect protocol's common part for PostgreSQL and MariaDB/MySQL. Each subclass names
+    its catalog reader, planner, lock, backup engines and driver details, and keeps what really
+    differs (scratch normalization, plan execution, integrity checks) in its own package."""
+
+    name: str
+    title: str  # in messages
+    drivers: tuple[str, ...]  # accepted SQLAlchemy drivers; the first is added to a bare URL
+    bare_names: tuple[str, ...]  # drivernames without a driver, completed with drivers[0]
+    driver_hint: str
+    explicit_schema_hint = ""
+    numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
+    int_ranges: dict[str, tuple[int, int]]  # base integer type name -> (min, max), signed
+    float_types: dict[str, str]  # base type name -> "single" | "double"
+    float_casts: dict[str, str]  # "single" | "double" -> cast of `{}` to that float
+    temporal_types: dict[str, str]  # base type name -> "datetime" | "date"
+    default_time_precision: int  # fractional second digits of a DATETIME/TIMESTAMP without (n)
+    time_cast = "{type}"  # the CAST target for a datetime type (`type`) with `digits` fractional digits
+    write_session_setup: tuple[str, ...] = ()  # run on every connection that may change the database
+    probe_setup: tuple[str, ...] = ()  # run once before a probe's first data check
+    text_cast: str  # `{}` is the expression
+    numeric_cast: str  # `{}` is a number column, or numeric text; gives its exact decimal value
+    regex_op: str
+    client_tools: tuple[tuple[str, ...], ...]  # each entry: alternative names of one tool the dump needs
+    lock_class: type[ServerLock]
+    tool_backup_class: type[ToolBackupEngine]
+    logical_backup_class: type[ServerBackupEngine]
+    planner_class: type
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.url = parse_url(settings.database_url)
+        if self.url.drivername in self.bare_names:
+            self.url = self.url.set(drivername=f"{self.url.drivername}+{self.drivers[0]}")
+        elif self.url.get_driver_name() not in self.drivers:
+            raise ConfigurationError(f"{self.title} URLs must use {self.driver_hint}, not {self.url.drivername}")
+        self.url = self._check_url(self.url)
+        self.engine = make_engine(self.url)
+        self.ignore = tuple(settings.ignore_tables)
+
+    def _check_url(self, url: URL) -> URL:
+        return url
+
+    # Hooks: the catalog reader and quoting, the transaction test on the driver connection, the error text.
+    @staticmethod
+    def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
+        raise NotImplementedError
+
+    @staticmethod
+    def quote_ident(name: str) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _in_tx(driver) -> bool:
+        raise NotImplementedError
+
+    _message = staticmethod(message)
+
+    def schema(self) -> str:
+        raise NotImplementedError
+
+    def _lock_id(self):
+        raise NotImplementedError
+
+    def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
+        """Create the models in a scratch schema, read it like the live one, leave nothing behind."""
+        raise NotImplementedError
+
+    # -- connections ---------------------------------------------------------------------
+    def database_exists(self) -> bool:
+        return True  # a server database must exist before we can connect; connect() says so clearly
+
+    def connect(self, *, write: bool) -> ServerConnection:
+        conn = connect_server(self.engine, self._in_tx)
+        try:
+            for stmt in self.write_session_setup if write else ():
+                conn.execute(stmt)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # -- schema --------------------------------------------------------------------------
+    def read_live(self, conn: ServerConnection | None) -> SchemaSnapshot:
+        return self.read_snapshot(conn, self.schema(), self.ignore)
+
+    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
+        """The models as this server stores them: created in a scratch schema and read back with
+        the live reader, so both sides of the diff are normalized alike."""
+        schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
+        if schemas:
+            raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported"
+                                     + self.explicit_schema_hint)
+        conn = self.connect(write=False)
+        try:
+            return self._create_in_scratch(conn, metadata)
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(f"the models cannot be created on {self.title}: {self._message(exc)}") from None
+        finally:
+            conn.close()
+
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
+        return self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
+
+    def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
+        return SqlProbe(conn, diff, live, target, self)
+
+    def _numeric_kind(self, type_: str) -> str | None:
+        return self.numeric_types.get(_base(type_))
+
+    def _int_range(self, type_: str) -> tuple[int, int] | None:
+        bounds = self.int_ranges.get(_base(type_))
+        if bounds is None:
+            return None
+        return (0, 2 * bounds[1] + 1) if "UNSIGNED" in type_.upper() else bounds
+
+    # -- infrastructure ------------------------------------------------------------------
+    def lock(self, timeout_ms: int) -> ServerLock:
+        return self.lock_class(self.engine, self._lock_id(), timeout_ms)
+
+    def backup_engine(self) -> ServerBackupEngine:
+        """The client tools' dump when they are installed; otherwise the built-in logical dump."""
+        connect = lambda: self.connect(write=True)  # noqa: E731
+        if all(any(shutil.which(tool) for tool in names) for names in self.client_tools):
+            return self.tool_backup_class(self.url, connect, self.schema, self._fingerprint)
+        return self.logical_backup_class(connect, self.schema, self._fingerprint)
+
+    def _fingerprint(self) -> str | None:
+        conn = self.connect(write=False)
+        try:
+            return self.read_live(conn).fingerprint()
+        finally:
+            conn.close()

@@ -1,0 +1,193 @@
+"""Data checks on the servers: plain SQL over the live rows as the plan will leave them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ...diff import Diff
+from ...snapshot import SchemaSnapshot
+from .connection import ServerConnection
+
+if TYPE_CHECKING:
+    from .dialect import ServerDialect
+
+
+def _base(type_: str) -> str:
+    return type_.split("(", 1)[0].split(" ", 1)[0].upper()
+
+
+def _fraction_digits(d, type_: str) -> int:
+    m = re.search(r"\((\d+)\)", type_)
+    return int(m[1]) if m else d.default_time_precision
+
+
+def _int_narrower(d, new_type: str, old_type: str) -> bool:
+    new, old = d._int_range(new_type), d._int_range(old_type)
+    return new is not None and (old is None or new[0] > old[0] or new[1] < old[1])
+
+
+_PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
+_LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
+
+
+@dataclass
+class SqlProbe:
+    """Data checks against `(SELECT old AS new ...)`, so target names work before renames run.
+
+    The SQL is standard; the dialect supplies quoting, casts, the regex operator and its type
+    families (`ServerDialect` attributes). Counts are exact: they decide refusals."""
+
+    INT_RE = r"^\s*[+-]?[0-9]+\s*$"
+    NUM_RE = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+
+    conn: ServerConnection | None
+    diff: Diff
+    live: SchemaSnapshot
+    target: SchemaSnapshot
+    dialect: ServerDialect
+    _ready: bool = field(default=False, init=False)  # probe_setup has run
+
+    def q(self, name: str) -> str:
+        return self.dialect.quote_ident(name)
+
+    def _target_col(self, table: str, live_col: str) -> str:
+        for (t, old), new in self.diff.column_renames.items():
+            if t.lower() == table.lower() and old.lower() == live_col.lower():
+                return new
+        return live_col
+
+    def _source(self, table: str) -> str | None:
+        t = self.live.table(self.diff.live_table(table))
+        if t is None or self.conn is None:
+            return None
+        q = self.q
+        exprs = [f"{q(c.name)} AS {q(self._target_col(table, c.name))}" for c in t.columns]
+        # A column the plan adds reads as the value every existing row will get: its literal
+        # default, else NULL (an expression default is left to the server when it runs).
+        present = {self._target_col(table, c.name).lower() for c in t.columns}
+        target_t = self.target.table(table)
+        for c in target_t.columns if target_t else ():
+            if c.name.lower() not in present:
+                literal = c.default if c.default is not None and _LITERAL.fullmatch(c.default) else "NULL"
+                exprs.append(f"{literal} AS {q(c.name)}")
+        return f"(SELECT {', '.join(exprs)} FROM {q(t.name)}) AS src"
+
+    def _scalar(self, sql: str) -> int:
+        if not self._ready:
+            for stmt in self.dialect.probe_setup:
+                self.conn.execute(stmt)
+            self._ready = True
+        return int(self.conn.execute(sql).fetchone()[0] or 0)
+
+    def _count(self, table: str, where: str) -> int:
+        src = self._source(table)
+        return 0 if src is None else self._scalar(f"SELECT count(*) FROM {src} WHERE {where}")
+
+    def row_count(self, table: str) -> int:
+        return self._count(table, "1 = 1")
+
+    def null_count(self, table: str, column: str) -> int:
+        return self._count(table, f"{self.q(column)} IS NULL")
+
+    def duplicate_count(self, table: str, columns: tuple[str, ...]) -> int:
+        src = self._source(table)
+        if src is None:
+            return 0
+        cols = ", ".join(self.q(c) for c in columns)
+        not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns)
+        return self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {src} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1) AS d")
+
+    def _exact(self, col: str, old_kind: str | None) -> str:
+        """The column's exact decimal value; text that is not a number gives NULL (those values
+        are counted by the pattern check), floats go by their shortest round-trip text."""
+        d = self.dialect
+        if old_kind is not None:
+            return d.numeric_cast.format(col)
+        text = d.text_cast.format(col)
+        return f"CASE WHEN {text} {d.regex_op} '{self.NUM_RE}' THEN {d.numeric_cast.format(text)} END"
+
+    def unconvertible_count(self, table: str, column: str, old_type: str, new_type: str) -> int | None:
+        """Values a numeric target cannot hold at all: text that is not a number, and numbers out
+        of its range (which MySQL without strict mode would clamp: 100000 -> SMALLINT stores
+        32767). Other failures (text to date) make the server fail the statement, and so the plan."""
+        d = self.dialect
+        kind = d._numeric_kind(new_type)
+        if kind is None:
+            return 0
+        old_kind = d._numeric_kind(old_type)
+        col = self.q(column)
+        bad = []
+        if old_kind is None:
+            pattern = self.INT_RE if kind == "int" else self.NUM_RE
+            bad.append(f"NOT ({d.text_cast.format(col)} {d.regex_op} '{pattern}')")
+        exact = self._exact(col, old_kind)
+        if kind == "int":
+            bounds = d._int_range(new_type)
+            if bounds is not None and (old_kind != "int" or _int_narrower(d, new_type, old_type)):
+                bad.append(f"{exact} < {bounds[0]} OR {exact} > {bounds[1]}")
+        else:
+            size = _PRECISION_SCALE.search(new_type)
+            if size is not None:
+                precision, scale = int(size[1]), int(size[2] or 0)
+                bad.append(f"ABS(ROUND({exact}, {scale})) >= {10 ** (precision - scale)}")
+        return self._count(table, f"{col} IS NOT NULL AND ({' OR '.join(bad)})") if bad else 0
+
+    def lossy_count(self, table: str, column: str, old_type: str, new_type: str) -> tuple[int, str] | None:
+        """Values the new type keeps only approximately, which the server converts without a word:
+        fractions rounded (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), digits a
+        float cannot hold (2**53 + 1 -> DOUBLE; double -> single precision), a timestamp's time of
+        day or fractional seconds, numbers other than 0 and 1 made booleans."""
+        d = self.dialect
+        col = self.q(column)
+        kind, old_kind = d._numeric_kind(new_type), d._numeric_kind(old_type)
+        float_kind = d.float_types.get(_base(new_type))
+        if kind is not None and (old_kind is not None or d.temporal_types.get(_base(old_type)) is None):
+            exact = self._exact(col, old_kind)
+            if float_kind is not None and d.float_types.get(_base(old_type)) != float_kind:
+                as_float = d.numeric_cast.format(d.float_casts[float_kind].format(exact if old_kind is None else col))
+                return (self._count(table, f"{as_float} <> {exact}"),
+                        f"stored with {'single' if float_kind == 'single' else 'double'} precision")
+            if kind == "int" and old_kind != "int":
+                return self._count(table, f"{exact} <> FLOOR({exact})"), "rounded to whole numbers"
+            size = _PRECISION_SCALE.search(new_type)
+            if kind == "num" and size is not None and old_kind != "int":
+                scale = int(size[2] or 0)
+                # A value too small for the exact cast reads as 0: count it as rounded too.
+                tiny = f" OR ({exact} = 0 AND {col} <> 0)" if old_kind is not None else ""
+                return (self._count(table, f"ROUND({exact}, {scale}) <> {exact}{tiny}"),
+                        f"rounded to {scale} decimal places")
+            return None
+        if kind is None and old_kind is not None and _base(new_type) in ("BOOLEAN", "BOOL"):
+            return self._count(table, f"{col} NOT IN (0, 1)"), "collapsed to true/false"
+        old_t, new_t = d.temporal_types.get(_base(old_type)), d.temporal_types.get(_base(new_type))
+        if old_t == "datetime" and new_t == "date":
+            return self._count(table, f"CAST({col} AS DATE) <> {col}"), "cut to the date (the time of day is lost)"
+        if old_t == new_t == "datetime" and (digits := _fraction_digits(d, new_type)) < _fraction_digits(d, old_type):
+            cast = d.time_cast.format(type=new_type, digits=digits)
+            return self._count(table, f"CAST({col} AS {cast}) <> {col}"), f"rounded to {digits} fractional second digits"
+        return None
+
+    def too_long_count(self, table: str, column: str, max_length: int) -> int:
+        return self._count(table, f"char_length({self.dialect.text_cast.format(self.q(column))}) > {int(max_length)}")
+
+    def orphan_count(self, table, columns, ref_table, ref_columns) -> int:
+        q = self.q
+        not_null = " AND ".join(f"src.{q(c)} IS NOT NULL" for c in columns)
+        ref_src = self._source(ref_table)
+        if ref_src is None:
+            return self._count(table, not_null)  # the parent is created by this plan: it is empty
+        ref_src = ref_src[: -len(" AS src")] + " AS ref"
+        match = " AND ".join(f"ref.{q(r)} = src.{q(c)}" for c, r in zip(columns, ref_columns))
+        return self._count(table, f"{not_null} AND NOT EXISTS (SELECT 1 FROM {ref_src} WHERE {match})")
+
+    def check_violation_count(self, table: str, expression: str) -> int | None:
+        try:
+            return self._count(table, f"NOT ({expression})")
+        except SQLAlchemyError:
+            return None  # not evaluable outside the table; the server checks it when the constraint is added
+
+
