@@ -10,7 +10,7 @@ statement STATEMENT_COST. Constants were measured on a 2-core machine with SQLit
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import changes as ch
 from .dialects.base import Probe
@@ -34,10 +34,11 @@ class ChangeAssessment:
     risk: str
     reason: str
     blocked: bool = False  # the data makes this change impossible (data_dependent) or it needs permission (destructive)
+    warnings: tuple[str, ...] = ()
 
     def model(self) -> ChangeModel:
         return ChangeModel(kind=self.change.kind, table=self.change.table, detail=self.change.detail,
-                           risk=self.risk, reason=self.reason, blocked=self.blocked)
+                           risk=self.risk, reason=self.reason, blocked=self.blocked, warnings=list(self.warnings))
 
 
 @dataclass
@@ -178,6 +179,8 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
 def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None) -> Assessment:
     rows: dict[str, int] = {}
     items = [assess_change(c, probe, rows) for c in changes]
+    if plan is not None and plan.change_notes:
+        items = [replace(a, warnings=tuple(note for c, note in plan.change_notes if c is a.change or c == a.change)) for a in items]
     downtime = 0.0
     rewritten_rows = 0
     if plan is not None:

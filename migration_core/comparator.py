@@ -71,6 +71,7 @@ class SchemaComparator:
                         plan = self.dialect.make_plan(conn, live, target, diff, self.metadata())
                     except MigrationError as exc:
                         error = str(exc)
+                        plan = getattr(exc, "plan", None)  # a plan that failed its proof is still shown, with why
                 assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)
                 return Comparison(live, target, diff, plan, assessment, error, conn is not None)
         finally:

@@ -25,6 +25,11 @@ class SafetyRefusal(MigrationError):
         self.problems = problems or []
 
 
+class PlanningError(MigrationError):
+    """The changes cannot be planned, or the plan failed its proof on a schema-only copy; nothing
+    was executed (refused up front, exit code 3, with the failing statement or object)."""
+
+
 class LockTimeout(MigrationError):
     """Another process holds this database's migration lock."""
 

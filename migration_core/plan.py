@@ -7,14 +7,26 @@ import json
 from dataclasses import dataclass, field
 
 
+Resource = tuple  # ("table", t), ("column", t, c), ("key", t, cols), ("type", name), ...: names lower-cased
+
+
 @dataclass(frozen=True)
 class Step:
+    """One change's SQL. `provides` and `removes` name the schema objects the step makes (or brings to
+    their final form) and takes away; `requires` the objects it needs in their final form, `releases`
+    those it needs as they were (a foreign key dropped while the key it references still exists).
+    `ordering.order_steps` orders a plan by them."""
+
     description: str
     statements: tuple[str, ...]
     reverse: tuple[str, ...] | None = None  # None: no reverse (data would be gone); restore a backup instead
     table: str | None = None
     rewrites_table: str | None = None  # live table whose rows this step copies (rebuild / drop column)
     builds_index_on: str | None = None  # live table an index is built over
+    provides: frozenset[Resource] = frozenset()
+    requires: frozenset[Resource] = frozenset()
+    releases: frozenset[Resource] = frozenset()
+    removes: frozenset[Resource] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,9 @@ class Plan:
     postamble: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     tables: tuple[str, ...] = ()  # live tables the plan touches (MySQL: dumped first, restored if a statement fails)
+    proof: str | None = None  # how the plan was proven before it runs (None: not proven)
+    kept: tuple[str, ...] = ()  # views and triggers the plan sets aside and makes again, as "kind name"
+    change_notes: tuple = ()  # (Change, warning) pairs: what a change does to objects beside the models
 
     @property
     def empty(self) -> bool:

@@ -18,6 +18,8 @@ class ChangeModel(BaseModel):
     risk: Risk
     reason: str = Field(description="Why the change has this risk, with row counts where data was checked.")
     blocked: bool = Field(default=False, description="True when the change would be refused under the current settings.")
+    warnings: list[str] = Field(default_factory=list, description="What the change does to views and triggers beside the models "
+                                "(set aside and made again; what a view returns changing type).")
 
 
 class StatusResult(BaseModel):
@@ -28,6 +30,9 @@ class StatusResult(BaseModel):
     estimated_downtime_seconds: float
     warnings: list[str]
     safe_to_apply: bool = Field(description="True when a migrate with the current settings would not be refused.")
+    plan_proven: bool | None = Field(default=None, description="True when the plan ran on a schema-only copy of the database and "
+                                     "reached the models there; None when there is nothing to do.")
+    proof: str | None = Field(default=None, description="How the plan was proven, or why it failed its proof.")
     last_migration: "HistoryEntry | None" = None
     startup_migration: "MigrateResult | None" = Field(default=None, description="Outcome of the server's startup migration, when one ran.")
 

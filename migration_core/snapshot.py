@@ -38,6 +38,7 @@ class ForeignKey:
     on_delete: str | None = None  # normalized: None means NO ACTION
     on_update: str | None = None
     deferrable: str | None = None  # e.g. "DEFERRABLE INITIALLY DEFERRED"
+    sql: str = ""  # the constraint as stored (servers: to copy the table for a proof); not compared
 
     def key(self) -> tuple:
         return (self.columns, self.ref_table.lower(), self.ref_columns, self.on_delete, self.on_update, self.deferrable)
@@ -76,7 +77,7 @@ class Table:
     indexes: tuple[Index, ...] = ()
     options: tuple[str, ...] = ()  # e.g. ("WITHOUT ROWID", "STRICT")
     comment: str | None = None
-    sql: str = ""  # CREATE TABLE as stored (SQLite); not compared
+    sql: str = ""  # CREATE TABLE as stored (SQLite; PostgreSQL: without its foreign keys and indexes); not compared
 
     def column(self, name: str) -> Column | None:
         lname = name.lower()
@@ -87,17 +88,44 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
+Dependency = tuple[str, "str | None"]  # (relation, column); column None: the relation as a whole
+
+
 @dataclass(frozen=True)
 class View:
+    """A view the tool keeps but the models do not own: never a difference, never dropped for good.
+
+    `sql` is the definition as the catalog gives it (SQLite: the CREATE VIEW text; PostgreSQL:
+    `pg_get_viewdef`; MariaDB: the defining query without the database's own qualifier), `create`
+    the statements that make it again exactly (with its options, indexes, comment and grants)."""
+
     name: str
     sql: str
+    materialized: bool = False
+    depends: tuple[Dependency, ...] = ()
+    create: tuple[str, ...] = ()
+    populated: bool = True
 
 
 @dataclass(frozen=True)
 class Trigger:
+    """A trigger the tool keeps; `function` is the PostgreSQL function it calls."""
+
     name: str
     table: str
     sql: str
+    function: str | None = None
+    depends: tuple[Dependency, ...] = ()
+    create: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A function or procedure the tool keeps (PostgreSQL: those that triggers call)."""
+
+    name: str
+    sql: str
+    kind: str = "function"
 
 
 @dataclass(frozen=True)
@@ -106,6 +134,14 @@ class SchemaSnapshot:
     tables: dict[str, Table] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
     triggers: dict[str, Trigger] = field(default_factory=dict)
+    routines: dict[str, Routine] = field(default_factory=dict)
+
+    def kept_objects(self) -> dict[str, str]:
+        """`kind name` -> definition of every object beside the tables: what a restore must give back."""
+        out = {f"{'materialized view' if v.materialized else 'view'} {n}": v.sql for n, v in self.views.items()}
+        out.update({f"trigger {n}": t.sql for n, t in self.triggers.items()})
+        out.update({f"{r.kind} {n}": r.sql for n, r in self.routines.items()})
+        return out
 
     def table(self, name: str) -> Table | None:
         found = self.tables.get(name)

@@ -63,6 +63,9 @@ class AutoMigrationSystem:
             estimated_downtime_seconds=comparison.assessment.estimated_downtime_seconds,
             warnings=warnings,
             safe_to_apply=not comparison.refusals(s.allow_destructive),
+            plan_proven=None if not comparison.migration_needed else bool(
+                comparison.plan is not None and comparison.plan.proof and not comparison.planning_error),
+            proof=None if not comparison.migration_needed else (comparison.planning_error or (comparison.plan.proof if comparison.plan else None)),
             last_migration=history[0] if history else None,
             startup_migration=self.startup_result,
         )

@@ -36,11 +36,16 @@ def test_boolean_json_enum_and_now_have_no_false_differences(my):
 
 
 def test_every_executed_statement_is_recorded_and_failure_says_where(my):
-    my.migrate("""Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", Integer), Column("a", Text))""")
+    """One ALTER TABLE per table: the changes to `a` and `b` commit, then `t`'s fails; all are undone."""
+    v1 = """Table("a", metadata, Column("id", Integer, primary_key=True))
+Table("b", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))
+Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", Integer), Column("a", Text))"""
+    my.migrate(v1)
     my.sql("INSERT INTO t VALUES (1, 1, 'not a date')")
+    my.sql("INSERT INTO b VALUES (1, 7)")
     before = my.state()
-    body = """Table("t", metadata, Column("id", Integer, primary_key=True), Column("b", BigInteger), Column("c", Integer),
-           Column("a", DateTime))"""
+    body = v1.replace('Column("id", Integer, primary_key=True))', 'Column("id", Integer, primary_key=True), Column("x", Integer))', 1)
+    body = body.replace('Column("n", Integer)', 'Column("n", BigInteger)').replace('Column("a", Text)', 'Column("a", DateTime)')
     system = my.system(body)
     with pytest.raises(MigrationError) as exc:
         system.execute_auto_migration()

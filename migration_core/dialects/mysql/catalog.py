@@ -1,5 +1,6 @@
-"""Read one MariaDB/MySQL database into a SchemaSnapshot with six information_schema queries,
-whatever the table count: tables, columns, index columns, constraints, check clauses, views.
+"""Read one MariaDB/MySQL database into a SchemaSnapshot with a fixed number of information_schema
+queries, whatever the table count: collation, tables, columns, index columns, constraints, check
+clauses, then views and triggers (`objects.py`).
 
 Normalization (the target is created in a scratch database and read by this same code):
 display widths go (`int(11)` is `INT`), `tinyint(1)` is `BOOLEAN`, ENUM/SET are compared as value
@@ -14,9 +15,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, View
+from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table
 from ..server.catalog import squeeze_expr
 from ..sqlite.catalog import is_ignored
+from .objects import OBJECT_QUERIES, read_objects
 
 AUTO_INCREMENT = "auto_increment"
 
@@ -35,10 +37,9 @@ _Q_FKS = ("SELECT k.table_name, k.constraint_name, k.column_name, k.referenced_t
           "ORDER BY k.table_name, k.constraint_name, k.ordinal_position")
 _Q_CHECKS = ("SELECT table_name, constraint_name, check_clause FROM information_schema.check_constraints "
              "WHERE constraint_schema = %s ORDER BY table_name, constraint_name")
-_Q_VIEWS = "SELECT table_name, view_definition FROM information_schema.views WHERE table_schema = %s"
 _Q_DEFAULT_COLLATION = "SELECT default_collation_name FROM information_schema.schemata WHERE schema_name = %s"
 
-CATALOG_QUERIES = 7
+CATALOG_QUERIES = 6 + OBJECT_QUERIES
 
 _WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)")
 _ENUM = re.compile(r"^(enum|set)\((.*)\)$", re.S)
@@ -74,10 +75,11 @@ def _action(rule: str | None) -> str | None:
     return None if r in ("", "NO ACTION", "RESTRICT") else r
 
 
-def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
+def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True) -> SchemaSnapshot:
+    """`objects`: also read views and triggers (the models' scratch copy has none)."""
     default_collation = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).scalar()
-    tables_meta = {name: (comment or None) for name, comment, _coll in conn.execute(_Q_TABLES, (schema,)).fetchall()
-                   if not is_ignored(name, ignore)}
+    all_tables = {name: (comment or None) for name, comment, _coll in conn.execute(_Q_TABLES, (schema,)).fetchall()}
+    tables_meta = {name: comment for name, comment in all_tables.items() if not is_ignored(name, ignore)}
     columns: dict[str, list[Column]] = defaultdict(list)
     auto: dict[str, set[str]] = defaultdict(set)
     for tbl, name, ctype, nullable, default, extra, collation, generation in conn.execute(_Q_COLUMNS, (schema,)).fetchall():
@@ -140,5 +142,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnap
                     comment=tables_meta[name])
         for name in tables_meta
     }
-    views = {name: View(name, sql or "") for name, sql in conn.execute(_Q_VIEWS, (schema,)).fetchall()}
-    return SchemaSnapshot("mysql", tables, views, {})
+    if not objects:
+        return SchemaSnapshot("mysql", tables)
+    views, triggers = read_objects(conn, schema, {t.lower() for t in all_tables})
+    return SchemaSnapshot("mysql", tables, views, triggers)

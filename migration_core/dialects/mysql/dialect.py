@@ -28,7 +28,9 @@ from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .dump import restore_dump, take_dump
 from .lock import MysqlNamedLock, lock_name
+from .objects import MysqlKeptRules
 from .planner import MysqlPlanner
+from .proof import MysqlShadow
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -80,6 +82,9 @@ class MysqlDialect(ServerDialect):
     tool_backup_class = MysqldumpBackupEngine
     logical_backup_class = LogicalBackupEngine
     planner_class = MysqlPlanner
+    kept_rules = MysqlKeptRules()
+    shadow_class = MysqlShadow
+    views_need_tables = True
     read_snapshot = staticmethod(read_snapshot)
     quote_ident = staticmethod(quote_ident)
     _message = staticmethod(_message)
@@ -108,7 +113,7 @@ class MysqlDialect(ServerDialect):
         try:
             conn.execute(f"USE {quote_ident(scratch)}")
             metadata.create_all(conn.sa, checkfirst=False)
-            return read_snapshot(conn, scratch, ())
+            return read_snapshot(conn, scratch, (), objects=False)
         finally:
             conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)}")
 

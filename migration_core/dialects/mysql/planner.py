@@ -1,26 +1,36 @@
 """MariaDB/MySQL DDL. Every statement commits by itself on these servers, so the executor (not
 the plan) provides all-or-nothing: it dumps the tables this plan touches first and restores them
-if any statement fails. Column changes are one `MODIFY COLUMN` with the models' full column spec.
+if any statement fails.
+
+All the changes to one existing table go into one `ALTER TABLE` (as Atlas does): InnoDB checks a
+statement's end state, so an index that covers a foreign key can be replaced by another in the same
+statement (separately, `DROP INDEX` fails with error 1553 "needed in a foreign key constraint"),
+a primary key changes without a moment with no key, and the table is copied once instead of once
+per change. Foreign keys are dropped before and added after those statements, because they join
+two tables; a key whose columns change type is dropped and added again around the change (InnoDB
+refuses the change with error 1832/1833 while the key exists).
 """
 
 from __future__ import annotations
+
+import re
 
 from sqlalchemy.schema import CreateIndex
 
 from ... import changes as ch
 from ...diff import Diff
+from ...plan import Step
 from ..server.planner import ServerPlanner, sa_index
+
+_CREATE_INDEX = re.compile(r"^CREATE (?P<kind>(?:UNIQUE |FULLTEXT |SPATIAL )?)INDEX (?P<name>\S+) ON \S+ (?P<rest>.*)$", re.S)
+_ALTER = re.compile(r"^ALTER TABLE (?P<table>`(?:[^`]|``)*`|\S+) (?P<clause>.*)$", re.S)
 
 
 class MysqlPlanner(ServerPlanner):
     dialect_name = "mysql"
 
-    def plan(self, diff: Diff):
-        self.diff = diff
-        return super().plan(diff)
-
     def drop_index(self, c: ch.DropIndex) -> list[str]:
-        return [f"DROP INDEX {self.q(c.index.name)} ON {self.q(c.table)}"]
+        return [f"ALTER TABLE {self.q(c.table)} DROP INDEX {self.q(c.index.name)}"]
 
     def drop_constraint(self, table: str, name: str, kind: str) -> list[str]:
         t = self.q(table)
@@ -29,7 +39,7 @@ class MysqlPlanner(ServerPlanner):
         if kind == "f":
             return [f"ALTER TABLE {t} DROP FOREIGN KEY {self.q(name)}"]
         if kind == "u":
-            return [f"DROP INDEX {self.q(name)} ON {t}"]
+            return [f"ALTER TABLE {t} DROP INDEX {self.q(name)}"]
         return [f"ALTER TABLE {t} DROP CONSTRAINT {self.q(name)}"]
 
     def constraint_name(self, table: str, kind: str, item) -> str | None:
@@ -40,13 +50,14 @@ class MysqlPlanner(ServerPlanner):
             rows = self.conn.execute(
                 "SELECT constraint_name, GROUP_CONCAT(column_name ORDER BY ordinal_position) FROM information_schema.key_column_usage "
                 "WHERE table_schema = DATABASE() AND table_name = %s AND referenced_table_name IS NOT NULL GROUP BY constraint_name",
-                (table,)).fetchall()
+                (self.diff.live_table(table) if self.diff else table,)).fetchall()
             return next((n for n, cols in rows if tuple(cols.split(",")) == tuple(item.columns)), None)
         if kind == "c":
             from .catalog import normalize_expr
 
             rows = self.conn.execute("SELECT constraint_name, check_clause FROM information_schema.check_constraints "
-                                     "WHERE constraint_schema = DATABASE() AND table_name = %s", (table,)).fetchall()
+                                     "WHERE constraint_schema = DATABASE() AND table_name = %s",
+                                     (self.diff.live_table(table) if self.diff else table,)).fetchall()
             return next((n for n, clause in rows if normalize_expr(clause) == item.expression), None)
         return None
 
@@ -56,18 +67,60 @@ class MysqlPlanner(ServerPlanner):
         for c in changes:
             if isinstance(c, ch.AddColumn):
                 self.emit(c.detail, [f"ALTER TABLE {t} ADD COLUMN {self.column_spec(table, c.column.name)}"],
-                          [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column.name)}"], table)
+                          [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column.name)}"], table, change=c)
             elif isinstance(c, ch.DropColumn):
-                self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column.name)}"], None, table, rewrites_table=table)
+                self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column.name)}"], None, table, change=c,
+                          rewrites_table=table)
             elif c.column.lower() not in modified:
                 modified.add(c.column.lower())
                 same = [x for x in changes if isinstance(x, ch._AlterColumn) and x.column.lower() == c.column.lower()]
                 rewrite = any(isinstance(x, (ch.AlterColumnType, ch.AlterColumnNullable, ch.AlterColumnCollation)) for x in same)
-                same = [x.detail for x in same]
                 if rewrite:
                     self.notes.append(f"MODIFY COLUMN {table}.{c.column} copies {table} (the table is locked for writes meanwhile)")
-                self.emit("; ".join(same), [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, c.column)}"], None, table,
-                          rewrites_table=table if rewrite else None)
+                joined = {("no_fk", fk_table.lower(), cols) for fk_table, cols in self._fks_on(table, c.column)} \
+                    if any(isinstance(x, (ch.AlterColumnType, ch.AlterColumnCollation)) for x in same) else set()
+                self.emit("; ".join(x.detail for x in same), [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, c.column)}"],
+                          None, table, change=c, requires=joined, rewrites_table=table if rewrite else None)
+
+    def _fks_on(self, table: str, column: str) -> list[tuple[str, tuple[str, ...]]]:
+        """Live foreign keys (models' table name, its lower-cased columns) that join `table.column`
+        (the models' names) from either side."""
+        out = []
+        for lt in self.live.tables.values():
+            child = self.tname(lt.name)
+            for fk in lt.foreign_keys:
+                cols = tuple(self.tcol(child, x).lower() for x in fk.columns)
+                parent = self.tname(fk.ref_table)
+                refs = [self.tcol(parent, x).lower() for x in fk.ref_columns]
+                if (child.lower() == table.lower() and column.lower() in cols) or \
+                        (parent.lower() == table.lower() and column.lower() in refs):
+                    out.append((child, cols))
+        return out
+
+    def extra_steps(self, diff: Diff) -> None:
+        """Foreign keys that join a column whose type or collation changes: dropped before, added after."""
+        changed = {(c.table.lower(), c.column.lower()) for c in diff.changes
+                   if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation))}
+        dropped = {(c.table.lower(), tuple(x.lower() for x in c.fk.columns)) for c in diff.changes if isinstance(c, ch.DropForeignKey)}
+        dropped_tables = {c.table.lower() for c in diff.changes if isinstance(c, ch.DropTable)}
+        done: set[tuple] = set()
+        for table, column in sorted(changed):
+            for child, cols in self._fks_on(table, column):
+                if (child.lower(), cols) in dropped | done or child.lower() in dropped_tables:
+                    continue
+                done.add((child.lower(), cols))
+                live_child = self.live.table(diff.live_table(child))
+                fk = next(f for f in live_child.foreign_keys if tuple(self.tcol(child, x).lower() for x in f.columns) == cols)
+                target_fk = next((f for f in self.target.table(child).foreign_keys
+                                  if tuple(x.lower() for x in f.columns) == cols), None)
+                if target_fk is None:
+                    continue  # the models drop it: the diff has it
+                name = self.constraint_name(child, "f", fk)
+                self.emit(f"drop foreign key {child}({', '.join(cols)}) while the columns it joins change type",
+                          self.drop_constraint(child, name, "f"), None, child, change=ch.DropForeignKey(child, fk))
+                self.emit(f"add foreign key {child}({', '.join(cols)}) -> {target_fk.ref_table} again",
+                          self.add_foreign_key(ch.AddForeignKey(child, target_fk)), None, child,
+                          change=ch.AddForeignKey(child, target_fk))
 
     def add_check(self, c: ch.AddCheckConstraint) -> list[str]:
         name = f"CONSTRAINT {self.q(c.constraint.name)} " if c.constraint.name else ""
@@ -80,15 +133,60 @@ class MysqlPlanner(ServerPlanner):
     def add_index(self, c: ch.AddIndex) -> None:
         ix = sa_index(self.metadata, c.table, c.index.name)
         if ix is not None:
-            sql = self.compile(CreateIndex(ix))
+            m = _CREATE_INDEX.match(self.compile(CreateIndex(ix)))
+            sql = f"ALTER TABLE {self.q(c.table)} ADD {m['kind']}INDEX {m['name']} {m['rest']}"
         else:  # a UniqueConstraint in the models, or an FK's implicit index: both are plain indexes here
             cols = ", ".join(self.q(x) for x in c.index.columns)
-            sql = f"CREATE {'UNIQUE ' if c.index.unique else ''}INDEX {self.q(c.index.name)} ON {self.q(c.table)} ({cols})"
-        self.emit(c.detail, [sql], self.drop_index(ch.DropIndex(c.table, c.index)), c.table, builds_index_on=c.table)
+            sql = f"ALTER TABLE {self.q(c.table)} ADD {'UNIQUE ' if c.index.unique else ''}INDEX {self.q(c.index.name)} ({cols})"
+        self.emit(c.detail, [sql], self.drop_index(ch.DropIndex(c.table, c.index)), c.table, change=c, builds_index_on=c.table)
 
     def table_comment(self, c: ch.AlterTableComment) -> list[str]:
         text = (c.new or "").replace("\\", "\\\\").replace("'", "''")
         return [f"ALTER TABLE {self.q(c.table)} COMMENT = '{text}'"]
+
+    def finish(self, steps: list[Step]) -> list[Step]:
+        """One ALTER TABLE per existing table: its steps' clauses joined, resources united (what the
+        statement does inside itself no longer orders it); then the whole plan ordered again. Foreign
+        keys and renames stay statements of their own."""
+        from ...ordering import order_steps
+
+        new = {c.table.lower() for c in self.diff.changes if isinstance(c, ch.AddTable)}
+        groups: dict[str, list[Step]] = {}
+        out: list[Step | str] = []
+        for s in steps:
+            m = _ALTER.match(s.statements[0]) if len(s.statements) == 1 else None
+            clause = m["clause"] if m else ""
+            joinable = (m is not None and s.table and s.table.lower() not in new and not clause.startswith(("RENAME ",))
+                        and "FOREIGN KEY" not in clause)
+            if not joinable:
+                out.append(s)
+                continue
+            key = s.table.lower()
+            if key not in groups:
+                groups[key] = []
+                out.append(key)
+            groups[key].append(s)
+        merged: list[Step] = []
+        for item in out:
+            if isinstance(item, Step):
+                merged.append(item)
+                continue
+            group = groups[item]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            provides = frozenset().union(*(g.provides for g in group))
+            removes = frozenset().union(*(g.removes for g in group))
+            clauses = [_ALTER.match(g.statements[0])["clause"] for g in group]
+            merged.append(Step(
+                "; ".join(g.description for g in group),
+                (f"ALTER TABLE {self.q(group[0].table)} " + ", ".join(clauses),), None, group[0].table,
+                rewrites_table=next((g.rewrites_table for g in group if g.rewrites_table), None),
+                builds_index_on=next((g.builds_index_on for g in group if g.builds_index_on), None),
+                provides=provides, removes=removes - provides,
+                requires=frozenset().union(*(g.requires for g in group)) - provides,
+                releases=frozenset().union(*(g.releases for g in group)) - removes))
+        return order_steps(merged)
 
     def plan_extras(self) -> dict:
         live_names = []

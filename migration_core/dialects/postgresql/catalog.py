@@ -1,5 +1,5 @@
-"""Read one PostgreSQL schema into a SchemaSnapshot with five catalog queries, whatever the
-table count: columns, constraints, indexes, enum types, views.
+"""Read one PostgreSQL schema into a SchemaSnapshot with a fixed number of catalog queries, whatever
+the table count: columns, constraints, indexes, enum types, then views and triggers (`objects.py`).
 
 Normalization makes the live schema and the target (created in a scratch schema and read by
 this same code) compare equal when they mean the same: `character varying` is `VARCHAR`,
@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint, View
+from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint
 from ..server.catalog import squeeze_expr
 from ..sqlite.catalog import is_ignored
+from .objects import OBJECT_QUERIES, read_objects
 
 SERIAL = "serial"  # default marker: nextval() of a sequence owned by the column
 IDENTITY = {"a": "identity always", "d": "identity by default"}
@@ -78,9 +79,7 @@ FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oi
 WHERE n.nspname = %s GROUP BY t.typname
 """
 
-_Q_VIEWS = "SELECT viewname, definition FROM pg_views WHERE schemaname = %s"
-
-CATALOG_QUERIES = 5
+CATALOG_QUERIES = 4 + OBJECT_QUERIES
 
 _TYPE_NAMES = {
     "character varying": "VARCHAR",
@@ -117,6 +116,23 @@ def normalize_type(formatted: str, typtype: str, typname: str, enums: dict[str, 
     return _TYPE_NAMES.get(formatted, formatted.upper())
 
 
+_SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
+
+
+def column_ddl(name: str, formatted: str, notnull: bool, default: str | None, identity: str, generated: str,
+               collation: str | None, serial: bool) -> str:
+    """A column's definition as stored, for a table's schema-only copy (its own sequence for SERIAL)."""
+    q = quote_ident(name)
+    if generated == "s":
+        return f"{q} {formatted} GENERATED ALWAYS AS ({default}) STORED" + (" NOT NULL" if notnull else "")
+    if identity:
+        return f"{q} {formatted} GENERATED {'ALWAYS' if identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
+    if serial and formatted in _SERIAL_TYPES:
+        return f"{q} {_SERIAL_TYPES[formatted]}" + (" NOT NULL" if notnull else "")
+    return (f"{q} {formatted}" + (f" COLLATE {quote_ident(collation)}" if collation else "")
+            + (f" DEFAULT {default}" if default is not None else "") + (" NOT NULL" if notnull else ""))
+
+
 def normalize_expr(text: str | None) -> str | None:
     """Drop casts and redundant outer parentheses; one spelling for the current time."""
     if text is None:
@@ -145,17 +161,21 @@ def _action(code: str) -> str | None:
     return {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}.get(code)
 
 
-def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnapshot:
-    """`conn` has a sqlite3-like `execute` (ServerConnection)."""
+def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True) -> SchemaSnapshot:
+    """`conn` has a sqlite3-like `execute` (ServerConnection); `objects`: also read views and triggers
+    (the models' scratch copy has none)."""
     enums = {name: tuple(values) for name, values in conn.execute(_Q_ENUMS, (schema,)).fetchall()}
     columns: dict[str, list[Column]] = defaultdict(list)
     comments: dict[str, str | None] = {}
     serial_cols: dict[str, set[str]] = defaultdict(set)
+    ddl: dict[str, list[str]] = defaultdict(list)  # the columns and constraints as stored: a table's copy for a proof
     for (tbl, name, formatted, notnull, default, identity, generated, collation, typtype, typname,
          col_comment, tbl_comment, owned_seq) in conn.execute(_Q_COLUMNS, (schema,)).fetchall():
         if is_ignored(tbl, ignore):
             continue
         comments[tbl] = tbl_comment
+        ddl[tbl].append(column_ddl(name, formatted, notnull, default, identity, generated, collation,
+                                   bool(default and owned_seq and _NEXTVAL.match(default))))
         gen = None
         if generated == "s":
             gen, default = normalize_expr(default), None
@@ -186,6 +206,9 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnap
         if tbl not in columns:
             continue
         cols = tuple(cols)
+        clause = f"CONSTRAINT {quote_ident(name)} {definition}"
+        if kind != "f":
+            ddl[tbl].append(clause)
         if name == conventional_name(tbl, kind, cols):
             name = None  # PostgreSQL's own name: compare by definition, so a renamed table has no false diff
         if kind == "p":
@@ -193,7 +216,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnap
         elif kind == "f":
             fks[tbl].append(ForeignKey(
                 name, cols, ref, tuple(ref_cols), _action(on_del), _action(on_upd),
-                ("DEFERRABLE INITIALLY DEFERRED" if deferred else "DEFERRABLE") if deferrable else None))
+                ("DEFERRABLE INITIALLY DEFERRED" if deferred else "DEFERRABLE") if deferrable else None, clause))
         elif kind == "u":
             uniques[tbl].append(UniqueConstraint(name, cols))
         elif kind == "c":
@@ -213,8 +236,11 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = ()) -> SchemaSnap
             name=name, columns=tuple(cols), primary_key=pks.get(name), foreign_keys=tuple(fks[name]),
             unique_constraints=tuple(uniques[name]), check_constraints=tuple(checks[name]),
             indexes=tuple(indexes[name]), comment=comments.get(name),
+            sql=f"CREATE TABLE {quote_ident(name)} (" + ", ".join(ddl[name]) + ")",
         )
         for name, cols in columns.items()
     }
-    views = {name: View(name, sql) for name, sql in conn.execute(_Q_VIEWS, (schema,)).fetchall()}
-    return SchemaSnapshot("postgresql", tables, views, {})
+    if not objects:
+        return SchemaSnapshot("postgresql", tables)
+    views, triggers, routines = read_objects(conn, schema)
+    return SchemaSnapshot("postgresql", tables, views, triggers, routines)

@@ -25,7 +25,9 @@ from .backup import PgDumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .lock import PgAdvisoryLock, lock_key
 from .logical import PgLogicalBackupEngine
+from .objects import PgKeptRules
 from .planner import PostgresPlanner
+from .proof import PgShadow
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -72,6 +74,9 @@ class PostgresDialect(ServerDialect):
     tool_backup_class = PgDumpBackupEngine
     logical_backup_class = PgLogicalBackupEngine
     planner_class = PostgresPlanner
+    kept_rules = PgKeptRules()
+    shadow_class = PgShadow
+    views_need_tables = False
     read_snapshot = staticmethod(read_snapshot)
     quote_ident = staticmethod(quote_ident)
 
@@ -110,7 +115,7 @@ class PostgresDialect(ServerDialect):
             conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
             conn.execute(f"SET LOCAL search_path TO {quote_ident(scratch)}")
             metadata.create_all(conn.sa, checkfirst=False)
-            return read_snapshot(conn, scratch, ())
+            return read_snapshot(conn, scratch, (), objects=False)
         finally:
             conn.execute("ROLLBACK")
 

@@ -89,7 +89,7 @@ class PostgresPlanner(ServerPlanner):
             old = self.live_enums.get(name)
             if old is None:
                 self.emit(f"create enum type {name}", [f"CREATE TYPE {self.q(name)} AS ENUM ({', '.join(_lit(v) for v in values)})"],
-                          [f"DROP TYPE {self.q(name)}"])
+                          [f"DROP TYPE {self.q(name)}"], provides={("type", name.lower())})
             elif old != values:
                 if [v for v in values if v in old] != list(old):
                     raise PlanningError(
@@ -102,7 +102,13 @@ class PostgresPlanner(ServerPlanner):
                     after = next((values[j] for j in range(i - 1, -1, -1) if values[j] in old or values[j] in values[:i]), None)
                     pos = f" AFTER {_lit(after)}" if after is not None else f" BEFORE {_lit(old[0])}"
                     stmts.append(f"ALTER TYPE {self.q(name)} ADD VALUE {_lit(v)}{pos}")
-                self.emit(f"add values to enum type {name}", stmts, None)
+                self.emit(f"add values to enum type {name}", stmts, None, provides={("type", name.lower())})
+
+    def column_requires(self, table: str, column: str) -> set[tuple]:
+        t = self.target.table(table)
+        c = t.column(column) if t else None
+        enum = parse_enum(c.type) if c else None
+        return {("type", enum[0].lower())} if enum else set()
 
     def column_changes(self, table: str, changes: list[ch.Change]) -> None:
         q, t = self.q, self.q(table)
@@ -116,9 +122,10 @@ class PostgresPlanner(ServerPlanner):
                 if d in (SERIAL, *IDENTITY.values()):
                     self.notes.append(f"adding {table}.{c.column.name} ({d}) fills every row: rewrites {table} under ACCESS EXCLUSIVE")
                 self.emit(c.detail, [f"ALTER TABLE {t} ADD COLUMN {spec}"], [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"],
-                          table, rewrites_table=table if d in (SERIAL, *IDENTITY.values()) else None)
+                          table, change=c, requires=self.column_requires(table, c.column.name),
+                          rewrites_table=table if d in (SERIAL, *IDENTITY.values()) else None)
             elif isinstance(c, ch.DropColumn):
-                self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"], None, table)
+                self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"], None, table, change=c)
         # Defaults come off before a type change (the old default may not cast) and go on after it.
         defaults = {c.column.lower(): c for c in changes if isinstance(c, ch.AlterColumnDefault)}
         for key, c in defaults.items():
@@ -126,7 +133,8 @@ class PostgresPlanner(ServerPlanner):
             if c.old.default in markers or c.new.default in markers:
                 raise PlanningError(f"{c.detail}: switching a column to or from SERIAL/IDENTITY is not planned automatically")
             if c.old.default is not None:
-                self.emit(f"drop default of {table}.{c.column}", [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} DROP DEFAULT"], None, table)
+                self.emit(f"drop default of {table}.{c.column}", [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} DROP DEFAULT"], None, table,
+                          change=c)
         for c in changes:
             if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation)):
                 col = q(c.column)
@@ -141,13 +149,13 @@ class PostgresPlanner(ServerPlanner):
                     self.notes.append(f"changing {table}.{c.column} from {c.old.type} to {c.new.type} rewrites {table} "
                                       "and its indexes under ACCESS EXCLUSIVE (reads and writes wait)")
                 self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {new_type}{collate} USING {using}"], None, table,
-                          rewrites_table=table if rewrite else None)
+                          change=c, requires=self.column_requires(table, c.column), rewrites_table=table if rewrite else None)
         for c in changes:
             if isinstance(c, ch.AlterColumnNullable):
                 col = q(c.column)
                 if c.new.nullable:
                     self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"],
-                              [f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"], table)
+                              [f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"], table, change=c)
                     continue
                 helper = q(f"_mig_nn_{c.column}"[:63])
                 self.notes.append(f"SET NOT NULL on {table}.{c.column} is planned as CHECK NOT VALID + VALIDATE first, so the final "
@@ -157,11 +165,12 @@ class PostgresPlanner(ServerPlanner):
                     f"ALTER TABLE {t} VALIDATE CONSTRAINT {helper}",
                     f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL",
                     f"ALTER TABLE {t} DROP CONSTRAINT {helper}",
-                ], [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"], table)
+                ], [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"], table, change=c)
         for key, c in defaults.items():
             if c.new.default is not None:
                 self.emit(f"set default of {table}.{c.column}",
-                          [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} SET DEFAULT {self.default_sql(table, c.column)}"], None, table)
+                          [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} SET DEFAULT {self.default_sql(table, c.column)}"], None, table,
+                          change=c)
 
     def add_unique(self, c: ch.AddUniqueConstraint) -> list[str]:
         if self.settings.concurrent_indexes:

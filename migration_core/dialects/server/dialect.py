@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
@@ -15,8 +16,10 @@ from ...snapshot import SchemaSnapshot
 from ...urls import parse_url
 from .backup import ServerBackupEngine, ToolBackupEngine
 from .connection import ServerConnection, connect_server, make_engine, message
+from .kept import KeptRules, plan_kept_objects
 from .lock import ServerLock
 from .probes import SqlProbe, _base
+from .proof import Shadow, proof_scope, prove
 
 
 class ServerDialect:
@@ -47,6 +50,9 @@ class ServerDialect:
     tool_backup_class: type[ToolBackupEngine]
     logical_backup_class: type[ServerBackupEngine]
     planner_class: type
+    kept_rules: KeptRules
+    shadow_class: type[Shadow]
+    views_need_tables: bool  # a proof copies the tables a copied view reads (MariaDB resolves them where it is created)
 
     def __init__(self, settings):
         self.settings = settings
@@ -121,7 +127,14 @@ class ServerDialect:
             conn.close()
 
     def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
-        return self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
+        """Plan the changes, set aside and make again the views and triggers they disturb, then prove
+        the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work."""
+        plan = self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
+        plan, notes = plan_kept_objects(plan, diff, live, self.kept_rules)
+        scope = proof_scope(diff, live, views_need_tables=self.views_need_tables)
+        shadow = self.shadow_class(lambda: self.connect(write=True), self.schema())
+        plan = prove(shadow, replace(plan, change_notes=tuple(notes)), diff, live, target, scope)
+        return plan
 
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
         return SqlProbe(conn, diff, live, target, self)

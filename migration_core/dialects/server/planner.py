@@ -1,10 +1,14 @@
-"""The order in which a server plan runs, shared by PostgreSQL and MariaDB/MySQL; each dialect's
-planner subclass supplies the DDL for every kind of change (SQLAlchemy constructs compiled for
-the dialect where SQLAlchemy has them, alembic-style ALTER text where it has not).
+"""Server plans, shared by PostgreSQL and MariaDB/MySQL: one Step per change (or per part of one),
+each naming the schema objects it provides, requires, releases and removes, ordered by
+`ordering.order_steps` from those dependencies. Each dialect's planner subclass supplies the DDL
+(SQLAlchemy constructs compiled for the dialect where SQLAlchemy has them, alembic-style ALTER text
+where it has not).
 
-Order: renames; drops of constraints and indexes (so columns they cover can change); new types;
-new tables (parents first); column changes per table; primary keys; unique, check, index; foreign
-keys (every referenced table exists by then); dropped tables (children first); comments.
+Steps are emitted in a natural order (renames; drops of foreign keys, then of other constraints and
+indexes; new types; column changes; new tables; keys, checks and indexes; foreign keys; dropped
+tables; comments), which the dependency graph keeps wherever the engine allows it. New tables that
+reference each other in a cycle (or through `use_alter=True`) are created first and get those
+foreign keys afterwards with ALTER TABLE.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlalchemy import Table as SaTable
 from sqlalchemy.engine import Dialect as SaDialect
-from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable, SetTableComment
+from sqlalchemy.schema import AddConstraint, CreateColumn, CreateIndex, CreateTable, SetTableComment
 
 from ... import changes as ch
 from ...diff import Diff
-from ...errors import MigrationError
+from ...errors import PlanningError
+from ...ordering import order_steps, strongly_connected
 from ...plan import Plan, Step
 from ...snapshot import SchemaSnapshot
 
@@ -42,10 +47,6 @@ def sa_index(metadata: MetaData, table: str, name: str):
     return next((i for i in t.indexes if i.name and i.name.lower() == name.lower()), None)
 
 
-class PlanningError(MigrationError):
-    """The change cannot be planned safely on this database; nothing was executed."""
-
-
 _COLUMN_KINDS = (ch.AddColumn, ch.DropColumn, ch.AlterColumnType, ch.AlterColumnNullable, ch.AlterColumnDefault,
                  ch.AlterColumnCollation)
 _HANDLED = (ch.RenameTable, ch.RenameColumn, ch.AddTable, ch.DropTable, ch.AlterPrimaryKey, ch.AddForeignKey,
@@ -66,6 +67,7 @@ class ServerPlanner:
         self.settings = settings
         self.steps: list[Step] = []
         self.notes: list[str] = []
+        self.diff: Diff | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def q(self, name: str) -> str:
@@ -96,9 +98,11 @@ class ServerPlanner:
         col = self.sa_column(table, column)
         return self.sa_dialect.ddl_compiler(self.sa_dialect, None).get_column_default_string(col)
 
-    def create_table(self, name: str) -> list[str]:
+    def create_table(self, name: str, foreign_keys=None) -> list[str]:
+        """CREATE TABLE with `foreign_keys` inline (None: all but `use_alter` ones), its indexes and comment."""
         t = self.sa_table(name)
-        out = [self.compile(CreateTable(t)), *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
+        out = [self.compile(CreateTable(t, include_foreign_key_constraints=foreign_keys)),
+               *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
         if t.comment and not self.sa_dialect.inline_comments:
             out.append(self.compile(SetTableComment(t)))  # what create_all adds after CREATE TABLE
         return out
@@ -109,11 +113,97 @@ class ServerPlanner:
             raise PlanningError(f"index {name} on {table} is not declared in the models (implicit indexes cannot be re-created)")
         return self.compile(CreateIndex(ix))
 
-    def emit(self, description: str, statements, reverse=None, table: str | None = None, **kw) -> None:
-        if statements:
-            self.steps.append(Step(description, tuple(statements), tuple(reverse) if reverse is not None else None, table, **kw))
+        # -- resources (names lower-cased, tables and columns as the models name them) --------------
+    def tname(self, live_table: str) -> str:
+        """The models' name of a live table (rename hints applied)."""
+        return self.diff.table_renames.get(live_table, live_table) if self.diff else live_table
 
-    # -- hooks (each returns statements) -----------------------------------------------------
+    def tcol(self, table: str, live_column: str) -> str:
+        """The models' name of a live column of `table` (the models' table name)."""
+        for (t, old), new in (self.diff.column_renames.items() if self.diff else ()):
+            if t.lower() == table.lower() and old.lower() == live_column.lower():
+                return new
+        return live_column
+
+    @staticmethod
+    def r_table(t: str) -> tuple:
+        return ("table", t.lower())
+
+    @staticmethod
+    def r_col(t: str, c: str) -> tuple:
+        return ("column", t.lower(), c.lower())
+
+    @staticmethod
+    def r_key(t: str, cols) -> tuple:
+        return ("key", t.lower(), tuple(c.lower() for c in cols))
+
+    def _words(self, table: str, expression: str | None, live: bool) -> set[str]:
+        """Columns of `table` named in an expression (CHECK text is space-separated normalized SQL)."""
+        t = (self.live.table(self.diff.live_table(table)) if live else self.target.table(table))
+        names = {c.name.lower() for c in t.columns} if t else set()
+        words = {w.strip('"`()').lower() for w in (expression or "").replace("(", " ").replace(")", " ").split()}
+        return {self.tcol(table, w).lower() if live else w for w in words & names}
+
+    def change_resources(self, c: ch.Change) -> dict:
+        """What a change's step provides, requires, releases and removes (see `ordering`)."""
+        t = c.table
+        col, key = self.r_col, self.r_key
+        if isinstance(c, ch.RenameTable):
+            return dict(provides={self.r_table(t)}, removes={self.r_table(c.old_name)})
+        if isinstance(c, ch.RenameColumn):
+            return dict(provides={col(t, c.new_name)}, removes={col(t, c.old_name)})
+        if isinstance(c, ch.AddColumn):
+            return dict(provides={col(t, c.column.name)})
+        if isinstance(c, ch.DropColumn):
+            return dict(removes={col(t, c.column.name)})
+        if isinstance(c, ch._AlterColumn):
+            return dict(provides={col(t, c.column)})
+        if isinstance(c, ch.AddForeignKey):
+            fk = c.fk
+            return dict(requires={*(col(t, x) for x in fk.columns), self.r_table(fk.ref_table), key(fk.ref_table, fk.ref_columns),
+                                  *(col(fk.ref_table, x) for x in fk.ref_columns)})
+        if isinstance(c, ch.DropForeignKey):
+            fk = c.fk
+            ref = self.tname(fk.ref_table)
+            return dict(releases={key(ref, [self.tcol(ref, x) for x in fk.ref_columns]), *(col(t, self.tcol(t, x)) for x in fk.columns)},
+                        provides={("no_fk", t.lower(), tuple(x.lower() for x in fk.columns))})
+        if isinstance(c, ch.AddUniqueConstraint):
+            return dict(provides={key(t, c.constraint.columns)}, requires={col(t, x) for x in c.constraint.columns})
+        if isinstance(c, ch.DropUniqueConstraint):
+            cols = [self.tcol(t, x) for x in c.constraint.columns]
+            return dict(removes={key(t, cols)}, releases={col(t, x) for x in cols})
+        if isinstance(c, ch.AddCheckConstraint):
+            return dict(requires={col(t, x) for x in self._words(t, c.constraint.expression, live=False)})
+        if isinstance(c, ch.DropCheckConstraint):
+            return dict(releases={col(t, x) for x in self._words(t, c.constraint.expression, live=True)})
+        if isinstance(c, ch.AddIndex):
+            cols = [x for x in c.index.columns if x is not None]
+            return dict(provides={("index", t.lower(), c.index.name.lower()), *([key(t, cols)] if c.index.unique else [])},
+                        requires={col(t, x) for x in cols})
+        if isinstance(c, ch.DropIndex):
+            cols = [self.tcol(t, x) for x in c.index.columns if x is not None]
+            return dict(removes={("index", t.lower(), c.index.name.lower()), *([key(t, cols)] if c.index.unique else [])},
+                        releases={col(t, x) for x in cols})
+        if isinstance(c, ch.DropTable):
+            live = c.definition
+            keys = [live.primary_key.columns] if live.primary_key else []
+            keys += [u.columns for u in live.unique_constraints] + [i.columns for i in live.indexes if i.unique and None not in i.columns]
+            return dict(removes={self.r_table(t), *(key(t, k) for k in keys)})
+        return {}
+
+    def emit(self, description: str, statements, reverse=None, table: str | None = None, *, change: ch.Change | None = None,
+             provides=(), requires=(), releases=(), removes=(), **kw) -> None:
+        """Add a step; its resources are the change's (`change_resources`) plus those given."""
+        if not statements:
+            return
+        res = self.change_resources(change) if change is not None else {}
+        self.steps.append(Step(description, tuple(statements), tuple(reverse) if reverse is not None else None, table,
+                               provides=frozenset(res.get("provides", set()) | set(provides)),
+                               requires=frozenset(res.get("requires", set()) | set(requires)),
+                               releases=frozenset(res.get("releases", set()) | set(releases)),
+                               removes=frozenset(res.get("removes", set()) | set(removes)), **kw))
+
+# -- hooks (each returns statements) -----------------------------------------------------
     def rename_table(self, c: ch.RenameTable) -> list[str]:
         return [f"ALTER TABLE {self.q(c.old_name)} RENAME TO {self.q(c.table)}"]
 
@@ -140,7 +230,19 @@ class ServerPlanner:
         return None
 
     def pre_tables(self, diff: Diff) -> None:
-        """Steps before new tables exist (PostgreSQL: enum types)."""
+        """Steps for objects tables need (PostgreSQL: enum types); they provide ("type", name)."""
+
+    def column_requires(self, table: str, column: str) -> set[tuple]:
+        """Objects a column of the models needs before it can be created (PostgreSQL: its enum type)."""
+        return set()
+
+    def extra_steps(self, diff: Diff) -> None:
+        """Steps the engine needs beyond the changes themselves (MariaDB: foreign keys dropped and
+        added again around a change of the columns they join)."""
+
+    def finish(self, steps: list[Step]) -> list[Step]:
+        """The ordered steps as they will run (MariaDB: one ALTER TABLE per table)."""
+        return steps
 
     def column_changes(self, table: str, changes: list[ch.Change]) -> None:
         raise NotImplementedError
@@ -175,7 +277,7 @@ class ServerPlanner:
 
     def add_index(self, c: ch.AddIndex) -> None:
         self.emit(c.detail, [self.create_index(c.table, c.index.name)], self.drop_index(ch.DropIndex(c.table, c.index)),
-                  c.table, builds_index_on=c.table)
+                  c.table, change=c, builds_index_on=c.table)
 
     def table_comment(self, c: ch.AlterTableComment) -> list[str]:
         raise NotImplementedError
@@ -188,6 +290,7 @@ class ServerPlanner:
         unsupported = [c for c in diff.changes if not isinstance(c, _HANDLED)]
         if unsupported:
             raise PlanningError("cannot plan on " + self.dialect_name + ": " + "; ".join(c.detail for c in unsupported[:5]))
+        self.diff = diff
         cs = diff.changes
         added = {c.table.lower() for c in cs if isinstance(c, ch.AddTable)}
         dropped = {c.table.lower() for c in cs if isinstance(c, ch.DropTable)}
@@ -195,23 +298,27 @@ class ServerPlanner:
 
         for c in cs:
             if isinstance(c, ch.RenameTable):
-                self.emit(c.detail, self.rename_table(c), [f"ALTER TABLE {self.q(c.table)} RENAME TO {self.q(c.old_name)}"], c.table)
+                self.emit(c.detail, self.rename_table(c), [f"ALTER TABLE {self.q(c.table)} RENAME TO {self.q(c.old_name)}"], c.table,
+                          change=c)
         for c in cs:
             if isinstance(c, ch.RenameColumn):
-                self.emit(c.detail, self.rename_column(c), None, c.table)
-        # Foreign keys first, from every table (also those about to be dropped), so drops never collide with them.
+                self.emit(c.detail, self.rename_column(c), None, c.table, change=c)
+
         def drop(c, kind: str, item) -> None:
             name = self.constraint_name(c.table, kind, item)
             if name is None:
                 raise PlanningError(f"{c.detail}: cannot find the constraint's name in the database")
-            self.emit(c.detail if kind != "p" else f"drop primary key of {c.table}", self.drop_constraint(c.table, name, kind), None, c.table)
+            self.emit(c.detail if kind != "p" else f"drop primary key of {c.table}", self.drop_constraint(c.table, name, kind), None,
+                      c.table, change=c if kind != "p" else None,
+                      removes={self.r_key(c.table, [self.tcol(c.table, x) for x in item.columns])} if kind == "p" else (),
+                      releases={self.r_col(c.table, self.tcol(c.table, x)) for x in item.columns} if kind == "p" else ())
 
-        for c in cs:
+        for c in cs:  # from every table, also those about to be dropped
             if isinstance(c, ch.DropForeignKey):
                 drop(c, "f", c.fk)
         for c in kept:
             if isinstance(c, ch.DropIndex):
-                self.emit(c.detail, self.drop_index(c), None, c.table)
+                self.emit(c.detail, self.drop_index(c), None, c.table, change=c)
             elif isinstance(c, ch.DropUniqueConstraint):
                 drop(c, "u", c.constraint)
             elif isinstance(c, ch.DropCheckConstraint):
@@ -219,42 +326,75 @@ class ServerPlanner:
             elif isinstance(c, ch.AlterPrimaryKey) and c.old is not None:
                 drop(c, "p", c.old)
         self.pre_tables(diff)
-        for c in self._parents_first([c for c in cs if isinstance(c, ch.AddTable)]):
-            self.emit(c.detail, self.create_table(c.table), [f"DROP TABLE {self.q(c.table)}"], c.table)
         by_table: dict[str, list[ch.Change]] = {}
         for c in kept:
             if isinstance(c, _COLUMN_KINDS):
                 by_table.setdefault(c.table, []).append(c)
         for table, changes in by_table.items():
             self.column_changes(table, changes)
+        self.extra_steps(diff)
+        self._new_tables([c for c in cs if isinstance(c, ch.AddTable)])
         for c in kept:
             if isinstance(c, ch.AlterPrimaryKey) and c.new is not None:
-                self.emit(c.detail, self.add_primary_key(c), None, c.table, builds_index_on=c.table)
+                self.emit(c.detail, self.add_primary_key(c), None, c.table, builds_index_on=c.table,
+                          provides={self.r_key(c.table, c.new.columns)}, requires={self.r_col(c.table, x) for x in c.new.columns})
         for c in kept:
             if isinstance(c, ch.AddUniqueConstraint):
-                self.emit(c.detail, self.add_unique(c), None, c.table, builds_index_on=c.table)
+                self.emit(c.detail, self.add_unique(c), None, c.table, change=c, builds_index_on=c.table)
             elif isinstance(c, ch.AddCheckConstraint):
-                self.emit(c.detail, self.add_check(c), None, c.table)
+                self.emit(c.detail, self.add_check(c), None, c.table, change=c)
             elif isinstance(c, ch.AddIndex):
                 self.add_index(c)
         for c in kept:
             if isinstance(c, ch.AddForeignKey):
-                self.emit(c.detail, self.add_foreign_key(c), None, c.table)
-        for c in reversed(self._parents_first([c for c in cs if isinstance(c, ch.DropTable)])):
-            self.emit(c.detail, self.drop_table(c), None, c.table)
+                self.emit(c.detail, self.add_foreign_key(c), None, c.table, change=c)
+        for c in cs:
+            if isinstance(c, ch.DropTable):
+                self.emit(c.detail, self.drop_table(c), None, c.table, change=c)
         for c in kept:
             if isinstance(c, ch.AlterTableComment):
-                self.emit(c.detail, self.table_comment(c), None, c.table)
+                self.emit(c.detail, self.table_comment(c), None, c.table, change=c)
+        steps = self.finish(order_steps(self.steps))
         extras = self.plan_extras()
-        return Plan(dialect=self.dialect_name, steps=tuple(self.steps), notes=tuple(self.notes), **extras)
+        return Plan(dialect=self.dialect_name, steps=tuple(steps), notes=tuple(self.notes), **extras)
 
-    @staticmethod
-    def _parents_first(items: list) -> list:
-        pending = {c.table.lower(): c for c in items}
-        out = []
-        while pending:
-            ready = [k for k, c in pending.items() if not any(
-                fk.ref_table.lower() in pending and fk.ref_table.lower() != k for fk in c.definition.foreign_keys)]
-            for k in ready or [next(iter(pending))]:
-                out.append(pending.pop(k))
-        return out
+    def _new_tables(self, adds: list[ch.AddTable]) -> None:
+        """CREATE TABLE for each new table with the foreign keys that can go inline; those that close a
+        cycle between new tables (or are declared `use_alter=True`) follow as ALTER TABLE once every
+        table exists, which is what `create_all` does too."""
+        names = {c.table.lower() for c in adds}
+        edges = {c.table.lower(): {fk.ref_table.lower() for fk in c.definition.foreign_keys
+                                  if fk.ref_table.lower() in names and fk.ref_table.lower() != c.table.lower()} for c in adds}
+        cyclic = {n for comp in strongly_connected(sorted(names), edges) if len(comp) > 1 for n in comp}
+        later: list[tuple[ch.AddTable, object]] = []
+        for c in adds:
+            t = self.sa_table(c.table)
+            inline: list = []
+            requires: set[tuple] = set()
+            for fkc in sorted(t.foreign_key_constraints, key=lambda f: f.name or ""):
+                ref = fkc.referred_table.name
+                if fkc.use_alter or (c.table.lower() in cyclic and ref.lower() in cyclic and ref.lower() != c.table.lower()):
+                    later.append((c, fkc))
+                    continue
+                inline.append(fkc)
+                refcols = [e.column.name for e in fkc.elements]
+                if ref.lower() != c.table.lower():
+                    requires |= {self.r_table(ref), self.r_key(ref, refcols), *(self.r_col(ref, x) for x in refcols)}
+            for col in t.columns:
+                requires |= self.column_requires(c.table, col.name)
+            d = c.definition
+            keys = ([d.primary_key.columns] if d.primary_key else []) + [u.columns for u in d.unique_constraints] + \
+                [i.columns for i in d.indexes if i.unique and None not in i.columns]
+            self.emit(c.detail, self.create_table(c.table, inline), [f"DROP TABLE {self.q(c.table)}"], c.table,
+                      provides={self.r_table(c.table), *(self.r_col(c.table, x.name) for x in d.columns),
+                                *(self.r_key(c.table, k) for k in keys)}, requires=requires)
+        for c, fkc in later:
+            fk = next((f for f in c.definition.foreign_keys
+                       if [x.lower() for x in f.columns] == [e.parent.name.lower() for e in fkc.elements]
+                       and f.ref_table.lower() == fkc.referred_table.name.lower()), None)
+            if fk is None:
+                raise PlanningError(f"internal planning error: foreign key of new table {c.table} on "
+                                    f"({', '.join(e.parent.name for e in fkc.elements)}) not found in the models' snapshot")
+            self.emit(f"add foreign key of new table {c.table} -> {fk.ref_table} (after both tables exist)",
+                      [self.compile(AddConstraint(fkc))], None, c.table, change=ch.AddForeignKey(c.table, fk))
+

@@ -1,0 +1,257 @@
+"""Views and triggers beside the models' tables on MariaDB/MySQL, which the tool keeps: read in two
+catalog queries, with their dependencies, and rewritten when a plan renames what they use.
+
+MariaDB stores a view's query in a canonical form: every identifier backquoted, tables qualified
+with their database, columns with their table or its alias (`select `u`.`name` AS `name` from
+`db`.`users` `u``). That form is parsed here for dependencies (MariaDB 10.11 has no
+VIEW_TABLE_USAGE) and rewritten token by token when a table or column is renamed, because
+MariaDB does not follow renames: a renamed column leaves the view invalid (error 1356) and a
+trigger that names it failing on every write (error 1054, "Unknown column in 'NEW'").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from ... import changes as ch
+from ...diff import Diff
+from ...snapshot import Dependency, SchemaSnapshot, Trigger, View
+from ..server.kept import KeptRules
+
+_Q_VIEWS = ("SELECT table_name, view_definition, check_option, definer, security_type, algorithm "
+            "FROM information_schema.views WHERE table_schema = %s ORDER BY table_name")
+_Q_TRIGGERS = ("SELECT trigger_name, event_object_table, action_timing, event_manipulation, action_statement, action_order, "
+               "sql_mode, definer FROM information_schema.triggers WHERE trigger_schema = %s "
+               "ORDER BY event_object_table, action_timing, event_manipulation, action_order")
+OBJECT_QUERIES = 2
+
+_TOKEN = re.compile(r"`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|\w+|\s+|.", re.S)
+
+
+class Tok(NamedTuple):
+    text: str
+    kind: str  # "ident" (backquoted), "word", "string", "space", "punct"
+
+    @property
+    def name(self) -> str:
+        return self.text[1:-1].replace("``", "`") if self.kind == "ident" else self.text
+
+
+def tokenize(sql: str) -> list[Tok]:
+    out = []
+    for m in _TOKEN.finditer(sql):
+        t = m[0]
+        kind = ("ident" if t[0] == "`" else "string" if t[0] in "'\"" else "space" if t.isspace()
+                else "word" if re.match(r"\w", t) else "punct")
+        out.append(Tok(t, kind))
+    return out
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _is_name(t: Tok) -> bool:
+    return t.kind == "ident" or t.kind == "word"
+
+
+def _parts(tokens: list[Tok]) -> list[tuple[int, list[int]]]:
+    """Dotted identifier chains as (start, [token index of each part]), spaces skipped."""
+    chains, i, n = [], 0, len(tokens)
+    while i < n:
+        if _is_name(tokens[i]) and not (i > 0 and tokens[i - 1].text == "."):
+            parts = [i]
+            j = i
+            while j + 2 < n and tokens[j + 1].text == "." and _is_name(tokens[j + 2]):
+                parts.append(j + 2)
+                j += 2
+            chains.append((i, parts))
+            i = j + 1
+        else:
+            i += 1
+    return chains
+
+
+def strip_database(sql: str, database: str) -> str:
+    """The view text without its own database's qualifier (as SHOW CREATE VIEW prints it), so it
+    works in whichever database it is created: the live one or a proof's scratch copy."""
+    toks = tokenize(sql)
+    out, i = [], 0
+    while i < len(toks):
+        t = toks[i]
+        if t.kind == "ident" and t.name.lower() == database.lower() and i + 2 < len(toks) and toks[i + 1].text == "." \
+                and toks[i + 2].kind == "ident" and not (i > 0 and toks[i - 1].text == "."):
+            i += 2
+            continue
+        out.append(t.text)
+        i += 1
+    return "".join(out)
+
+
+def _aliases(toks: list[Tok], relations: set[str]) -> dict[str, str]:
+    """alias (lower) -> relation, from `relation` `alias` pairs in FROM and JOIN clauses."""
+    out = {r: r for r in relations}
+    sig = [i for i, t in enumerate(toks) if t.kind != "space"]
+    for a, b in zip(sig, sig[1:]):
+        ta, tb = toks[a], toks[b]
+        if ta.kind == "ident" and tb.kind == "ident" and ta.name.lower() in relations and not (a > 0 and toks[a - 1].text == "."):
+            out[tb.name.lower()] = ta.name.lower()
+    return out
+
+
+def view_depends(sql: str, relations: set[str]) -> tuple[Dependency, ...]:
+    """(relation, column) pairs a db-relative MariaDB view text reads; `relations` are the lower-cased
+    table and view names of the database."""
+    toks = tokenize(sql)
+    alias = _aliases(toks, relations)
+    deps: set[Dependency] = set()
+    for start, parts in _parts(toks):
+        names = [toks[p].name for p in parts]
+        prev = next((toks[k] for k in range(start - 1, -1, -1) if toks[k].kind != "space"), None)
+        if len(names) == 1 and names[0].lower() in relations and not (prev and prev.text.upper() == "AS"):
+            deps.add((names[0].lower(), None))
+        elif len(names) == 2 and names[0].lower() in alias:
+            deps.add((alias[names[0].lower()], names[1].lower()))
+    return tuple(sorted(deps, key=lambda d: (d[0], d[1] or "")))
+
+
+def rename_in_view(sql: str, relations: set[str], tables: dict[str, str], columns: dict[tuple[str, str], str]) -> str:
+    """Follow renames in a db-relative view text: `tables` old -> new, `columns` (table, old) -> new,
+    keys lower-cased and tables named as before the renames. Output column names (`AS`) stay, so the
+    view's own columns keep their names."""
+    toks = tokenize(sql)
+    alias = _aliases(toks, relations)
+    text = [t.text for t in toks]
+    for start, parts in _parts(toks):
+        names = [toks[p].name for p in parts]
+        prev = next((toks[k] for k in range(start - 1, -1, -1) if toks[k].kind != "space"), None)
+        if len(names) == 1 and names[0].lower() in tables and not (prev and prev.text.upper() == "AS"):
+            text[parts[0]] = quote_ident(tables[names[0].lower()])
+        elif len(names) == 2 and names[0].lower() in alias:
+            rel = alias[names[0].lower()]
+            if (rel, names[1].lower()) in columns:
+                text[parts[1]] = quote_ident(columns[(rel, names[1].lower())])
+            if names[0].lower() in tables and names[0].lower() == rel:
+                text[parts[0]] = quote_ident(tables[rel])
+    return "".join(text)
+
+
+def trigger_depends(table: str, body: str, relations: set[str]) -> tuple[Dependency, ...]:
+    """The trigger's own table, each `NEW.col` / `OLD.col` (MariaDB checks those when the trigger is
+    created), and every other relation its body names."""
+    toks = tokenize(body)
+    deps: set[Dependency] = {(table.lower(), None)}
+    for _start, parts in _parts(toks):
+        names = [toks[p].name for p in parts]
+        if len(names) == 2 and names[0].upper() in ("NEW", "OLD") and toks[parts[0]].kind == "word":
+            deps.add((table.lower(), names[1].lower()))
+        elif names[0].lower() in relations:
+            deps.add((names[0].lower(), None))
+    return tuple(sorted(deps, key=lambda d: (d[0], d[1] or "")))
+
+
+def rename_in_trigger(table: str, body: str, tables: dict[str, str], columns: dict[tuple[str, str], str]) -> tuple[str, list[str]]:
+    """Follow renames in a trigger body: `NEW.col` / `OLD.col` of its own table exactly; other tables'
+    names, and their renamed columns' names where the body names that table (reported, for review)."""
+    toks = tokenize(body)
+    text = [t.text for t in toks]
+    own = table.lower()
+    named = {t.name.lower() for t in toks if _is_name(t)}
+    others = {t for (t, _c) in columns if t != own and t in named}
+    notes: list[str] = []
+    for _start, parts in _parts(toks):
+        names = [toks[p].name for p in parts]
+        if len(names) == 2 and names[0].upper() in ("NEW", "OLD") and toks[parts[0]].kind == "word":
+            new = columns.get((own, names[1].lower()))
+            if new:
+                text[parts[1]] = quote_ident(new)
+            continue
+        for idx, (k, name) in enumerate(zip(parts, names)):
+            low = name.lower()
+            if idx == 0 and low in tables and low != own:
+                text[k] = quote_ident(tables[low])
+                continue
+            other = next((o for o in sorted(others) if (o, low) in columns), None)
+            if other is not None:
+                text[k] = quote_ident(columns[(other, low)])
+                notes.append(f"{name} -> {columns[(other, low)]} (a column of {other})")
+    return "".join(text), notes
+
+
+def _definer(definer: str) -> str:
+    user, _, host = definer.rpartition("@")
+    return f"{quote_ident(user)}@{quote_ident(host)}" if user else definer
+
+
+def view_statement(name: str, definition: str, check_option: str, definer: str, security: str, algorithm: str) -> str:
+    check = f" WITH {check_option} CHECK OPTION" if check_option and check_option.upper() != "NONE" else ""
+    return (f"CREATE ALGORITHM={algorithm or 'UNDEFINED'} DEFINER={_definer(definer)} SQL SECURITY {security or 'DEFINER'} "
+            f"VIEW {quote_ident(name)} AS {definition}{check}")
+
+
+def trigger_statements(name: str, table: str, timing: str, event: str, body: str, sql_mode: str, definer: str) -> tuple[str, ...]:
+    """The trigger again, under the sql_mode it was created with (MariaDB stores it per trigger)."""
+    mode = sql_mode.replace("'", "''")
+    return ("SET @mig_sql_mode = @@SESSION.sql_mode", f"SET SESSION sql_mode = '{mode}'",
+            f"CREATE DEFINER={_definer(definer)} TRIGGER {quote_ident(name)} {timing} {event} ON {quote_ident(table)} "
+            f"FOR EACH ROW {body}",
+            "SET SESSION sql_mode = @mig_sql_mode")
+
+
+def read_objects(conn, schema: str, tables: set[str]) -> tuple[dict[str, View], dict[str, Trigger]]:
+    """`tables`: the database's table names, lower-cased."""
+    rows = conn.execute(_Q_VIEWS, (schema,)).fetchall()
+    relations = tables | {r[0].lower() for r in rows}
+    views: dict[str, View] = {}
+    for name, definition, check, definer, security, algorithm in rows:
+        sql = strip_database(definition or "", schema)
+        views[name] = View(name, sql, False, view_depends(sql, relations),
+                           (view_statement(name, sql, check, definer, security, algorithm),))
+    triggers: dict[str, Trigger] = {}
+    for name, table, timing, event, body, _order, sql_mode, definer in conn.execute(_Q_TRIGGERS, (schema,)).fetchall():
+        stmts = trigger_statements(name, table, timing, event, body, sql_mode, definer)
+        triggers[name] = Trigger(name, table, stmts[2], None, trigger_depends(table, body, relations), stmts)
+    return views, triggers
+
+
+class MysqlKeptRules(KeptRules):
+    """MariaDB does not follow renames in views or triggers: a renamed column or table sets aside
+    what names it, to be made again with the definition rewritten (`rename_in_view`,
+    `rename_in_trigger`). A type change needs nothing: MariaDB resolves a view's columns when used."""
+
+    set_aside_before_renames = True
+
+    def disturbs(self, c: ch.Change, diff: Diff, live: SchemaSnapshot) -> set:
+        if isinstance(c, ch.RenameColumn):
+            return {(diff.live_table(c.table), c.old_name)}
+        if isinstance(c, ch.RenameTable):
+            return {(c.old_name, None)}
+        return set()
+
+    def touches(self, obj, dep, hit) -> bool:
+        """A trigger body that names a table may name its columns bare (`INSERT INTO audit (msg)`)."""
+        return isinstance(obj, Trigger) and dep[1] is None and dep[0].lower() == hit[0].lower() and \
+            dep[0].lower() != obj.table.lower()
+
+
+def renames_of(diff: Diff) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """The plan's renames by live names, lower-cased: tables old -> new, columns (table, old) -> new."""
+    tables = {old.lower(): new for old, new in diff.table_renames.items()}
+    columns = {(diff.live_table(t).lower(), old.lower()): new for (t, old), new in diff.column_renames.items()}
+    return tables, columns
+
+
+def remade(key: str, live: SchemaSnapshot, diff: Diff) -> tuple[str, ...]:
+    """The statements that make kept object `key` again after the plan's renames."""
+    tables, columns = renames_of(diff)
+    kind, name = key.rsplit(" ", 1)
+    relations = {t.lower() for t in live.tables} | {v.lower() for v in live.views}
+    if kind == "view":
+        return tuple(rename_in_view(s, relations, tables, columns) for s in live.views[name].create)
+    trig = live.triggers[name]
+    head, sep, body = trig.create[2].partition(" FOR EACH ROW ")
+    new_body, _notes = rename_in_trigger(trig.table, body, tables, columns)
+    table = tables.get(trig.table.lower(), trig.table)
+    head = head.rsplit(" ON ", 1)[0] + f" ON {quote_ident(table)}"
+    return (*trig.create[:2], head + sep + new_body, *trig.create[3:])

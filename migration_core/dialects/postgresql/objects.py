@@ -1,0 +1,172 @@
+"""The objects beside the models' tables that PostgreSQL keeps for the user: views, materialized
+views, triggers and the functions those triggers call, each with what it depends on.
+
+Two catalog queries, whatever the schema size. Dependencies come from `pg_depend`: a view's rule
+depends on each column it reads (PostgreSQL docs, "Dependency Tracking", and the `pg_rewrite`
+catalog); a trigger depends on the columns of its `UPDATE OF` list and `WHEN` condition. A
+trigger function's body is not tracked by PostgreSQL, so its `NEW.col` / `OLD.col` references are
+read from the text when a plan needs them (`function_columns`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ... import changes as ch
+from ...diff import Diff
+from ...errors import PlanningError
+from ...plan import Step
+from ...snapshot import Routine, SchemaSnapshot, Trigger, View
+from ..server.kept import KeptRules
+
+_Q_VIEWS = """
+SELECT c.relname, c.relkind = 'm', pg_get_viewdef(c.oid), c.relispopulated, obj_description(c.oid, 'pg_class'),
+       ARRAY(SELECT DISTINCT ARRAY[t.relname::text, a.attname::text]
+             FROM pg_rewrite r
+             JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+             JOIN pg_class t ON t.oid = d.refobjid AND t.relnamespace = c.relnamespace
+             LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
+             WHERE r.ev_class = c.oid AND t.oid <> c.oid),
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid ORDER BY i.indexrelid),
+       ARRAY(SELECT x.privilege_type || ' ' || CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END
+             FROM aclexplode(c.relacl) x LEFT JOIN pg_roles g ON g.oid = x.grantee
+             WHERE x.grantee <> c.relowner ORDER BY 1),
+       array_to_string(c.reloptions, ', '),
+       pg_get_userbyid(c.relowner) <> current_user, pg_get_userbyid(c.relowner)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('v', 'm')
+ORDER BY c.oid
+"""
+
+_Q_TRIGGERS = """
+SELECT t.tgname, c.relname, pg_get_triggerdef(t.oid), p.proname, pn.nspname, pg_get_functiondef(p.oid),
+       ARRAY(SELECT a.attname::text FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+             WHERE d.classid = 'pg_trigger'::regclass AND d.objid = t.oid AND d.refobjsubid > 0 ORDER BY 1),
+       t.tgenabled
+FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+WHERE n.nspname = %s AND NOT t.tgisinternal
+ORDER BY c.relname, t.tgname
+"""
+
+OBJECT_QUERIES = 2
+_ENABLED = {"D": "DISABLE TRIGGER", "R": "ENABLE REPLICA TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def unqualify_index(indexdef: str, relation: str) -> str:
+    """`pg_get_indexdef` always names the table with its schema; the copy must land beside its table."""
+    return re.sub(r" ON (ONLY )?(\"(?:[^\"]|\"\")*\"|[^\s.]+)\.", r" ON \1", indexdef, count=1)
+
+
+def view_statements(name: str, materialized: bool, definition: str, populated: bool, comment: str | None,
+                    indexes, grants, options: str | None, owner: str | None) -> tuple[str, ...]:
+    """What makes the view again as it is: the view (its options; a materialized view with or
+    without its rows), its indexes, comment, owner and grants."""
+    q = quote_ident(name)
+    body = definition.strip().rstrip(";")
+    with_ = f" WITH ({options})" if options else ""
+    if materialized:
+        out = [f"CREATE MATERIALIZED VIEW {q}{with_} AS {body} WITH{'' if populated else ' NO'} DATA"]
+    else:
+        out = [f"CREATE VIEW {q}{with_} AS {body}"]
+    out += [unqualify_index(i, name) for i in indexes or ()]
+    if comment is not None:
+        out.append(f"COMMENT ON {'MATERIALIZED VIEW' if materialized else 'VIEW'} {q} IS {_lit(comment)}")
+    if owner:
+        out.append(f"ALTER {'MATERIALIZED VIEW' if materialized else 'VIEW'} {q} OWNER TO {quote_ident(owner)}")
+    out += [f"GRANT {g.split(' ', 1)[0]} ON {q} TO {g.split(' ', 1)[1]}" for g in grants or ()]
+    return tuple(out)
+
+
+def trigger_statements(definition: str, table: str, name: str, enabled: str) -> tuple[str, ...]:
+    """`pg_get_triggerdef` names the table with its schema; unqualified, the trigger follows the
+    search path to the table it belongs to (the live one, or its copy in a proof)."""
+    sql = re.sub(r" ON (\"(?:[^\"]|\"\")*\"|[^\s.]+)\.", " ON ", definition, count=1)
+    out = [sql]
+    if enabled in _ENABLED:
+        out.append(f"ALTER TABLE {quote_ident(table)} {_ENABLED[enabled]} {quote_ident(name)}")
+    return tuple(out)
+
+
+def function_columns(body: str) -> set[str]:
+    """Lower-cased column names a trigger function reads or writes as `NEW.col` / `OLD.col`."""
+    return {m[2].lower() for m in re.finditer(r"\b(NEW|OLD)\s*\.\s*(\w+)", body, re.I)}
+
+
+def read_objects(conn, schema: str) -> tuple[dict[str, View], dict[str, Trigger], dict[str, Routine]]:
+    views: dict[str, View] = {}
+    for (name, materialized, definition, populated, comment, deps, indexes, grants, options, foreign_owner,
+         owner) in conn.execute(_Q_VIEWS, (schema,)).fetchall():
+        depends = tuple(sorted((t, c) for t, c in deps))
+        views[name] = View(name, definition.strip(), bool(materialized), depends,
+                           view_statements(name, materialized, definition, populated, comment, indexes, grants, options,
+                                           owner if foreign_owner else None), bool(populated))
+    triggers: dict[str, Trigger] = {}
+    routines: dict[str, Routine] = {}
+    for name, table, definition, fname, fschema, fdef, cols, enabled in conn.execute(_Q_TRIGGERS, (schema,)).fetchall():
+        function = fname if fschema == schema else f"{fschema}.{fname}"
+        depends = ((table, None), *((table, c) for c in cols))  # what PostgreSQL tracks; the body is the routine's
+        triggers[name] = Trigger(name, table, definition, function, depends,
+                                 trigger_statements(definition, table, name, enabled))
+        if fschema == schema:
+            routines.setdefault(fname, Routine(fname, fdef))
+    return views, triggers, routines
+
+
+class PgKeptRules(KeptRules):
+    """PostgreSQL refuses to change a column's type while a view reads it or a trigger's `WHEN` /
+    `UPDATE OF` names it ("cannot alter type of a column used by a view or rule"), and follows
+    renames in both by itself. Trigger function bodies are text: a renamed column is followed there
+    by rewriting `NEW.col` / `OLD.col`, and a dropped one refuses the plan."""
+
+    set_aside_before_renames = False
+
+    def disturbs(self, c: ch.Change, diff: Diff, live: SchemaSnapshot) -> set:
+        if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation)):
+            return {(diff.live_table(c.table), diff.live_column(c.table, c.column))}
+        return set()
+
+    @staticmethod
+    def _functions_on(table: str, live: SchemaSnapshot) -> list[tuple[Trigger, Routine]]:
+        return [(t, live.routines[t.function]) for t in live.triggers.values()
+                if t.table.lower() == table.lower() and t.function in live.routines]
+
+    def removed_by_routines(self, c: ch.Change, diff: Diff, live: SchemaSnapshot) -> list[str]:
+        if not isinstance(c, ch.DropColumn):
+            return []
+        table = diff.live_table(c.table)
+        return [f"function {r.name} (trigger {t.name} on {table}) uses {table}.{c.column.name}, which this plan drops ({c.detail})"
+                for t, r in self._functions_on(table, live) if c.column.name.lower() in function_columns(r.sql)]
+
+    def rewrites(self, diff: Diff, live: SchemaSnapshot) -> list[Step]:
+        out: list[Step] = []
+        renames: dict[str, dict[str, str]] = {}
+        for (table, old), new in diff.column_renames.items():
+            renames.setdefault(diff.live_table(table).lower(), {})[old.lower()] = new
+        done: set[str] = set()
+        for table, cols in renames.items():
+            for trig, routine in self._functions_on(table, live):
+                used = function_columns(routine.sql) & set(cols)
+                if not used or routine.name in done:
+                    continue
+                others = sorted({t.table for t in live.triggers.values() if t.function == routine.name and t.table.lower() != table})
+                if others:
+                    raise PlanningError(f"function {routine.name} is called by triggers on {table} and on {', '.join(others)}; "
+                                        f"renaming {table}.{', '.join(sorted(used))} cannot be followed in its body for one table "
+                                        "only; change the function first")
+                done.add(routine.name)
+                sql = re.sub(r"\b(NEW|OLD)(\s*\.\s*)(\w+)\b",
+                             lambda m: m[1] + m[2] + (quote_ident(cols[m[3].lower()]) if m[3].lower() in cols else m[3]),
+                             routine.sql, flags=re.I)
+                out.append(Step(f"make function {routine.name} (trigger {trig.name}) follow the rename of "
+                                + ", ".join(f"{table}.{o} to {cols[o]}" for o in sorted(used)), (sql,), None, None))
+        return out
