@@ -22,7 +22,8 @@ from migration_core import AutoMigrationSystem, MigrationSettings
 
 HEADER = """\
 from sqlalchemy import (MetaData, Table, Column, Integer, BigInteger, String, Text, Float, Boolean, DateTime, Numeric, JSON,
-                        Enum, ForeignKey, Index, UniqueConstraint, CheckConstraint, PrimaryKeyConstraint, text, func)
+                        Enum, ForeignKey, ForeignKeyConstraint, Index, UniqueConstraint, CheckConstraint, PrimaryKeyConstraint,
+                        text, func)
 metadata = MetaData()
 """
 

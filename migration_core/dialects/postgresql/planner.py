@@ -50,6 +50,7 @@ class PostgresPlanner(ServerPlanner):
         super().__init__(*args, **kw)
         self.postamble: list[str] = []
         self.live_enums = self._enums(self.live)
+        self.swapped: dict[str, str] = {}  # enum types rebuilt by this plan -> the name the old one is set aside under
 
     @staticmethod
     def _enums(snapshot) -> dict[str, tuple[str, ...]]:
@@ -83,7 +84,11 @@ class PostgresPlanner(ServerPlanner):
         return None
 
     def pre_tables(self, diff: Diff) -> None:
-        """CREATE TYPE for enums the live schema lacks; ADD VALUE for grown ones."""
+        """CREATE TYPE for enums the live schema lacks. A grown enum gets its values with `ALTER TYPE ..
+        ADD VALUE` in place, unless the plan uses a new value (a default, a CHECK, an index predicate):
+        PostgreSQL refuses a value added in the same transaction ("unsafe use of new value", docs of
+        ALTER TYPE), so then, as for removed or reordered values, the type is rebuilt and swapped
+        inside the transaction: renamed aside, created anew, every column converted, the old one dropped."""
         wanted = self._enums(self.target)
         for name, values in wanted.items():
             old = self.live_enums.get(name)
@@ -91,18 +96,48 @@ class PostgresPlanner(ServerPlanner):
                 self.emit(f"create enum type {name}", [f"CREATE TYPE {self.q(name)} AS ENUM ({', '.join(_lit(v) for v in values)})"],
                           [f"DROP TYPE {self.q(name)}"], provides={("type", name.lower())})
             elif old != values:
-                if [v for v in values if v in old] != list(old):
-                    raise PlanningError(
-                        f"enum type {name}: values {list(old)} -> {list(values)} removes or reorders values; PostgreSQL can only "
-                        "add values in place (ALTER TYPE .. ADD VALUE); migrate the data to a new type by hand")
-                stmts = []
-                for i, v in enumerate(values):
-                    if v in old:
-                        continue
-                    after = next((values[j] for j in range(i - 1, -1, -1) if values[j] in old or values[j] in values[:i]), None)
-                    pos = f" AFTER {_lit(after)}" if after is not None else f" BEFORE {_lit(old[0])}"
-                    stmts.append(f"ALTER TYPE {self.q(name)} ADD VALUE {_lit(v)}{pos}")
-                self.emit(f"add values to enum type {name}", stmts, None, provides={("type", name.lower())})
+                added = [v for v in values if v not in old]
+                if [v for v in values if v in old] == list(old) and not self._uses(diff, added):
+                    stmts = []
+                    for i, v in enumerate(values):
+                        if v in old:
+                            continue
+                        after = next((values[j] for j in range(i - 1, -1, -1) if values[j] in old or values[j] in values[:i]), None)
+                        pos = f" AFTER {_lit(after)}" if after is not None else f" BEFORE {_lit(old[0])}"
+                        stmts.append(f"ALTER TYPE {self.q(name)} ADD VALUE {_lit(v)}{pos}")
+                    self.emit(f"add values to enum type {name}", stmts, None, provides={("type", name.lower())})
+                    continue
+                self.swapped[name.lower()] = f"{name}__old"[:63]
+                self.notes.append(f"enum type {name} is rebuilt and swapped ({list(old)} -> {list(values)}): every column of that "
+                                  "type is converted, which rewrites its table under ACCESS EXCLUSIVE")
+                self.emit(f"rebuild enum type {name} with values {', '.join(values)}",
+                          [f"ALTER TYPE {self.q(name)} RENAME TO {self.q(self.swapped[name.lower()])}",
+                           f"CREATE TYPE {self.q(name)} AS ENUM ({', '.join(_lit(v) for v in values)})"], None,
+                          provides={("type", name.lower())})
+                users = {("column", t.name.lower(), c.name.lower()) for t in self.target.tables.values() for c in t.columns
+                         if (parse_enum(c.type) or ("",))[0].lower() == name.lower()
+                         and self.live.table(diff.live_table(t.name)) is not None}
+                self.emit(f"drop the old enum type {name}", [f"DROP TYPE {self.q(self.swapped[name.lower()])}"], None,
+                          requires=users)
+
+    @staticmethod
+    def _uses(diff: Diff, values: list[str]) -> bool:
+        """Does any change use one of `values` (a default, a CHECK, an index or its predicate)?"""
+        texts: list[str] = []
+        for c in diff.changes:
+            if isinstance(c, (ch.AddColumn,)):
+                texts.append(c.column.default or "")
+            elif isinstance(c, ch.AlterColumnDefault):
+                texts.append(c.new.default or "")
+            elif isinstance(c, ch.AddCheckConstraint):
+                texts.append(c.constraint.expression)
+            elif isinstance(c, ch.AddIndex):
+                texts += [c.index.definition, c.index.where or ""]
+            elif isinstance(c, ch.AddTable):
+                t = c.definition
+                texts += [col.default or "" for col in t.columns] + [k.expression for k in t.check_constraints]
+                texts += [i.definition for i in t.indexes]
+        return any(_lit(v) in text for v in values for text in texts)
 
     def column_requires(self, table: str, column: str) -> set[tuple]:
         t = self.target.table(table)
@@ -126,8 +161,13 @@ class PostgresPlanner(ServerPlanner):
                           rewrites_table=table if d in (SERIAL, *IDENTITY.values()) else None)
             elif isinstance(c, ch.DropColumn):
                 self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"], None, table, change=c)
-        # Defaults come off before a type change (the old default may not cast) and go on after it.
+        # Defaults come off before a type change (the old default may not cast) and go on after it; so do
+        # those of columns whose enum type is swapped, changed or not.
         defaults = {c.column.lower(): c for c in changes if isinstance(c, ch.AlterColumnDefault)}
+        for c in changes:
+            enum = parse_enum(c.new.type) if isinstance(c, ch.AlterColumnType) else None
+            if enum and enum[0].lower() in self.swapped and c.column.lower() not in defaults and c.old.default is not None:
+                defaults[c.column.lower()] = ch.AlterColumnDefault(table, c.column, c.old, c.new)
         for key, c in defaults.items():
             markers = (SERIAL, *IDENTITY.values())
             if c.old.default in markers or c.new.default in markers:
@@ -140,8 +180,8 @@ class PostgresPlanner(ServerPlanner):
                 col = q(c.column)
                 new_type = self.type_sql(table, c.column)
                 old_enum, new_enum = parse_enum(c.old.type), parse_enum(c.new.type)
-                if old_enum and new_enum and old_enum[0] == new_enum[0]:
-                    continue  # same enum type, values changed: done by ALTER TYPE .. ADD VALUE
+                if old_enum and new_enum and old_enum[0] == new_enum[0] and new_enum[0].lower() not in self.swapped:
+                    continue  # same enum type, values added: done by ALTER TYPE .. ADD VALUE
                 using = f"{col}::text::{new_type}" if (old_enum or new_enum) else f"{col}::{new_type}"
                 collate = f" COLLATE {q(c.new.collation)}" if c.new.collation else ""
                 rewrite = not _no_rewrite(c.old.type, c.new.type) or isinstance(c, ch.AlterColumnCollation)

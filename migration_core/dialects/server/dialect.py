@@ -131,7 +131,7 @@ class ServerDialect:
         the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work."""
         plan = self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
         plan, notes = plan_kept_objects(plan, diff, live, self.kept_rules)
-        scope = proof_scope(diff, live, views_need_tables=self.views_need_tables)
+        scope = proof_scope(diff, live, views_need_tables=self.views_need_tables, kept=plan.kept)
         shadow = self.shadow_class(lambda: self.connect(write=True), self.schema())
         plan = prove(shadow, replace(plan, change_notes=tuple(notes)), diff, live, target, scope)
         return plan

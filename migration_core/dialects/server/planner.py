@@ -101,7 +101,17 @@ class ServerPlanner:
     def create_table(self, name: str, foreign_keys=None) -> list[str]:
         """CREATE TABLE with `foreign_keys` inline (None: all but `use_alter` ones), its indexes and comment."""
         t = self.sa_table(name)
-        out = [self.compile(CreateTable(t, include_foreign_key_constraints=foreign_keys)),
+        # create_all (the models' normalization) marks a cycle's keys "added by ALTER" on the models
+        # themselves; which keys go inline is decided here, whatever ran before.
+        rules = {fkc: fkc._create_rule for fkc in foreign_keys or ()}
+        try:
+            for fkc in rules:
+                fkc._create_rule = None
+            create = self.compile(CreateTable(t, include_foreign_key_constraints=foreign_keys))
+        finally:
+            for fkc, rule in rules.items():
+                fkc._create_rule = rule
+        out = [create,
                *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
         if t.comment and not self.sa_dialect.inline_comments:
             out.append(self.compile(SetTableComment(t)))  # what create_all adds after CREATE TABLE

@@ -30,6 +30,12 @@ def _int_narrower(d, new_type: str, old_type: str) -> bool:
     return new is not None and (old is None or new[0] > old[0] or new[1] < old[1])
 
 
+def _enum_values(type_: str) -> list[str] | None:
+    """The values of a normalized enum type (PostgreSQL `ENUM name('a','b')`, MySQL `ENUM('a','b')`)."""
+    m = re.match(r"^ENUM\b[^(]*\((.*)\)$", type_, re.S)
+    return [v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", m[1])] if m else None
+
+
 _PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
@@ -115,6 +121,13 @@ class SqlProbe:
         of its range (which MySQL without strict mode would clamp: 100000 -> SMALLINT stores
         32767). Other failures (text to date) make the server fail the statement, and so the plan."""
         d = self.dialect
+        values = _enum_values(new_type)
+        if values is not None:  # an enum holds only its listed values: count those its list loses
+            old_values = _enum_values(old_type)
+            if old_values is not None and set(old_values) <= set(values):
+                return 0
+            listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+            return self._count(table, f"{self.q(column)} IS NOT NULL AND {d.text_cast.format(self.q(column))} NOT IN ({listed})")
         kind = d._numeric_kind(new_type)
         if kind is None:
             return 0

@@ -35,8 +35,9 @@ class Scope:
     triggers: list[str]
 
 
-def proof_scope(diff: Diff, live: SchemaSnapshot, *, views_need_tables: bool) -> Scope:
-    """Touched tables, the tables their foreign keys join (both ways), and the kept objects on them.
+def proof_scope(diff: Diff, live: SchemaSnapshot, *, views_need_tables: bool, kept: tuple[str, ...] = ()) -> Scope:
+    """Touched tables, the tables their foreign keys join (both ways), and the kept objects on them,
+    including those the plan sets aside (`kept`, "kind name") and the tables under them.
     `views_need_tables`: a copied view's other tables are copied too (MariaDB resolves a view's names
     in the database it is created in; PostgreSQL finds the live ones on the search path)."""
     touched: set[str] = set()
@@ -52,7 +53,12 @@ def proof_scope(diff: Diff, live: SchemaSnapshot, *, views_need_tables: bool) ->
             if t is not None:
                 touched.add(t.name)
     copy = set(touched)
-    for name in touched:
+    for key in kept:
+        kind, name = key.rsplit(" ", 1)
+        obj = live.triggers[name] if kind == "trigger" else live.views[name]
+        deps = [(obj.table, None)] if kind == "trigger" else obj.depends
+        copy |= {live.table(d).name for d, _c in deps if live.table(d) is not None}
+    for name in set(touched):
         copy |= {live.table(fk.ref_table).name for fk in live.table(name).foreign_keys if live.table(fk.ref_table)}
     lowered = {t.lower() for t in touched}
     copy |= {t.name for t in live.tables.values() if any(fk.ref_table.lower() in lowered for fk in t.foreign_keys)}

@@ -190,10 +190,11 @@ class SqliteDialect:
                         f"migration exceeded the time limit after {done} of {len(statements)} statements; rolled back, nothing changed"
                     ) from None
                 if isinstance(exc, sqlite3.Error):
-                    stmt = statements[done] if done < len(statements) else "(final checks)"
-                    raise MigrationError(
-                        f"statement {done + 1} of {len(statements)} failed: {exc} [{stmt}]; rolled back, nothing changed"
-                    ) from None
+                    if done < len(statements):
+                        raise MigrationError(f"statement {done + 1} of {len(statements)} failed: {exc} [{statements[done]}]; "
+                                             "rolled back, nothing changed") from None
+                    raise MigrationError(f"all {len(statements)} statements ran, then the final checks failed: {exc}; "
+                                         "rolled back, nothing changed") from None
                 raise
         finally:
             conn.set_progress_handler(None, 0)

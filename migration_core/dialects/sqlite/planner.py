@@ -185,6 +185,11 @@ class SqlitePlanner:
             return str(exc)
 
     def _verify(self) -> None:
+        try:
+            self.shadow.execute("PRAGMA foreign_key_check").fetchall()
+        except sqlite3.Error as exc:  # "foreign key mismatch": the parent's columns are not a key
+            raise PlanningError(f"a foreign key would reference columns that are neither the primary key nor unique in "
+                                f"their table ({exc}); SQLite would refuse every write to it; nothing was executed") from None
         broken = [(v, err) for v in self._views() if v in self.working_views and (err := self._view_error(v))]
         if broken:
             raise PlanningError("the plan would break view(s) that work today: "
