@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from ...urls import url_password
 from ..server.backup import ServerBackupEngine, ToolBackupEngine, run_tool
 from .catalog import quote_ident
 from .dump import list_tables, read_dump, restore_dump, take_dump
@@ -25,8 +26,8 @@ from .dump import list_tables, read_dump, restore_dump, take_dump
 def _args(url: URL) -> tuple[list[str], dict[str, str]]:
     args = [f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 3306}", f"--user={url.username or 'root'}"]
     env = dict(os.environ)
-    if url.password is not None:
-        env["MYSQL_PWD"] = str(url.password)
+    if url_password(url) is not None:
+        env["MYSQL_PWD"] = url_password(url)
     return args, env
 
 
