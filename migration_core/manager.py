@@ -79,6 +79,7 @@ class MigrationManager:
             self._refuse_if_needed(comparison, allow_destructive)
             return self._result(comparison, started, allow_destructive, dry_run=True, executed=0)
 
+        self.comparator.target_snapshot()  # a models error must not create the database file or take the lock
         with self.dialect.lock(self.settings.lock_timeout_ms).acquire("migrate"):
             conn = self.dialect.connect(write=True)
             try:
