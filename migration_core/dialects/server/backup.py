@@ -51,16 +51,6 @@ class ServerBackupEngine:
 
     def schema_fingerprint(self) -> str | None:
         return self._fingerprint()
-        from ..mysql.definers import check_definers
-
-        conn = self._connect()
-        try:
-            check_definers(conn, accounts, f"backup file {path}")
-        except MigrationError as exc:
-            return str(exc)
-        finally:
-            conn.close()
-        return None
 
 
 class ToolBackupEngine(ServerBackupEngine):
