@@ -13,6 +13,8 @@ import json
 import os
 import re
 import secrets
+import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +89,21 @@ def backup_engine_for(settings: MigrationSettings) -> BackupEngine:
     return get_dialect(settings).backup_engine()
 
 
+# `.<id><suffix>.<pid>@<host>.partial`, plus SQLite's journal files beside a partial copy; older versions wrote no owner.
+_PARTIAL_RE = re.compile(r"\.[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}.*?(?:\.(?P<pid>[0-9]+)@(?P<host>[^/]+))?\.partial(?:-journal|-wal|-shm)?\Z")
+_LEGACY_PARTIAL_AGE_S = 86400
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -137,8 +154,9 @@ class BackupManager:
         while self._meta_path(backup_id).exists() or self._data_path(backup_id).exists():
             backup_id = new_backup_id(created)
         final = self._data_path(backup_id)
-        tmp = directory / f".{backup_id}{self.engine.suffix}.partial"
-        meta_tmp = directory / f".{backup_id}.json.partial"
+        owner = f"{os.getpid()}@{socket.gethostname()}"  # so a later run can tell a dead writer's file from a live one's
+        tmp = directory / f".{backup_id}{self.engine.suffix}.{owner}.partial"
+        meta_tmp = directory / f".{backup_id}.json.{owner}.partial"
         try:
             fingerprint = self.engine.schema_fingerprint()
             report(0, None, f"copying {self.settings.masked_url} to backup {backup_id}")
@@ -264,6 +282,35 @@ class BackupManager:
         info = self.verify_backup(backup_id)
         self.engine.restore_backup(Path(info.path))
         return info
+
+    def delete_backup(self, backup_id: str) -> None:
+        """Remove one backup (data first, as in cleanup)."""
+        validate_backup_id(backup_id)
+        self._data_path(backup_id).unlink(missing_ok=True)
+        self._meta_path(backup_id).unlink(missing_ok=True)
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete the partial files of backups whose writer died (killed during a backup): those whose
+        owner process, named in the file name, no longer runs on this host; files from before owners were
+        named, once a day old. Returns the names removed. Call while holding the migration lock."""
+        try:
+            entries = list(os.scandir(self.backup_dir))
+        except OSError:
+            return []
+        removed = []
+        for entry in entries:
+            m = _PARTIAL_RE.match(entry.name)
+            if not m or not entry.is_file(follow_symlinks=False):
+                continue
+            pid, host = m.group("pid"), m.group("host")
+            if pid is None:
+                gone = time.time() - entry.stat().st_mtime > _LEGACY_PARTIAL_AGE_S
+            else:
+                gone = host == socket.gethostname() and not _process_alive(int(pid))
+            if gone:
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(entry.name)
+        return sorted(removed)
 
     def cleanup_old_backups(self, keep: int | None = None) -> list[str]:
         """Delete all but the newest `keep` backups (default: settings.backup_retention); return removed ids."""

@@ -38,6 +38,10 @@ class BackupError(MigrationError):
     """A backup could not be created, found, verified or restored."""
 
 
+class RestoreRefused(BackupError):
+    """A restore that could not complete was refused before it touched anything."""
+
+
 class InvalidBackupId(BackupError, ConfigurationError):
     """A backup id that is malformed (e.g. path traversal); never touches the filesystem."""
 
@@ -46,3 +50,22 @@ class InvalidBackupId(BackupError, ConfigurationError):
 
 class ExecutionTimeout(MigrationError):
     """The plan ran past `max_execution_time_ms` and was rolled back."""
+
+
+class RecoveryError(MigrationError):
+    """A run that a killed process left half-done (MariaDB/MySQL) could not be undone automatically;
+    `migration_id` and `backup_id` name the run and its pre-migration backup, the way out."""
+
+    def __init__(self, message: str, migration_id: str | None = None, backup_id: str | None = None):
+        super().__init__(message)
+        self.migration_id = migration_id
+        self.backup_id = backup_id
+
+
+class MigrationInterrupted(MigrationError):
+    """SIGINT or SIGTERM arrived while a plan ran; the database was restored before this was raised.
+    The exit code is the shell's for that signal (130, 143)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -8,7 +8,7 @@ from .errors import MigrationError
 from .results import HealthCheck, HealthResult
 
 BACKUP_FRESH_DAYS = 7
-CRITICAL = {"database", "integrity"}
+CRITICAL = {"database", "integrity", "interrupted_migration"}
 
 
 def score_checks(checks: list[HealthCheck], database: str) -> HealthResult:
@@ -54,13 +54,25 @@ def run_health_checks(system) -> HealthResult:
                 checks.append(HealthCheck(
                     name="schema_drift", status="fail" if blocked else "warn", weight=20,
                     detail=f"{len(comparison.diff.changes)} pending change(s)" + (f"; {len(blocked)} would be refused" if blocked else "; all can be applied")))
-        except MigrationError as exc:
-            checks.append(HealthCheck(name="schema_drift", status="fail", weight=20, detail=str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a damaged file may fail the catalog read in any way
+            checks.append(HealthCheck(name="schema_drift", status="fail", weight=20, detail=_text(exc)))
 
-        recent = system.history.get_migration_history(conn, 10) if conn is not None else []
+        try:
+            recent = system.history.get_migration_history(conn, 10) if conn is not None else []
+        except Exception as exc:  # noqa: BLE001 - as above
+            recent, history_error = [], _text(exc)
+        else:
+            history_error = None
         migrations = [e for e in recent if e.kind == "migrate"]
-        if not migrations:
+        unfinished = system.manager.unfinished_note(migrations[0]) if migrations else None
+        if history_error:
+            checks.append(HealthCheck(name="recent_failures", status="fail", weight=15, detail=f"the history cannot be read: {history_error}"))
+        elif not migrations:
             checks.append(HealthCheck(name="recent_failures", status="pass", weight=15, detail="no migrations recorded"))
+        elif unfinished and system.history.flavor.unrecovered_is_failure:  # possibly half-migrated: critical
+            checks.append(HealthCheck(name="interrupted_migration", status="fail", weight=15, detail=unfinished))
+        elif unfinished:
+            checks.append(HealthCheck(name="recent_failures", status="warn", weight=15, detail=unfinished))
         elif migrations[0].status == "failed":
             checks.append(HealthCheck(name="recent_failures", status="fail", weight=15,
                                       detail=f"the last migration {migrations[0].id} failed: {migrations[0].error}"))
@@ -81,6 +93,10 @@ def run_health_checks(system) -> HealthResult:
         checks.append(HealthCheck(name="startup_migration", status="pass" if startup.success else "fail", weight=10,
                                   detail="startup migration succeeded" if startup.success else f"startup migration failed: {startup.error}"))
     return score_checks(checks, s.masked_url)
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MigrationError) else f"{exc.__class__.__name__}: {exc}"
 
 
 def _backup_check(system) -> HealthCheck:

@@ -8,6 +8,7 @@ schema and its record commit together: a crash leaves either the old schema with
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from datetime import datetime, timezone
 
@@ -44,6 +45,20 @@ class HistoryFlavor:
     begin: str = "BEGIN IMMEDIATE"
     upsert: str = "INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})"
     interrupted: str = "interrupted: the process ended before the migration finished; the transaction was rolled back"
+    # For status and health, about a row still `running` while nobody holds the lock ({id}, {progress}).
+    unrecovered: str = ("migration {id} was interrupted (its process ended){progress}; its transaction was rolled back, "
+                        "so the database is as it was before it; the next migrate records it as failed")
+    unrecovered_is_failure: bool = False  # True where the database may be half-migrated until recovered
+
+
+_PROGRESS = "in progress: {done} of {total} statements executed and committed"
+_PROGRESS_RE = re.compile(r"in progress: ([0-9]+) of ([0-9]+) statements executed and committed")
+
+
+def progress_of(error: str | None) -> tuple[int, int] | None:
+    """(statements committed, statements planned) as `record_progress` last wrote them, or None."""
+    m = _PROGRESS_RE.search(error or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def now_iso() -> str:
@@ -107,7 +122,18 @@ class MigrationHistoryManager:
         """Where a non-transactional run has got to (each statement committed on its own), so a
         failure or a crash says exactly which statements ran."""
         self._write(conn, f"UPDATE {HISTORY_TABLE} SET error = ? WHERE id = ?",
-                    (f"in progress: {done} of {total} statements executed and committed", migration_id))
+                    (_PROGRESS.format(done=done, total=total), migration_id))
+
+    def close_run(self, conn, migration_id: str, status: str, error: str | None) -> None:
+        """Finish a row that its own process could not finish (it died): status and what became of it."""
+        self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                    (status, now_iso(), error, migration_id))
+
+    def get_entry(self, conn, migration_id: str) -> HistoryEntry | None:
+        if not self._exists(conn):
+            return None
+        row = conn.execute(self._sql(f"SELECT {', '.join(_COLUMNS)} FROM {HISTORY_TABLE} WHERE id = ?"), (migration_id,)).fetchone()
+        return self._entry(row) if row else None
 
     def record_migration_failure(self, conn, migration_id: str, error: str, duration_ms: float) -> None:
         self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, duration_ms = ?, error = ? WHERE id = ?",
@@ -119,9 +145,7 @@ class MigrationHistoryManager:
             return 0
         running = conn.execute(f"SELECT id, error FROM {HISTORY_TABLE} WHERE status = 'running'").fetchall()
         for migration_id, progress in running:
-            message = self.flavor.interrupted + (f" (last recorded: {progress})" if progress else "")
-            self._write(conn, f"UPDATE {HISTORY_TABLE} SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                        (now_iso(), message, migration_id))
+            self.close_run(conn, migration_id, "failed", self.flavor.interrupted + (f" (last recorded: {progress})" if progress else ""))
         return len(running)
 
     def mark_rolled_back(self, conn, migration_id: str) -> None:

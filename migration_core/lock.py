@@ -7,6 +7,7 @@ the lock, so a waiter that gives up can name the holder instead of just saying "
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -22,7 +23,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .errors import LockTimeout
+from .errors import ConfigurationError, LockTimeout
 
 # flock already excludes two file descriptors of one process, but the in-process lock makes that
 # explicit and portable, and lets a nested acquire in the same thread fail at once instead of
@@ -114,6 +115,8 @@ class FileMigrationLock:
                 flock.acquire(timeout=remaining, poll_interval=0.02)
             except Timeout:
                 raise self._timeout_error(purpose, start) from None
+            except OSError as exc:
+                raise self._unwritable_error(exc) from None
             try:
                 holder = LockHolder(
                     pid=os.getpid(),
@@ -144,6 +147,8 @@ class FileMigrationLock:
             flock.acquire(timeout=0, blocking=False)
         except Timeout:
             return LockStatus(str(self.lock_path), held=True, holder=self._read_info(), stale_info=False)
+        except OSError as exc:
+            raise self._unwritable_error(exc) from None
         try:
             # We hold the OS lock, so no live holder can be writing the info file right now.
             leftover = self._read_info() if self.info_path.exists() else None
@@ -156,6 +161,17 @@ class FileMigrationLock:
             )
         finally:
             flock.release()
+
+    def _unwritable_error(self, exc: OSError) -> ConfigurationError:
+        """The lock file cannot be created: a read-only folder (EACCES, EPERM for an immutable one,
+        EROFS for a read-only mount) or a missing one."""
+        folder = self.lock_path.parent
+        why = exc.strerror or str(exc)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            why = f"the folder {folder} is read-only ({why})"
+        return ConfigurationError(
+            f"cannot create the migration lock file {self.lock_path}: {why}; migrate and rollback need write access to "
+            "the database's folder, for this lock file and SQLite's journal; status, diff and health only read")
 
     def _timeout_error(self, purpose: str, start: float) -> LockTimeout:
         waited_ms = (time.monotonic() - start) * 1000

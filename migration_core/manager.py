@@ -9,8 +9,8 @@ from .backup import BackupManager
 from .comparator import Comparison, SchemaComparator
 from .diff import diff_snapshots
 from .dialects.base import Progress
-from .errors import MigrationError, SafetyRefusal
-from .history import MigrationHistoryManager, new_migration_id, now_iso
+from .errors import MigrationError, RecoveryError, RestoreRefused, SafetyRefusal
+from .history import MigrationHistoryManager, new_migration_id, now_iso, progress_of
 from .plan import Plan
 from .results import BackupInfo, HistoryEntry, MigrateResult, RollbackResult
 from .settings import MigrationSettings
@@ -44,6 +44,32 @@ class MigrationManager:
             if conn is not None:
                 conn.close()
 
+    def unfinished_note(self, entry: HistoryEntry) -> str | None:
+        """What status and health say about a run that did not end normally and is not being run now:
+        a `running` row while nobody holds the lock, or a run whose automatic restore failed (its dump kept)."""
+        flavor = self.history.flavor
+        if entry.status == "failed" and flavor.unrecovered_is_failure and entry.error and "dump" in entry.error and "kept" in entry.error:
+            return (f"migration {entry.id} failed and left the database half-migrated: {entry.error}")
+        if entry.status != "running":
+            return None
+        try:
+            if self.dialect.lock(0).status().held:
+                return None  # it is running now
+        except MigrationError:
+            pass
+        progress = progress_of(entry.error)
+        return flavor.unrecovered.format(id=entry.id, progress=f" after {progress[0]} of {progress[1]} statements" if progress else "")
+
+    def storage_problem(self) -> str | None:
+        """Damage that would make migrate refuse (a corrupt SQLite file), checked on a read-only connection."""
+        conn = self.dialect.connect(write=False)
+        if conn is None:
+            return None
+        try:
+            return self.dialect.storage_check(conn)
+        finally:
+            conn.close()
+
     # -- migrate -------------------------------------------------------------------------
     def execute_migrations(self, *, dry_run: bool, allow_destructive: bool, create_backup: bool, timeout_ms: int,
                            renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
@@ -53,19 +79,34 @@ class MigrationManager:
             self._refuse_if_needed(comparison, allow_destructive)
             return self._result(comparison, started, allow_destructive, dry_run=True, executed=0)
 
+        self.comparator.target_snapshot()  # a models error must not create the database file or take the lock
         with self.dialect.lock(self.settings.lock_timeout_ms).acquire("migrate"):
             conn = self.dialect.connect(write=True)
             try:
-                interrupted = self.history.mark_interrupted(conn)
-                if interrupted:
-                    log.warning("marked %d interrupted migration(s) as failed", interrupted)
+                self.recover(conn, "migrate")
                 comparison = self.comparator.compare_schemas(conn, renames)
                 if not comparison.migration_needed:
                     return self._result(comparison, started, allow_destructive, dry_run=False, executed=0)
+                problem = self.dialect.storage_check(conn)
+                if problem:
+                    raise MigrationError(f"migration refused, nothing was changed: {problem}")
                 self._refuse_if_needed(comparison, allow_destructive)
                 return self._apply(conn, comparison, started, allow_destructive, create_backup, timeout_ms, progress)
             finally:
                 conn.close()
+
+    def recover(self, conn, purpose: str) -> None:
+        """What a process that died under the lock left behind, put right before anything else
+        (call only while holding the lock): runs the dialect restores (MariaDB: tables a killed run
+        had half-migrated), history rows still `running`, partial backup files.
+        Raises RecoveryError when an interrupted run cannot be undone."""
+        for note in self.dialect.recover(conn, self.history):
+            log.warning("%s: %s", purpose, note)
+        interrupted = self.history.mark_interrupted(conn)
+        if interrupted:
+            log.warning("%s: marked %d interrupted migration(s) as failed", purpose, interrupted)
+        for name in self.backups.remove_leftovers():
+            log.info("%s: removed %s, left by an interrupted backup", purpose, name)
 
     def _refuse_if_needed(self, comparison: Comparison, allow_destructive: bool) -> None:
         problems = comparison.refusals(allow_destructive)
@@ -84,9 +125,16 @@ class MigrationManager:
                 progress(0, None, "creating backup")
             backup_id = self.backups.create_backup("pre-migration", migration_id=migration_id, progress=progress).id
         started_at = now_iso()
-        self.history.record_migration_start(
-            conn, migration_id, plan_checksum=plan.checksum(), statements=plan.full_sql(),
-            changes=[c.detail for c in comparison.diff.changes], backup_id=backup_id, started_at=started_at)
+        try:
+            self.history.record_migration_start(
+                conn, migration_id, plan_checksum=plan.checksum(), statements=plan.full_sql(),
+                changes=[c.detail for c in comparison.diff.changes], backup_id=backup_id, started_at=started_at)
+        except Exception as exc:
+            if backup_id:  # no history row will ever name it
+                self.backups.delete_backup(backup_id)
+            if isinstance(exc, MigrationError):
+                raise
+            raise MigrationError(f"could not record the migration's start in the history: {exc}; nothing was changed") from None
         target = comparison.target
 
         def verify(c) -> None:
@@ -102,18 +150,14 @@ class MigrationManager:
                 conn, plan, deadline=deadline, verify=verify,
                 before_commit=lambda c: self.history.record_migration_success(c, migration_id, (time.monotonic() - run_started) * 1000),
                 progress=progress,
-                checkpoint=lambda c, done: self.history.record_progress(c, migration_id, done, len(plan.statements)))
-        except MigrationError as exc:
-            self.history.record_migration_failure(conn, migration_id, str(exc), (time.monotonic() - run_started) * 1000)
-            exc.migration_id = migration_id
-            exc.backup_id = backup_id
-            raise
+                checkpoint=lambda c, done: self.history.record_progress(c, migration_id, done, len(plan.statements)),
+                run_id=migration_id)
         except BaseException as exc:
-            msg = f"unexpected {exc.__class__.__name__}: {exc}"
-            try:
-                self.history.record_migration_failure(conn, migration_id, msg, (time.monotonic() - run_started) * 1000)
-            except Exception:  # pragma: no cover - the original error matters more
-                log.exception("could not record the failure")
+            msg = str(exc) if isinstance(exc, MigrationError) else f"unexpected {exc.__class__.__name__}: {exc}"
+            self._record_failure(conn, migration_id, msg, (time.monotonic() - run_started) * 1000)
+            if isinstance(exc, MigrationError):
+                exc.migration_id = migration_id
+                exc.backup_id = backup_id
             raise
         if backup_id:
             try:
@@ -123,6 +167,23 @@ class MigrationManager:
         log.info("migration %s applied %d statements in %.0f ms", migration_id, executed, (time.monotonic() - started) * 1000)
         return self._result(comparison, started, allow_destructive, dry_run=False, executed=executed,
                             migration_id=migration_id, backup_id=backup_id)
+
+    def _record_failure(self, conn, migration_id: str, message: str, duration_ms: float) -> None:
+        """On the migration's connection or, when that one was lost (killed by the server, a network
+        blip, an interrupt in the middle of a statement), on a fresh one: the row must not stay `running`."""
+        try:
+            self.history.record_migration_failure(conn, migration_id, message, duration_ms)
+            return
+        except Exception:  # noqa: BLE001 - a lost connection, in whatever form the driver reports it
+            log.info("the migration's connection is unusable; recording the failure on a fresh one")
+        try:
+            fresh = self.dialect.connect(write=True)
+            try:
+                self.history.record_migration_failure(fresh, migration_id, message, duration_ms)
+            finally:
+                fresh.close()
+        except Exception:  # the original error matters more; the next run marks the row interrupted
+            log.exception("could not record the failure of %s", migration_id)
 
     def _result(self, comparison: Comparison, started: float, allow_destructive: bool, *, dry_run: bool, executed: int,
                 migration_id: str | None = None, backup_id: str | None = None) -> MigrateResult:
@@ -174,8 +235,15 @@ class MigrationManager:
         with self.dialect.lock(self.settings.lock_timeout_ms).acquire("rollback"):
             conn = self.dialect.connect(write=True)
             try:
-                self.history.mark_interrupted(conn)
-                backup_id, entry = self._resolve_rollback(conn, backup_id)
+                try:
+                    self.recover(conn, "rollback")
+                    backup_id, entry = self._resolve_rollback(conn, backup_id)
+                except RecoveryError as exc:
+                    if backup_id is not None or not exc.backup_id:
+                        raise
+                    # The way out of a run that could not be undone: its own pre-migration backup.
+                    log.warning("rollback: %s; restoring its pre-migration backup %s instead", exc, exc.backup_id)
+                    backup_id, entry = exc.backup_id, self.history.find_by_backup(conn, exc.backup_id)
                 self.backups.verify_backup(backup_id)
                 if progress:
                     progress(0, 3, "backing up the current state first")
@@ -183,14 +251,13 @@ class MigrationManager:
                 rows = self.history.export_rows(conn)
                 if progress:
                     progress(1, 3, f"restoring backup {backup_id}")
-                self.backups.restore_backup(backup_id)
                 rollback_id = new_migration_id()
-                self.history.import_rows(conn, rows)
-                if entry:
-                    self.history.mark_rolled_back(conn, entry.id)
-                self.history.record_migration_start(conn, rollback_id, kind="rollback", backup_id=backup_id,
-                                                    changes=[f"restored backup {backup_id}"])
-                self.history.record_migration_success(conn, rollback_id, 0.0, status="rolled_back")
+                try:
+                    self._restore_or_undo(backup_id, safety.id)
+                except MigrationError as exc:
+                    self._with_history(conn, lambda c: self._record_rollback(c, rows, rollback_id, backup_id, None, str(exc)))
+                    raise
+                self._with_history(conn, lambda c: self._record_rollback(c, rows, rollback_id, backup_id, entry, None))
                 if progress:
                     progress(3, 3, "rollback complete")
                 log.info("rolled back to backup %s (safety backup %s)", backup_id, safety.id)
@@ -198,3 +265,52 @@ class MigrationManager:
                                       safety_backup_id=safety.id)
             finally:
                 conn.close()
+
+    def _restore_or_undo(self, backup_id: str, safety_id: str) -> None:
+        """Restore `backup_id`; if that fails part way (MariaDB cannot make a restore atomic), put the
+        state before the rollback back from its safety backup, or say exactly what is left."""
+        try:
+            self.backups.restore_backup(backup_id)
+            return
+        except RestoreRefused:
+            raise  # refused before it touched anything
+        except BaseException as exc:  # noqa: BLE001 - an interrupt too must not leave a third state unexplained
+            cause = str(exc) if isinstance(exc, MigrationError) else f"{exc.__class__.__name__}: {exc}"
+        try:
+            self.backups.restore_backup(safety_id)
+        except BaseException as undo_exc:  # noqa: BLE001
+            undo = str(undo_exc) if isinstance(undo_exc, MigrationError) else f"{undo_exc.__class__.__name__}: {undo_exc}"
+            raise MigrationError(
+                f"rollback to backup {backup_id} failed part way: {cause}; putting back the state before the rollback from "
+                f"its safety backup {safety_id} failed too: {undo}; the database is now partly restored (neither state); "
+                f"the history is kept. To recover, remove the cause and run `migration-mcp rollback --backup-id {safety_id}` "
+                f"(the state before this rollback) or `--backup-id {backup_id}`") from None
+        raise MigrationError(f"rollback to backup {backup_id} failed: {cause}; the state before the rollback was put back from "
+                             f"its safety backup {safety_id} and verified; nothing changed") from None
+
+    def _record_rollback(self, conn, rows: list[tuple], rollback_id: str, backup_id: str, entry: HistoryEntry | None,
+                         error: str | None) -> None:
+        """Put back the history rows a restore replaced (the audit trail survives every restore), then
+        record this rollback."""
+        self.history.import_rows(conn, rows)
+        if entry and error is None:
+            self.history.mark_rolled_back(conn, entry.id)
+        self.history.record_migration_start(conn, rollback_id, kind="rollback", backup_id=backup_id,
+                                            changes=[f"restored backup {backup_id}"])
+        if error is None:
+            self.history.record_migration_success(conn, rollback_id, 0.0, status="rolled_back")
+        else:
+            self.history.record_migration_failure(conn, rollback_id, error, 0.0)
+
+    def _with_history(self, conn, write) -> None:
+        """`write(conn)`, or on a fresh connection when a restore has cut this one off."""
+        try:
+            write(conn)
+            return
+        except Exception:  # noqa: BLE001 - a lost connection, in whatever form the driver reports it
+            log.info("the connection is unusable after the restore; writing the history on a fresh one")
+        fresh = self.dialect.connect(write=True)
+        try:
+            write(fresh)
+        finally:
+            fresh.close()

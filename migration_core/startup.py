@@ -37,11 +37,16 @@ def execute_startup_migration(settings: MigrationSettings | None = None, *, time
         else:
             log.info("startup migration: database is up to date (%.0f ms)", result.execution_time_ms)
         return result
-    except MigrationError as exc:
-        log.error("startup migration failed: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - the contract: an application's start never dies of its migration
+        expected = isinstance(exc, MigrationError)
+        if expected:
+            log.error("startup migration failed: %s", exc)
+        else:
+            log.exception("startup migration failed unexpectedly")
         return MigrateResult(
             success=False, migration_needed=True, operations_executed=0,
             execution_time_ms=round((time.monotonic() - started) * 1000, 3),
             backup_id=getattr(exc, "backup_id", None), migration_id=getattr(exc, "migration_id", None),
-            dry_run=False, error=str(exc), refused=exc.exit_code == 3,
+            dry_run=False, error=str(exc) if expected else f"unexpected {exc.__class__.__name__}: {exc}",
+            refused=expected and exc.exit_code == 3,
         )

@@ -55,6 +55,12 @@ class AutoMigrationSystem:
         if comparison.planning_error:
             warnings.append(comparison.planning_error)
         history = self.manager.get_migration_history(1)
+        pending = self.manager.unfinished_note(history[0]) if history else None
+        if pending:
+            warnings.insert(0, pending)
+        damage = self.manager.storage_problem() if comparison.migration_needed else None
+        if damage:
+            warnings.insert(0, damage + "; migrate refuses to write to it")
         return dict(
             database=s.masked_url,
             migration_needed=comparison.migration_needed,
@@ -62,7 +68,7 @@ class AutoMigrationSystem:
             complexity=comparison.assessment.complexity,
             estimated_downtime_seconds=comparison.assessment.estimated_downtime_seconds,
             warnings=warnings,
-            safe_to_apply=not comparison.refusals(s.allow_destructive),
+            safe_to_apply=not comparison.refusals(s.allow_destructive) and not damage,
             plan_proven=None if not comparison.migration_needed else bool(
                 comparison.plan is not None and comparison.plan.proof and not comparison.planning_error),
             proof=None if not comparison.migration_needed else (comparison.planning_error or (comparison.plan.proof if comparison.plan else None)),

@@ -46,9 +46,9 @@ def _import(module_part: str, spec: str):
         sys.path.insert(0, str(path.parent))
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             sys.modules.pop(name, None)
-            raise ConfigurationError(f"importing models file {path} failed: {exc.__class__.__name__}: {exc}") from None
+            raise ConfigurationError(f"importing models file {path} failed: {_describe(exc)}") from None
         finally:
             sys.path.remove(str(path.parent))
         return module
@@ -59,8 +59,8 @@ def _import(module_part: str, spec: str):
         return importlib.import_module(module_part)
     except ModuleNotFoundError as exc:
         raise ConfigurationError(f"models module {module_part!r} not found ({exc}); check --models and PYTHONPATH") from None
-    except Exception as exc:
-        raise ConfigurationError(f"importing models module {module_part!r} failed: {exc.__class__.__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise ConfigurationError(f"importing models module {module_part!r} failed: {_describe(exc)}") from None
 
 
 def _as_metadata(obj, spec: str) -> MetaData:
@@ -74,8 +74,8 @@ def _as_metadata(obj, spec: str) -> MetaData:
             result = obj()
         except TypeError as exc:
             raise ConfigurationError(f"models reference {spec!r} is a callable that needs arguments ({exc}); it must take none") from None
-        except Exception as exc:
-            raise ConfigurationError(f"models callable {spec!r} raised {exc.__class__.__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:
+            raise ConfigurationError(f"models callable {spec!r} raised {_describe(exc)}") from None
         if isinstance(result, MetaData):
             return result
         md = getattr(result, "metadata", None)
@@ -85,3 +85,11 @@ def _as_metadata(obj, spec: str) -> MetaData:
     raise ConfigurationError(
         f"models reference {spec!r} is a {type(obj).__name__}; expected a MetaData, a declarative base, or a callable returning MetaData"
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """A models module that calls `sys.exit()` (a script's `if __name__` guard gone wrong, say) would
+    otherwise end the whole process with its exit code and no word: it is a models error instead."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a models module must define the models, not end the process"
+    return f"{exc.__class__.__name__}: {exc}"

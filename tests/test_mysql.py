@@ -111,7 +111,9 @@ Table("log", metadata, Column("id", Integer, primary_key=True), Column("what", S
     assert my.sql("SELECT what FROM log ORDER BY id")[-1] == ("ins 3",)  # the trigger is back
 
 
-def test_interrupted_non_transactional_run_is_reported_as_possibly_half_done(my):
+def test_interrupted_run_without_a_dump_is_marked_failed_with_nothing_to_undo(my):
+    """A `running` row with no dump: the process died before its first statement or after its own restore.
+    (A run killed in between, with its dump, is restored: test_mysql_faults.py.)"""
     system = my.system("""Table("t", metadata, Column("id", Integer, primary_key=True))""")
     system.execute_auto_migration()
     conn = system.dialect.connect(write=True)
@@ -122,7 +124,7 @@ def test_interrupted_non_transactional_run_is_reported_as_possibly_half_done(my)
         conn.close()
     system.execute_auto_migration()  # takes the lock, finds the dead run's row
     entry = next(h for h in system.get_migration_history() if h.id == "mig-crashed")
-    assert entry.status == "failed" and "half-migrated" in entry.error and "2 of 3 statements executed" in entry.error
+    assert entry.status == "failed" and "nothing to undo" in entry.error and "2 of 3 statements executed" in entry.error
 
 
 def test_migration_sessions_are_strict_whatever_the_server_default(my):

@@ -45,8 +45,17 @@ class Dialect(Protocol):
     def backup_engine(self) -> Any: ...
     def run_plan(self, conn: Any, plan: Plan, *, deadline: float, verify: Callable[[Any], None],
                  before_commit: Callable[[Any], None], progress: Progress | None,
-                 checkpoint: Callable[[Any, int], None] | None = None) -> int:
+                 checkpoint: Callable[[Any, int], None] | None = None, run_id: str | None = None) -> int:
         """Run the plan; `checkpoint(conn, n)` is called after the n-th statement when statements
-        commit one by one (MySQL), so the history says exactly where a failure stopped."""
+        commit one by one (MySQL), so the history says exactly where a failure stopped; `run_id` (the
+        history row's id) names what such a run leaves for `recover`."""
+        ...
+    def recover(self, conn: Any, history: Any) -> list[str]:
+        """Undo what a run killed mid-plan left half-done (MySQL: restore from the run's dump), before
+        anything else under the lock; returns notes of what was done, raises RecoveryError if it cannot."""
         ...
     def integrity_check(self, conn: Any) -> str | None: ...
+    def storage_check(self, conn: Any) -> str | None:
+        """Damage that makes any write unsafe (a corrupt SQLite file), as a message; checked before the
+        first write of a migrate, and by status when changes are pending."""
+        ...

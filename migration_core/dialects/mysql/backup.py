@@ -17,17 +17,34 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from ...urls import url_password
 from ..server.backup import ServerBackupEngine, ToolBackupEngine, run_tool
 from .catalog import quote_ident
+from ...errors import BackupError, RestoreRefused
+from .definers import check_definers, definers
 from .dump import list_tables, read_dump, restore_dump, take_dump
 
 
 def _args(url: URL) -> tuple[list[str], dict[str, str]]:
     args = [f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 3306}", f"--user={url.username or 'root'}"]
     env = dict(os.environ)
-    if url.password is not None:
-        env["MYSQL_PWD"] = str(url.password)
+    if url_password(url) is not None:
+        env["MYSQL_PWD"] = url_password(url)
     return args, env
+
+
+def _refusal(connect, accounts: set[str], path: Path) -> str | None:
+    """Why this user could not restore the views and triggers `accounts` own (definers.py), or None."""
+    if not accounts:
+        return None
+    conn = connect()
+    try:
+        check_definers(conn, accounts, f"backup file {path}")
+    except RestoreRefused as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
 
 
 class MysqldumpBackupEngine(ToolBackupEngine):
@@ -61,7 +78,8 @@ class MysqldumpBackupEngine(ToolBackupEngine):
             return f"backup file {path} is not a mysqldump file"
         if b"-- Dump completed" not in tail:
             return f"backup file {path} is truncated (no '-- Dump completed' trailer)"
-        return None
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return _refusal(self._connect, definers(fh), path)
 
     def restore_backup(self, src: Path) -> None:
         conn = self._connect()
@@ -92,6 +110,13 @@ class LogicalBackupEngine(ServerBackupEngine):
 
     def _read(self, path: Path):
         return read_dump(path)
+
+    def check_backup_file(self, path: Path) -> str | None:
+        try:
+            dump = read_dump(path)
+        except BackupError as exc:
+            return str(exc)
+        return _refusal(self._connect, definers(t for table in dump.tables for t in table.triggers), path)
 
     def restore_backup(self, src: Path) -> None:
         dump = read_dump(src)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from contextlib import suppress
 from typing import Callable
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
+from ...errors import ConfigurationError, ExecutionTimeout, MigrationError, MigrationInterrupted
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
@@ -26,11 +27,14 @@ from ..server.connection import ServerConnection, message
 from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
-from .dump import restore_dump, take_dump
+from .definers import check_definers, definers
+from .dump import take_dump
 from .lock import MysqlNamedLock, lock_name
 from .objects import MysqlKeptRules
 from .planner import MysqlPlanner
 from .proof import MysqlShadow
+from .recovery import Interrupted, dump_path, fsync_file, recover_runs, restore_run, signals_deferred, signals_interrupt
+from .scratch import scratch_database
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -42,8 +46,13 @@ HISTORY_FLAVOR = HistoryFlavor(
     exists_sql="SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
     begin="BEGIN",
     upsert="REPLACE INTO {table} ({columns}) VALUES ({values})",
-    interrupted="interrupted: the process ended during a run whose statements commit one by one, so the database may be "
-                "half-migrated; roll back to this migration's backup, or run migrate again to finish the remaining changes",
+    interrupted="interrupted: the process ended and left no dump of the tables to restore from, which happens only when it "
+                "ended before its first statement or after its automatic restore had put them back; nothing to undo",
+    unrecovered=("migration {id} was interrupted (its process ended){progress}; MariaDB/MySQL DDL commits statement by "
+                 "statement, so the tables it touched may be half-migrated; the next migrate, rollback or server start "
+                 "restores them from the dump taken before its first statement (run-{id}.affected.jsonl in the backup "
+                 "folder), records that, and only then goes on"),
+    unrecovered_is_failure=True,
 )
 
 
@@ -106,16 +115,10 @@ class MysqlDialect(ServerDialect):
     def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
         """In a scratch database with the live database's character set and collation, dropped
         afterwards (DDL cannot be rolled back here)."""
-        scratch = f"_mig_scratch_{secrets.token_hex(6)}"
-        cs, coll = conn.execute("SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
-                                "WHERE schema_name = %s", (self.schema(),)).fetchone() or ("utf8mb4", None)
-        conn.execute(f"CREATE DATABASE {quote_ident(scratch)} CHARACTER SET {cs}" + (f" COLLATE {coll}" if coll else ""))
-        try:
+        with scratch_database(conn, charset_of=self.schema()) as scratch:
             conn.execute(f"USE {quote_ident(scratch)}")
             metadata.create_all(conn.sa, checkfirst=False)
             return read_snapshot(conn, scratch, (), objects=False)
-        finally:
-            conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)}")
 
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")
@@ -133,61 +136,85 @@ class MysqlDialect(ServerDialect):
                     problems.append(f"{n} row(s) of {t.name} violate a foreign key to {fk.ref_table}")
         return "; ".join(problems[:5]) or None
 
+    def recover(self, conn: ServerConnection, history) -> list[str]:
+        """Runs that a killed process left half-done, restored from their dumps (recovery.py)."""
+        return recover_runs(self, conn, history)
+
     def run_plan(self, conn: ServerConnection, plan: Plan, *, deadline: float, verify: Callable, before_commit: Callable,
-                 progress: Progress | None, checkpoint: Callable | None = None) -> int:
+                 progress: Progress | None, checkpoint: Callable | None = None, run_id: str | None = None) -> int:
+        """Dump the touched tables, then run statement by statement. On any failure, a lost connection
+        or SIGINT/SIGTERM (recovery.py), restore them on a fresh connection and say so; a kill -9 is
+        put right by the next command that takes the lock, from the dump named after `run_id`."""
         statements = plan.statements
         schema = self.schema()
         if progress:
             progress(0, len(statements), f"dumping {len(plan.tables)} affected table(s) before the first statement")
         directory = self.settings.resolved_backup_dir()
         directory.mkdir(parents=True, mode=0o700, exist_ok=True)
-        path = directory / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.affected.jsonl"
-        conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        try:
-            dump = take_dump(conn, schema, list(plan.tables), path)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        finally:
-            conn.execute("COMMIT")
-        path.chmod(0o600)
-        before = self.read_live(conn).fingerprint()
-        done = 0
-        try:
-            for stmt in statements:
-                if time.monotonic() > deadline:
-                    raise ExecutionTimeout(f"migration exceeded the time limit after {done} of {len(statements)} statements")
-                conn.execute(stmt)
-                done += 1
-                if checkpoint:
-                    checkpoint(conn, done)
-                if progress:
-                    progress(done, len(statements), f"executed {done}/{len(statements)} statements")
-            verify(conn)
-            before_commit(conn)
-            path.unlink(missing_ok=True)
-            return done
-        except BaseException as exc:  # noqa: BLE001 - every failure must restore
-            where = statements[done] if done < len(statements) else "(final checks)"
-            if isinstance(exc, DBAPIError):
-                cause = f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]"
-            elif isinstance(exc, MigrationError):
-                cause = str(exc).removesuffix("; rolled back, nothing changed")
-            else:
-                cause = f"unexpected {exc.__class__.__name__}: {exc}"
+        path = dump_path(directory, run_id or f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}")
+        with signals_interrupt():
             try:
-                restore_dump(conn, schema, dump)
-                after = self.read_live(conn).fingerprint()
-                if after != before:
-                    raise MigrationError("the schema after the restore differs from the schema before the migration")
-            except BaseException as restore_exc:
-                raise MigrationError(
-                    f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the automatic "
-                    f"restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; the dump of those "
-                    f"tables is kept at {path}; restore the pre-migration backup with rollback") from None
-            path.unlink(missing_ok=True)
-            kind = ExecutionTimeout if isinstance(exc, ExecutionTimeout) else MigrationError
-            raise kind(
-                f"{cause}; {done} statement(s) had committed and were undone: tables "
-                f"{', '.join(dump.table_names()) or '(none existed)'} restored from the dump taken before the first statement "
-                "and verified (schema and CHECKSUM TABLE match); rolled back, nothing changed") from None
+                conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                try:
+                    dump = take_dump(conn, schema, list(plan.tables), path)
+                finally:
+                    conn.execute("COMMIT")
+                path.chmod(0o600)
+                fsync_file(path)
+                # A restore would recreate these triggers: refuse now, not after the first statement, if it could not.
+                check_definers(conn, definers(t for table in dump.tables for t in table.triggers), "the plan's tables")
+            except BaseException as exc:
+                path.unlink(missing_ok=True)
+                if isinstance(exc, Interrupted):
+                    raise MigrationInterrupted(f"interrupted by {exc} while dumping the tables the plan touches, before its "
+                                               "first statement; nothing changed", exc.signum) from None
+                raise
+            done, recorded = 0, False
+            try:
+                for stmt in statements:
+                    if time.monotonic() > deadline:
+                        raise ExecutionTimeout(f"migration exceeded the time limit after {done} of {len(statements)} statements")
+                    conn.execute(stmt)
+                    done += 1
+                    if checkpoint:
+                        checkpoint(conn, done)
+                    if progress:
+                        progress(done, len(statements), f"executed {done}/{len(statements)} statements")
+                verify(conn)
+                before_commit(conn)
+                recorded = True
+                path.unlink(missing_ok=True)
+                return done
+            except BaseException as exc:  # noqa: BLE001 - every failure must restore
+                if recorded:  # succeeded and recorded: a signal now must not undo it
+                    raise
+                with suppress(Exception):
+                    conn.sa.invalidate()  # it may be lost or mid-statement: nothing may use it again
+                where = statements[done] if done < len(statements) else "(final checks)"
+                if isinstance(exc, Interrupted):
+                    cause = f"interrupted by {exc} during statement {done + 1} of {len(statements)} [{where}]"
+                elif isinstance(exc, DBAPIError):
+                    cause = f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]"
+                elif isinstance(exc, MigrationError):
+                    cause = str(exc).removesuffix("; rolled back, nothing changed")
+                else:
+                    cause = f"unexpected {exc.__class__.__name__}: {exc}"
+                with signals_deferred() as later:
+                    try:
+                        restore_run(lambda: self.connect(write=True), schema, dump, statements)
+                    except BaseException as restore_exc:  # noqa: BLE001
+                        raise MigrationError(
+                            f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the "
+                            f"automatic restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; "
+                            f"the dump of those tables is kept at {path}; the next migrate, rollback or server start tries "
+                            "the restore again, and `migration-mcp rollback` restores the pre-migration backup") from None
+                path.unlink(missing_ok=True)
+                undone = (f"{cause}; {done} statement(s) had committed and were undone: tables "
+                          f"{', '.join(dump.table_names()) or '(none existed)'} restored on a fresh connection from the dump "
+                          "taken before the first statement and verified (definitions and CHECKSUM TABLE match); "
+                          "rolled back, nothing changed")
+                signum = exc.signum if isinstance(exc, Interrupted) else (later[0] if later else None)
+                if signum is not None:
+                    raise MigrationInterrupted(undone, signum) from None
+                kind = ExecutionTimeout if isinstance(exc, ExecutionTimeout) else MigrationError
+                raise kind(undone) from None

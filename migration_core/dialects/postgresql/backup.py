@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from ...errors import BackupError
+from ...urls import url_password
 from ..server.backup import ToolBackupEngine, run_tool
 from .catalog import quote_ident
 
@@ -25,7 +26,7 @@ PGDMP_MAGIC = b"PGDMP"
 def _env(url: URL) -> dict[str, str]:
     env = dict(os.environ)
     for var, value in (("PGHOST", url.host), ("PGPORT", url.port), ("PGUSER", url.username),
-                       ("PGPASSWORD", url.password), ("PGDATABASE", url.database)):
+                       ("PGPASSWORD", url_password(url)), ("PGDATABASE", url.database)):
         if value is not None:
             env[var] = str(value)
     return env

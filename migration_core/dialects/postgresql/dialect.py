@@ -132,7 +132,7 @@ class PostgresDialect(ServerDialect):
         return f"invalid indexes (drop and rebuild them): {', '.join(r[0] for r in rows)}" if rows else None
 
     def run_plan(self, conn: ServerConnection, plan: Plan, *, deadline: float, verify: Callable, before_commit: Callable,
-                 progress: Progress | None, checkpoint: Callable | None = None) -> int:
+                 progress: Progress | None, checkpoint: Callable | None = None, run_id: str | None = None) -> int:
         """One transaction: lock_timeout for every DDL lock, statement_timeout for what is left of
         the time limit; verify and record success inside it, then COMMIT. Opt-in concurrent index
         builds run after the commit, each on its own (PostgreSQL forbids them in a transaction)."""

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from ...errors import ConfigurationError
-from ...urls import mask_url, parse_url
+from ...urls import mask_url, parse_url, scrub
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +54,7 @@ def connect_server(engine: Engine, in_tx: Callable[[Any], bool]) -> ServerConnec
     try:
         sa = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     except SQLAlchemyError as exc:
-        raise ConfigurationError(f"cannot connect to {mask_url(engine.url)}: {_first_line(exc)}") from None
+        raise ConfigurationError(f"cannot connect to {mask_url(engine.url)}: {scrub(_first_line(exc), engine.url)}") from None
     return ServerConnection(sa, in_tx)
 
 

@@ -165,3 +165,11 @@ class ServerDialect:
             return self.read_live(conn).fingerprint()
         finally:
             conn.close()
+
+    def storage_check(self, conn: ServerConnection) -> str | None:
+        """None: a server checks its own pages; nothing to check before writing."""
+        return None
+
+    def recover(self, conn: ServerConnection, history) -> list[str]:
+        """Nothing to undo by default: a transactional run that died was rolled back by the server."""
+        return []

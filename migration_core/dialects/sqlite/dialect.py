@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...diff import Diff
-from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
+from ...errors import ConfigurationError, ExecutionTimeout, LockTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
@@ -57,10 +57,18 @@ class SqliteDialect:
             if not os.access(p.parent, os.W_OK):
                 raise ConfigurationError(f"directory {p.parent} is not writable; SQLite needs it for its journal")
             conn = sqlite3.connect(str(p), isolation_level=None, timeout=self.settings.lock_timeout_ms / 1000)
+        waited = time.monotonic()
         try:
             conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            if write:
+                # Wait here, before any backup, for another connection's write transaction to end: a lock
+                # found later would fail the run after its backup was taken.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                raise _locked_error(p, write, time.monotonic() - waited) from None
             raise ConfigurationError(f"{p} is not a usable SQLite database: {exc}") from None
         return conn
 
@@ -140,13 +148,34 @@ class SqliteDialect:
         return SqliteBackupEngine(self.path)
 
     def integrity_check(self, conn: sqlite3.Connection) -> str | None:
-        rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        """What `PRAGMA quick_check` finds wrong (https://sqlite.org/pragma.html#pragma_quick_check),
+        or None; a file too damaged to check says so instead of raising."""
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return f"PRAGMA quick_check cannot read the file: {exc}"
         return None if rows == ["ok"] else "; ".join(rows[:5])
 
+    def storage_check(self, conn: sqlite3.Connection) -> str | None:
+        """Damage that makes writing unsafe: backing up a corrupt file and writing history into it
+        would spread the damage, so migrate refuses (quick_check, O(N) in the file's size)."""
+        problem = self.integrity_check(conn)
+        if problem is None:
+            return None
+        problem = problem if problem.startswith("PRAGMA") else f"PRAGMA quick_check: {problem}"
+        return (f"the database file {self.path} is corrupt ({problem}); restore a backup with "
+                "`migration-mcp rollback --backup-id ID` (see `migration-mcp backups`) or salvage what is left with the "
+                "sqlite3 shell's .recover command")
+
+    def recover(self, conn, history) -> list[str]:
+        """Nothing to undo: a killed run's transaction is rolled back by SQLite (the hot journal)."""
+        return []
+
     def run_plan(self, conn: sqlite3.Connection, plan: Plan, *, deadline: float, verify: Callable,
-                 before_commit: Callable, progress: Progress | None, checkpoint: Callable | None = None) -> int:
+                 before_commit: Callable, progress: Progress | None, checkpoint: Callable | None = None,
+                 run_id: str | None = None) -> int:
         """Preamble outside the transaction (foreign_keys cannot change inside one), then all or nothing.
-        `checkpoint` is unused: one transaction has no intermediate state worth recording."""
+        `checkpoint` and `run_id` are unused: one transaction has no intermediate state worth recording."""
         fk_before = conn.execute("PRAGMA foreign_keys").fetchone()[0]
         statements = plan.statements
         done = 0
@@ -200,6 +229,15 @@ class SqliteDialect:
             conn.set_progress_handler(None, 0)
             conn.execute(f"PRAGMA foreign_keys = {'ON' if fk_before else 'OFF'}")
         return done
+
+
+def _locked_error(path: Path, write: bool, waited_s: float) -> LockTimeout:
+    """SQLITE_BUSY after the busy timeout: another connection holds the file's lock
+    (https://sqlite.org/lockingv3.html): a write transaction blocks writers, an EXCLUSIVE one readers too."""
+    blocked = "a write transaction (BEGIN IMMEDIATE or EXCLUSIVE, or a long write)" if write else "an exclusive lock (BEGIN EXCLUSIVE, or a write that is committing)"
+    return LockTimeout(f"the database file {path} is locked by another connection that holds {blocked}; waited "
+                       f"{waited_s * 1000:.0f} ms for it to end; nothing was changed; retry once that "
+                       "transaction has committed or rolled back")
 
 
 def _fk_violations(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:

@@ -1,0 +1,200 @@
+"""What production does to a MariaDB migration, for real: a killed process (kill -9, SIGINT, SIGTERM),
+a migration session killed by the server (`KILL CONNECTION`), a restore killed part way, a view whose
+DEFINER the app's user may not set, and leftovers (dumps, scratch databases). The 20+ trials per kind
+are in bench/mysql_fault_trials.py; here one of each kind runs, on a smaller table."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from migration_core import MigrationSettings, execute_startup_migration
+from migration_core.dialects.mysql.scratch import scratch_database
+
+from helpers_core import CLI, ROOT
+from mysql_trials import CONTENT, NEW, FAULTS, Trials, cli, next_command_for
+from servers import ServerProject, my, require_server  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory):
+    require_server("mysql")
+    return Trials(tmp_path_factory.mktemp("trials"), rows=60_000)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_during_alter_ends_wholly_old_or_new_after_the_next_command(trials, fault):
+    index = FAULTS.index(fault)
+    outcome = trials.run(fault, index, random.Random(), next_command_for(index))
+    print(outcome)
+    assert outcome.after_next in ("old", "new")
+    assert outcome.interrupted_run in ("failed", "succeeded", "rolled_back")  # it may have finished before the fault
+    if fault in ("conn", "sigint", "sigterm") and outcome.exit_code != 0:
+        assert outcome.before_next == "old" and "restored" in outcome.detail
+    if fault == "sigint" and outcome.exit_code != 0:
+        assert outcome.exit_code == 130
+    if fault == "sigterm" and outcome.exit_code != 0:
+        assert outcome.exit_code == 143
+
+
+def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
+    """kill -9 after the first ALTER: half-migrated until the next command that takes the lock;
+    status and health report it with the way out; the startup migration recovers, then migrates."""
+    p = trials._project("k9status", trials.rows)
+    try:
+        content = p.sql(CONTENT)
+        proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", trials.new_models, "--backup-dir", str(p.backups),
+                                 "migrate"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        trials._wait_for_alter(p, proc)
+        deadline = time.monotonic() + 60  # until the first ALTER has committed (its progress is recorded)
+        while "1 of 4" not in (p.sql("SELECT error FROM _migration_history")[0][0] or "") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.5)
+        assert trials.state(p) == "half"
+        [dump] = p.backups.glob("run-*.affected.jsonl")
+        status = cli(p, trials.new_models, "--json", "status")
+        warning = json.loads(status.stdout)["warnings"][0]
+        assert "interrupted" in warning and "half-migrated" in warning and dump.name in warning, warning
+        health = cli(p, trials.new_models, "--json", "health")
+        check = {c["name"]: c for c in json.loads(health.stdout)["checks"]}["interrupted_migration"]
+        assert check["status"] == "fail" and "restores them from the dump" in check["detail"]
+        assert health.returncode == 1 and "Traceback" not in health.stderr + status.stderr
+
+        settings = MigrationSettings(database_url=p.url, models=trials.new_models, backup_dir=p.backups)
+        result = execute_startup_migration(settings)
+        assert result.success and result.operations_executed == 4, result.error
+        assert trials.state(p) == "new" and p.sql(CONTENT) == content
+        rows = p.sql("SELECT status, error FROM _migration_history ORDER BY started_at")
+        assert [r[0] for r in rows] == ["failed", "succeeded"]
+        assert "recovered: tables big restored" in rows[0][1] and "as it was before the migration" in rows[0][1]
+        assert not dump.exists()
+        reasons = [json.loads(m.read_text())["reason"] for m in p.backups.glob("*.json")]
+        assert "pre-recovery" in reasons  # the half-migrated state was saved before it was replaced
+    finally:
+        p.drop()
+
+
+def test_rollback_killed_part_way_is_undone_from_its_safety_backup(trials):
+    """KILL CONNECTION of the restoring session in the middle of a rollback: the state before the rollback
+    comes back from the rollback's own safety backup, and the audit trail survives."""
+    p = trials._project("rbkill", trials.rows)
+    try:
+        assert cli(p, trials.new_models, "migrate").returncode == 0
+        p.sql("UPDATE big SET note = 'after the migration' WHERE id = 1")
+        content, creates = p.sql(CONTENT), trials.state(p)
+        proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", trials.new_models, "--backup-dir", str(p.backups),
+                                 "rollback"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        killed = []
+        deadline = time.monotonic() + 120
+        while not killed and proc.poll() is None and time.monotonic() < deadline:
+            for (cid,) in p.sql("SELECT id FROM information_schema.processlist WHERE db = %s AND info LIKE 'INSERT INTO `big`%%'",
+                                (p.dbname,)):
+                p.sql(f"KILL CONNECTION {int(cid)}")
+                killed.append(cid)
+            time.sleep(0.002)
+        out, err = proc.communicate(timeout=300)
+        assert killed, "the restore ended before it could be killed"
+        assert proc.returncode == 1, (out, err)
+        assert "rollback to backup" in err and "put back from its safety backup" in err and "nothing changed" in err, err
+        assert "Traceback" not in err
+        assert trials.state(p) == creates == "new" and p.sql(CONTENT) == content
+        history = p.sql("SELECT kind, status FROM _migration_history ORDER BY started_at")
+        assert history == [("migrate", "succeeded"), ("rollback", "failed")], history
+    finally:
+        p.drop()
+
+
+def test_rollback_of_a_view_with_a_foreign_definer_is_refused_before_anything_changes(my):
+    """The app's user may not create a view for another DEFINER: a restore would fail at the view after
+    dropping and reloading every table. It is refused up front; tables, view and history are untouched."""
+    from secrets import token_hex
+
+    user, secret = f"mr_{token_hex(4)}", token_hex(8)
+    my.sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{secret}'")
+    try:
+        my.sql(f"GRANT ALL ON `{my.dbname}`.* TO '{user}'@'%%'")
+        my.sql(f"GRANT ALL ON `\\_mig\\_scratch\\_%%`.* TO '{user}'@'%%'")
+        url = make_url(my.url).set(username=user, password=secret).render_as_string(hide_password=False)
+        v1 = my.models('Table("t", metadata, Column("id", Integer, primary_key=True), Column("a", Integer))')
+        v2 = my.models('Table("t", metadata, Column("id", Integer, primary_key=True), Column("a", Integer), Column("b", Integer))')
+
+        def run(models, *args):
+            return subprocess.run([CLI, "--database-url", url, "--models", models, "--backup-dir", str(my.backups), *args],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+        assert run(v1, "migrate").returncode == 0
+        my.sql("INSERT INTO t VALUES (1, 10)")
+        my.sql("CREATE DEFINER=`root`@`localhost` VIEW v AS SELECT id, a FROM t")  # by an administrator
+        assert run(v2, "migrate").returncode == 0
+        before = (my.state(), my.sql("SHOW CREATE VIEW v")[0][1], my.sql("SELECT id, kind, status FROM _migration_history"))
+        r = run(v2, "rollback")
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "DEFINER is root@localhost" in r.stderr and "SET USER" in r.stderr and "nothing was changed" in r.stderr, r.stderr
+        assert (my.state(), my.sql("SHOW CREATE VIEW v")[0][1], my.sql("SELECT id, kind, status FROM _migration_history")) == before
+    finally:
+        my.sql(f"DROP USER '{user}'@'%%'")
+
+
+def test_leftover_scratch_databases_and_dumps_are_removed_by_the_next_locked_run(my):
+    """A scratch database whose owner session died (a killed `status`) goes; one whose owner lives stays;
+    a dump whose run has finished goes."""
+    system = my.system('Table("t", metadata, Column("id", Integer, primary_key=True))')
+    system.execute_auto_migration()
+    [entry] = system.get_migration_history()
+    stale_dump = my.backups / f"run-{entry.id}.affected.jsonl"  # a run that succeeded but died before removing it
+    stale_dump.write_text("{}\n")
+
+    dead = system.dialect.connect(write=False)
+    orphan_cm = scratch_database(dead, charset_of=my.dbname)
+    orphan = orphan_cm.__enter__()  # the owner is killed inside the block: the database stays behind
+    dead_id = dead.execute("SELECT CONNECTION_ID()").scalar()
+    my.sql(f"KILL CONNECTION {int(dead_id)}")
+    alive = system.dialect.connect(write=False)
+    live_cm = scratch_database(alive, charset_of=my.dbname)
+    live = live_cm.__enter__()
+    try:
+        schemas = {r[0] for r in my.sql("SELECT schema_name FROM information_schema.schemata")}
+        assert {orphan, live} <= schemas and orphan.startswith(f"_mig_scratch_{dead_id}_")
+        result = system.execute_auto_migration()  # takes the lock: leftovers go first
+        assert result.success
+        schemas = {r[0] for r in my.sql("SELECT schema_name FROM information_schema.schemata")}
+        assert orphan not in schemas and live in schemas
+        assert not stale_dump.exists()
+    finally:
+        live_cm.__exit__(None, None, None)
+        alive.close()
+        with contextlib.suppress(Exception):  # the owner's connection is dead: its cleanup cannot run
+            orphan_cm.__exit__(None, None, None)
+        dead.close()
+    assert live not in {r[0] for r in my.sql("SELECT schema_name FROM information_schema.schemata")}
+
+
+def test_a_killed_status_leaves_a_scratch_database_that_the_next_migrate_drops(my):
+    """The real thing: `status` kill -9'd while it builds the models in its scratch database."""
+    many = "\n".join(f'Table("t{i}", metadata, Column("id", Integer, primary_key=True), Column("a", String(20)), '
+                     f'Index("ix_t{i}_a", "a"))' for i in range(150))
+    models = my.models(many)
+    proc = subprocess.Popen([CLI, "--database-url", my.url, "--models", models, "status"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    found = None
+    deadline = time.monotonic() + 60
+    while found is None and time.monotonic() < deadline and proc.poll() is None:
+        rows = my.sql("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '\\_mig\\_scratch\\_%%'")
+        found = rows[0][0] if rows else None
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if found is None or not my.sql("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (found,)):
+        pytest.skip(f"status finished before it could be killed inside its scratch database ({found})")
+    system = my.system('Table("t", metadata, Column("id", Integer, primary_key=True))')
+    assert system.execute_auto_migration().success
+    assert not my.sql("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (found,))
