@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import signal
 import subprocess
 import time
@@ -36,16 +37,16 @@ def test_fault_during_alter_ends_wholly_old_or_new_after_the_next_command(trials
     print(outcome)
     assert outcome.after_next in ("old", "new")
     assert outcome.interrupted_run in ("failed", "succeeded", "rolled_back")  # it may have finished before the fault
-    if fault in ("conn", "sigint", "sigterm") and outcome.exit_code != 0:
+    if fault in ("conn", "sigint", "sigterm") and outcome.exit_code in (1, 130, 143):
         assert outcome.before_next == "old" and "restored" in outcome.detail
-    if fault == "sigint" and outcome.exit_code != 0:
+    if fault == "sigint" and outcome.exit_code > 0:
         assert outcome.exit_code == 130
-    if fault == "sigterm" and outcome.exit_code != 0:
+    if fault == "sigterm" and outcome.exit_code > 0:
         assert outcome.exit_code == 143
 
 
 def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
-    """kill -9 after the first ALTER: half-migrated until the next command that takes the lock;
+    """kill -9 once the first ALTER has committed: half-migrated until the next command that takes the lock;
     status and health report it with the way out; the startup migration recovers, then migrates."""
     p = trials._project("k9status", trials.rows)
     try:
@@ -54,7 +55,7 @@ def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
                                  "migrate"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
         trials._wait_for_alter(p, proc)
         deadline = time.monotonic() + 60  # until the first ALTER has committed (its progress is recorded)
-        while "1 of 4" not in (p.sql("SELECT error FROM _migration_history")[0][0] or "") and time.monotonic() < deadline:
+        while not re.search(r"\b1 of \d+", p.sql("SELECT error FROM _migration_history")[0][0] or "") and time.monotonic() < deadline:
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -71,11 +72,11 @@ def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
 
         settings = MigrationSettings(database_url=p.url, models=trials.new_models, backup_dir=p.backups)
         result = execute_startup_migration(settings)
-        assert result.success and result.operations_executed == 4, result.error
+        assert result.success and result.operations_executed == trials.statements, result.error
         assert trials.state(p) == "new" and p.sql(CONTENT) == content
         rows = p.sql("SELECT status, error FROM _migration_history ORDER BY started_at")
         assert [r[0] for r in rows] == ["failed", "succeeded"]
-        assert "recovered: tables big restored" in rows[0][1] and "as it was before the migration" in rows[0][1]
+        assert "recovered: tables big, big2 restored" in rows[0][1] and "as it was before the migration" in rows[0][1]
         assert not dump.exists()
         reasons = [json.loads(m.read_text())["reason"] for m in p.backups.glob("*.json")]
         assert "pre-recovery" in reasons  # the half-migrated state was saved before it was replaced
