@@ -255,7 +255,8 @@ class MigrationManager:
                 try:
                     self._restore_or_undo(backup_id, safety.id)
                 except MigrationError as exc:
-                    self._with_history(conn, lambda c: self._record_rollback(c, rows, rollback_id, backup_id, None, str(exc)))
+                    failure = str(exc)
+                    self._with_history(conn, lambda c: self._record_rollback(c, rows, rollback_id, backup_id, None, failure))
                     raise
                 self._with_history(conn, lambda c: self._record_rollback(c, rows, rollback_id, backup_id, entry, None))
                 if progress:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from matrix import ROWS, USERS_NO_BIO, USERS_V1, assert_refused, seed, users, with_cols
+from matrix import ROWS, USERS_NO_BIO, USERS_V1, assert_refused, seed, users
 from servers import my, pg, server  # noqa: F401 - fixtures
 
 ORDERS = USERS_V1 + """

@@ -12,7 +12,7 @@ import sqlite3
 
 from ... import changes as ch
 from ...diff import Diff, diff_snapshots
-from ...errors import MigrationError, PlanningError
+from ...errors import PlanningError
 from ...plan import Plan, Step
 from ...snapshot import SchemaSnapshot, Table
 from .catalog import read_snapshot
