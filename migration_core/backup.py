@@ -37,17 +37,28 @@ _BACKUP_ID_LEN = 31
 
 
 class BackupEngine(Protocol):
-    """What BackupManager needs from a dialect: copy out, copy in, check a copy, fingerprint the schema."""
+    """What BackupManager needs from a dialect: copy out, copy in, check a copy, fingerprint the schema,
+    and list the objects beside the tables (views, triggers, routines) that a restore must give back."""
 
     suffix: str
 
-    def write_backup(self, dest: Path) -> None: ...
+    def write_backup(self, dest: Path) -> list[str] | None:
+        """Write the backup; return what could not be saved ("view v (why)"), e.g. a view broken already."""
+        ...
 
     def restore_backup(self, src: Path) -> None: ...
 
     def check_backup_file(self, path: Path) -> str | None: ...
 
     def schema_fingerprint(self) -> str | None: ...
+
+    def kept_objects(self) -> dict[str, str]:
+        """"kind name" -> definition of every view, trigger and routine now in the database."""
+        ...
+
+    def drop_kept_objects(self, keys: list[str]) -> None:
+        """Drop objects a restore left that the backup does not have (made after it was taken)."""
+        ...
 
 
 def validate_backup_id(backup_id: object) -> str:
@@ -65,6 +76,10 @@ def new_backup_id(now: datetime | None = None) -> str:
     """A sortable, unique id: UTC timestamp to the microsecond plus 32 random bits."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -159,8 +174,9 @@ class BackupManager:
         meta_tmp = directory / f".{backup_id}.json.{owner}.partial"
         try:
             fingerprint = self.engine.schema_fingerprint()
+            kept = self.engine.kept_objects()
             report(0, None, f"copying {self.settings.masked_url} to backup {backup_id}")
-            self.engine.write_backup(tmp)
+            unsaved = self.engine.write_backup(tmp) or []
             os.chmod(tmp, 0o600)
             size = tmp.stat().st_size
             report(0, size, f"computing SHA-256 of {size} bytes")
@@ -177,11 +193,14 @@ class BackupManager:
                 reason=reason,
                 migration_id=migration_id,
                 schema_fingerprint=fingerprint,
+                unsaved_objects=unsaved,
             )
+            lost = {u.split(" (", 1)[0] for u in unsaved}
             meta = {
                 "metadata_version": METADATA_VERSION,
                 "format": self._format,
                 **info.model_dump(mode="json", exclude={"path", "verified"}),
+                "kept_objects": {k: _digest(v) for k, v in kept.items() if k not in lost},
             }
             fd = os.open(meta_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -278,10 +297,36 @@ class BackupManager:
         return info.model_copy(update={"verified": True})
 
     def restore_backup(self, backup_id: str) -> BackupInfo:
-        """Verify, then copy the backup into the live database; a bad backup changes nothing."""
+        """Verify, then copy the backup into the live database; a bad backup changes nothing. Afterwards
+        the views, triggers and routines must be exactly the backup's (objects made since are dropped,
+        those the backup could not save are left as they are): BackupError otherwise."""
         info = self.verify_backup(backup_id)
         self.engine.restore_backup(Path(info.path))
+        expected = self._raw(backup_id).get("kept_objects")
+        if expected is not None:
+            self._check_kept(backup_id, expected, {u.split(" (", 1)[0] for u in info.unsaved_objects})
         return info
+
+    def _raw(self, backup_id: str) -> dict:
+        try:
+            return json.loads(self._meta_path(backup_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def _check_kept(self, backup_id: str, expected: dict[str, str], unsaved: set[str]) -> None:
+        now = self.engine.kept_objects()
+        extra = sorted(k for k in now if k not in expected and k not in unsaved)
+        if extra:
+            self.engine.drop_kept_objects(extra)
+            now = self.engine.kept_objects()
+        missing = sorted(k for k in expected if k not in now)
+        changed = sorted(k for k in expected if k in now and _digest(now[k]) != expected[k])
+        extra = sorted(k for k in now if k not in expected and k not in unsaved)
+        if missing or changed or extra:
+            parts = [f"{label}: {', '.join(keys)}" for label, keys in (("missing", missing), ("different", changed),
+                                                                       ("not in the backup", extra)) if keys]
+            raise BackupError(f"backup {backup_id} was restored, but the views, triggers and routines beside the tables are "
+                              f"not the backup's ({'; '.join(parts)})")
 
     def delete_backup(self, backup_id: str) -> None:
         """Remove one backup (data first, as in cleanup)."""

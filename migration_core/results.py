@@ -76,6 +76,8 @@ class BackupInfo(BaseModel):
     migration_id: str | None = None
     schema_fingerprint: str | None = None
     verified: bool | None = Field(default=None, description="Result of the last verification, when one was made.")
+    unsaved_objects: list[str] = Field(default_factory=list, description="Views or triggers the backup could not save "
+                                       "(broken already when it was taken: their tables or columns were gone), with why.")
 
 
 class BackupListResult(BaseModel):

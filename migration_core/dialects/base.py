@@ -55,6 +55,9 @@ class Dialect(Protocol):
         anything else under the lock; returns notes of what was done, raises RecoveryError if it cannot."""
         ...
     def integrity_check(self, conn: Any) -> str | None: ...
+    def kept_object_problems(self, conn: Any) -> list[str]:
+        """Views and triggers beside the models that no longer work, named with why (health)."""
+        ...
     def storage_check(self, conn: Any) -> str | None:
         """Damage that makes any write unsafe (a corrupt SQLite file), as a message; checked before the
         first write of a migrate, and by status when changes are pending."""

@@ -30,7 +30,7 @@ from .catalog import quote_ident, read_snapshot
 from .definers import check_definers, definers
 from .dump import take_dump
 from .lock import MysqlNamedLock, lock_name
-from .objects import MysqlKeptRules
+from .objects import MysqlKeptRules, broken_views
 from .planner import MysqlPlanner
 from .proof import MysqlShadow
 from .recovery import Interrupted, dump_path, fsync_file, recover_runs, restore_run, signals_deferred, signals_interrupt
@@ -54,6 +54,14 @@ HISTORY_FLAVOR = HistoryFlavor(
                  "folder), records that, and only then goes on"),
     unrecovered_is_failure=True,
 )
+
+
+_STATEMENT_TIMEOUT = 1969  # ER_STATEMENT_TIMEOUT: "Query execution was interrupted (max_statement_time exceeded)"
+
+
+def _errno(exc: BaseException) -> int | None:
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _message(exc: BaseException) -> str:
@@ -123,6 +131,16 @@ class MysqlDialect(ServerDialect):
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")
 
+    def kept_object_problems(self, conn: ServerConnection) -> list[str]:
+        """Views that fail when used (error 1356: their tables or columns are gone), with the server's reason."""
+        out = []
+        for name in broken_views(conn, self.schema()):
+            try:
+                conn.execute(f"SELECT * FROM {quote_ident(name)} LIMIT 0").fetchall()
+            except DBAPIError as exc:
+                out.append(f"view {name} does not work: {_message(exc)}")
+        return out
+
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Foreign keys that the data violates (possible here: checks can be switched off per session)."""
         problems = []
@@ -135,6 +153,27 @@ class MysqlDialect(ServerDialect):
                 if n:
                     problems.append(f"{n} row(s) of {t.name} violate a foreign key to {fk.ref_table}")
         return "; ".join(problems[:5]) or None
+
+    def _kept_statements(self, conn: ServerConnection, keys: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+        """The views and triggers a plan sets aside, as they are now: the run's dump makes them again if it fails."""
+        if not keys:
+            return []
+        live = self.read_live(conn)
+        return [(key, live.triggers[key[8:]].create if key.startswith("trigger ") else live.views[key.split(" ", 1)[1]].create)
+                for key in keys]
+
+    @staticmethod
+    def _statement_time_limit(conn: ServerConnection) -> Callable[[float | None], None]:
+        """MariaDB's `max_statement_time` (seconds; it aborts any statement, an ALTER too, and InnoDB rolls
+        the ALTER back; https://mariadb.com/kb/en/aborting-statements/), set before each statement to what
+        is left of the time limit; None lifts it. MySQL has no such variable for DDL: there the limit is
+        checked between statements only."""
+        try:
+            conn.execute("SET SESSION max_statement_time = 0")
+        except DBAPIError:
+            return lambda seconds: None
+        return lambda seconds: conn.execute(f"SET SESSION max_statement_time = {max(seconds, 0.001):.3f}" if seconds is not None
+                                            else "SET SESSION max_statement_time = 0")
 
     def recover(self, conn: ServerConnection, history) -> list[str]:
         """Runs that a killed process left half-done, restored from their dumps (recovery.py)."""
@@ -156,13 +195,14 @@ class MysqlDialect(ServerDialect):
             try:
                 conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                 try:
-                    dump = take_dump(conn, schema, list(plan.tables), path)
+                    dump = take_dump(conn, schema, list(plan.tables), path, self._kept_statements(conn, plan.kept))
                 finally:
                     conn.execute("COMMIT")
                 path.chmod(0o600)
                 fsync_file(path)
                 # A restore would recreate these triggers: refuse now, not after the first statement, if it could not.
-                check_definers(conn, definers(t for table in dump.tables for t in table.triggers), "the plan's tables")
+                check_definers(conn, definers([*(t for table in dump.tables for t in table.triggers),
+                                               *(s for _key, stmts in dump.objects for s in stmts)]), "the plan's tables")
             except BaseException as exc:
                 path.unlink(missing_ok=True)
                 if isinstance(exc, Interrupted):
@@ -170,16 +210,20 @@ class MysqlDialect(ServerDialect):
                                                "first statement; nothing changed", exc.signum) from None
                 raise
             done, recorded = 0, False
+            limit = self._statement_time_limit(conn)
             try:
                 for stmt in statements:
-                    if time.monotonic() > deadline:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
                         raise ExecutionTimeout(f"migration exceeded the time limit after {done} of {len(statements)} statements")
+                    limit(left)
                     conn.execute(stmt)
                     done += 1
                     if checkpoint:
                         checkpoint(conn, done)
                     if progress:
                         progress(done, len(statements), f"executed {done}/{len(statements)} statements")
+                limit(None)
                 verify(conn)
                 before_commit(conn)
                 recorded = True
@@ -193,6 +237,9 @@ class MysqlDialect(ServerDialect):
                 where = statements[done] if done < len(statements) else "(final checks)"
                 if isinstance(exc, Interrupted):
                     cause = f"interrupted by {exc} during statement {done + 1} of {len(statements)} [{where}]"
+                elif isinstance(exc, DBAPIError) and _errno(exc) == _STATEMENT_TIMEOUT:
+                    cause = f"migration exceeded the time limit during statement {done + 1} of {len(statements)} [{where}]"
+                    exc = ExecutionTimeout(cause)
                 elif isinstance(exc, DBAPIError):
                     cause = f"statement {done + 1} of {len(statements)} failed: {_message(exc)} [{where}]"
                 elif isinstance(exc, MigrationError):

@@ -1,5 +1,5 @@
-"""Built-in logical dump of MariaDB/MySQL tables to a file: `SHOW CREATE TABLE`, triggers and every
-row, restorable by this tool alone, with `CHECKSUM TABLE` values to prove a restore brought back
+"""Built-in logical dump of MariaDB/MySQL tables to a file: `SHOW CREATE TABLE`, triggers, views,
+routines and events, and every row, restorable by this tool alone, with `CHECKSUM TABLE` values to prove a restore brought back
 the same data.
 
 Used twice: as the safety net of every MariaDB run (DDL commits statement by statement there, so
@@ -8,7 +8,9 @@ as the backup format when `mysqldump` is not installed. Rows are streamed (serve
 line by line in), so memory stays flat whatever the table size. Values are typed in JSON (bytes,
 decimals, dates), so a round trip is exact.
 
-File format (JSON lines): a header `{"format", "all_tables", "tables": [...]}`, then one
+File format (JSON lines): a header `{"format", "all_tables", "tables": [...], "objects": [...]}` (objects:
+views, triggers, routines and events beside the tables, each with the statements that make it, in
+creation order), then one
 `[table_index, [values...]]` line per row, grouped by table, then `{"end": <row count>}`, so a
 truncated file is detected.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from ...errors import BackupError
 from .catalog import quote_ident as q
+from .objects import drop_statement, read_objects
 
 FORMAT = "migration-mcp-mysql-logical-dump-v2"
 _BATCH = 1000
@@ -35,7 +38,7 @@ class TableDump:
     create: str
     columns: tuple[str, ...]
     checksum: int | None
-    triggers: tuple[str, ...] = ()  # CREATE TRIGGER statements: DROP TABLE drops a table's triggers
+    triggers: tuple[str, ...] = ()  # statements that make its triggers again: DROP TABLE drops a table's triggers
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Dump:
     path: Path
     tables: tuple[TableDump, ...]
     all_tables: tuple[str, ...]  # every table that existed when the dump was taken
+    objects: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ("view v", statements) beside the tables, creation order
 
     def table_names(self) -> list[str]:
         return [t.name for t in self.tables]
@@ -58,10 +62,13 @@ def checksum(conn, table: str) -> int | None:
     return conn.execute(f"CHECKSUM TABLE {q(table)} EXTENDED").fetchone()[1]
 
 
-def take_dump(conn, schema: str, tables: list[str], dest: Path) -> Dump:
-    """Schema, triggers and rows of `tables` (those that exist) into `dest`. Call inside
-    `START TRANSACTION WITH CONSISTENT SNAPSHOT` for one consistent picture."""
+def take_dump(conn, schema: str, tables: list[str], dest: Path,
+              objects: list[tuple[str, tuple[str, ...]]] | tuple = ()) -> Dump:
+    """Schema, triggers and rows of `tables` (those that exist), and `objects` (("view v", statements)
+    beside them, in creation order), into `dest`. Call inside `START TRANSACTION WITH CONSISTENT
+    SNAPSHOT` for one consistent picture."""
     existing = list_tables(conn, schema)
+    _views, kept_triggers = read_objects(conn, schema, {t.lower() for t in existing})
     lower = {t.lower(): t for t in existing}
     metas: list[TableDump] = []
     for name in tables:
@@ -72,13 +79,12 @@ def take_dump(conn, schema: str, tables: list[str], dest: Path) -> Dump:
         cols = tuple(r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
             "AND extra NOT LIKE '%%GENERATED%%' ORDER BY ordinal_position", (schema, real)).fetchall())
-        triggers = tuple(conn.execute(f"SHOW CREATE TRIGGER {q(tname)}").fetchone()[2] for (tname,) in conn.execute(
-            "SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = %s AND event_object_table = %s "
-            "ORDER BY action_order", (schema, real)).fetchall())
+        # in their firing order, each under the sql_mode it was created with
+        triggers = tuple(s for t in kept_triggers.values() if t.table == real for s in t.create)
         metas.append(TableDump(real, create, cols, checksum(conn, real), triggers))
     header = {"format": FORMAT, "all_tables": existing, "tables": [
         {"name": m.name, "create": m.create, "columns": list(m.columns), "checksum": m.checksum, "triggers": list(m.triggers)}
-        for m in metas]}
+        for m in metas], "objects": [[key, list(stmts)] for key, stmts in objects]}
     rows = 0
     with open(dest, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(header) + "\n")
@@ -93,7 +99,7 @@ def take_dump(conn, schema: str, tables: list[str], dest: Path) -> Dump:
             finally:
                 result.close()
         fh.write(json.dumps({"end": rows}) + "\n")
-    return Dump(Path(dest), tuple(metas), tuple(existing))
+    return Dump(Path(dest), tuple(metas), tuple(existing), tuple((k, tuple(v)) for k, v in objects))
 
 
 def read_dump(path: Path) -> Dump:
@@ -117,7 +123,8 @@ def read_dump(path: Path) -> Dump:
         raise BackupError(f"backup file {path} is truncated (its end marker is missing or does not match its rows)")
     tables = tuple(TableDump(t["name"], t["create"], tuple(t["columns"]), t.get("checksum"), tuple(t.get("triggers", ())))
                    for t in header["tables"])
-    return Dump(Path(path), tables, tuple(header["all_tables"]))
+    objects = tuple((k, tuple(v)) for k, v in header.get("objects", ()))
+    return Dump(Path(path), tables, tuple(header["all_tables"]), objects)
 
 
 def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> None:
@@ -159,6 +166,10 @@ def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> Non
         for t in dump.tables:  # after the rows, so restoring fires none of them
             for trigger in t.triggers:
                 conn.execute(trigger)
+        for key, statements in dump.objects:  # as they were, whatever the failed plan left of them
+            conn.execute(drop_statement(key))
+            for stmt in statements:
+                conn.execute(stmt)
     finally:
         conn.execute("SET SESSION foreign_key_checks = 1")
     bad = [t.name for t in dump.tables if t.checksum is not None and checksum(conn, t.name) != t.checksum]

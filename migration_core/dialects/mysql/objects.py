@@ -255,3 +255,60 @@ def remade(key: str, live: SchemaSnapshot, diff: Diff) -> tuple[str, ...]:
     table = tables.get(trig.table.lower(), trig.table)
     head = head.rsplit(" ON ", 1)[0] + f" ON {quote_ident(table)}"
     return (*trig.create[:2], head + sep + new_body, *trig.create[3:])
+
+
+_Q_ROUTINES = ("SELECT routine_type, routine_name FROM information_schema.routines WHERE routine_schema = %s "
+               "ORDER BY routine_type, routine_name")
+_Q_EVENTS = "SELECT event_name FROM information_schema.events WHERE event_schema = %s ORDER BY event_name"
+# A view whose tables or columns are gone has no columns in information_schema (error 1356 when used).
+_Q_BROKEN_VIEWS = ("SELECT v.table_name FROM information_schema.views v WHERE v.table_schema = %s AND NOT EXISTS "
+                   "(SELECT 1 FROM information_schema.columns c WHERE c.table_schema = v.table_schema AND c.table_name = v.table_name)")
+
+
+def _with_mode(sql_mode: str, create: str) -> tuple[str, ...]:
+    mode = (sql_mode or "").replace("'", "''")
+    return ("SET @mig_sql_mode = @@SESSION.sql_mode", f"SET SESSION sql_mode = '{mode}'", create,
+            "SET SESSION sql_mode = @mig_sql_mode")
+
+
+def routines_and_events(conn, schema: str) -> dict[str, tuple[str, ...]]:
+    """"procedure p" / "function f" / "event e" -> the statements that make it again (SHOW CREATE, under
+    its own sql_mode), in catalog order; one SHOW per object, so only for backups."""
+    out: dict[str, tuple[str, ...]] = {}
+    for kind, name in conn.execute(_Q_ROUTINES, (schema,)).fetchall():
+        row = conn.execute(f"SHOW CREATE {kind} {quote_ident(schema)}.{quote_ident(name)}").fetchone()
+        if row and row[2]:
+            out[f"{kind.lower()} {name}"] = _with_mode(row[1], row[2])
+    for (name,) in conn.execute(_Q_EVENTS, (schema,)).fetchall():
+        row = conn.execute(f"SHOW CREATE EVENT {quote_ident(schema)}.{quote_ident(name)}").fetchone()
+        if row and row[3]:
+            out[f"event {name}"] = _with_mode(row[1], row[3])
+    return out
+
+
+def broken_views(conn, schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(_Q_BROKEN_VIEWS, (schema,)).fetchall()]
+
+
+def all_kept(conn, schema: str) -> dict[str, str]:
+    """Every view, trigger, routine and event of the database, "kind name" -> definition: what a backup
+    keeps and a restore must give back. Definitions are compared after a restore, so they are the
+    catalog's own text, not statements."""
+    tables = {r[0].lower() for r in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'", (schema,))}
+    views, triggers = read_objects(conn, schema, tables)
+    out = {f"view {n}": v.sql for n, v in views.items()}
+    out.update({f"trigger {n}": t.sql for n, t in triggers.items()})
+    for kind, name, body in conn.execute("SELECT routine_type, routine_name, routine_definition FROM information_schema.routines "
+                                         "WHERE routine_schema = %s", (schema,)).fetchall():
+        out[f"{kind.lower()} {name}"] = body or ""
+    for name, body in conn.execute("SELECT event_name, event_definition FROM information_schema.events WHERE event_schema = %s",
+                                   (schema,)).fetchall():
+        out[f"event {name}"] = body or ""
+    return out
+
+
+def drop_statement(key: str, table: str | None = None) -> str:
+    """DROP for a kept object of `all_kept`."""
+    kind, name = key.rsplit(" ", 1)
+    return f"DROP {kind.upper()} IF EXISTS {quote_ident(name)}"

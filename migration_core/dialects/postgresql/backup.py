@@ -19,6 +19,7 @@ from ...errors import BackupError
 from ...urls import url_password
 from ..server.backup import ToolBackupEngine, run_tool
 from .catalog import quote_ident
+from .objects import all_kept, drop_statement
 
 PGDMP_MAGIC = b"PGDMP"
 
@@ -35,6 +36,8 @@ def _env(url: URL) -> dict[str, str]:
 class PgDumpBackupEngine(ToolBackupEngine):
     name = "pg_dump-custom"
     suffix = ".pgdump"
+    read_kept = staticmethod(all_kept)
+    drop_sql = staticmethod(drop_statement)
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)

@@ -25,7 +25,7 @@ from .backup import PgDumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .lock import PgAdvisoryLock, lock_key
 from .logical import PgLogicalBackupEngine
-from .objects import PgKeptRules
+from .objects import PgKeptRules, function_columns
 from .planner import PostgresPlanner
 from .proof import PgShadow
 
@@ -122,6 +122,22 @@ class PostgresDialect(ServerDialect):
     # -- infrastructure ------------------------------------------------------------------
     def _lock_id(self) -> int:
         return lock_key(self.url.database or "", self.schema())
+
+    def kept_object_problems(self, conn: ServerConnection) -> list[str]:
+        """PostgreSQL keeps views valid itself; a trigger function's body is text it does not check, so
+        a `NEW.col` / `OLD.col` naming a column its trigger's table lacks is found here."""
+        live = self.read_live(conn)
+        out = []
+        for t in live.triggers.values():
+            routine = live.routines.get(t.function or "")
+            table = live.table(t.table)
+            if routine is None or table is None:
+                continue
+            missing = sorted(c for c in function_columns(routine.sql) if table.column(c) is None)
+            if missing:
+                out.append(f"function {routine.name} (trigger {t.name} on {t.table}) uses "
+                           + ", ".join(f"NEW.{c}" for c in missing) + f", which {t.table} does not have")
+        return out
 
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Invalid indexes (left by a failed CREATE INDEX CONCURRENTLY) are the one inconsistency

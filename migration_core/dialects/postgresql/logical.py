@@ -2,9 +2,10 @@
 
 Write: in one REPEATABLE READ transaction, reflect the tables with SQLAlchemy and keep their DDL
 (enum types and sequences first, CREATE TABLE / CREATE INDEX / comments, then sequence ownership
-and positions) plus every row, as typed JSON. Restore: one transaction that drops the schema,
-re-creates it from that DDL and inserts the rows, so a failed restore changes nothing.
-Views, functions and triggers are not included (pg_dump has them).
+and positions) plus every row, as typed JSON, then the functions, views, materialized views and
+triggers beside the tables (`objects.py`). Restore: one transaction that drops the schema, re-creates
+it from that DDL, inserts the rows and makes the other objects again, so a failed restore changes
+nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..mysql.dump import _dec, _enc
 from ..server.backup import ServerBackupEngine
 from ..server.connection import message
 from .catalog import quote_ident as q
+from .objects import all_kept, drop_statement, functions, read_objects
 
 FORMAT = "migration-mcp-postgresql-logical-dump"
 _BATCH = 500
@@ -42,6 +44,8 @@ def _dec_pg(v):
 class PgLogicalBackupEngine(ServerBackupEngine):
     name = "postgresql-logical-json"
     suffix = ".logical.json"  # not ".json": that is the metadata file beside it
+    read_kept = staticmethod(all_kept)
+    drop_sql = staticmethod(drop_statement)
 
     def write_backup(self, dest: Path) -> None:
         schema = self._schema()
@@ -95,7 +99,11 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             cols = [c.name for c in t.columns if c.computed is None]
             rows = conn.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(t.name)}").fetchall()
             tables.append({"name": t.name, "columns": cols, "rows": [[_enc_pg(v) for v in r] for r in rows]})
-        return {"format": FORMAT, "schema": schema, "pre": pre, "ddl": ddl, "post": post, "tables": tables}
+        views, triggers, _ = read_objects(conn, schema)
+        objects = list(functions(conn, schema).values())  # before the views and triggers that call them
+        objects += [s for v in views.values() for s in v.create]  # in creation order: a view after those it reads
+        objects += [s for t in triggers.values() for s in t.create]
+        return {"format": FORMAT, "schema": schema, "pre": pre, "ddl": ddl, "post": post, "tables": tables, "objects": objects}
 
     def _read(self, path: Path) -> dict:
         try:
@@ -126,6 +134,9 @@ class PgLogicalBackupEngine(ServerBackupEngine):
                         for i in range(0, len(rows), _BATCH):
                             conn.executemany(sql, rows[i:i + _BATCH])
                 for stmt in raw["post"]:
+                    conn.execute(stmt)
+                conn.execute("SET LOCAL check_function_bodies = off")  # as pg_dump's scripts do: bodies may name later objects
+                for stmt in raw.get("objects", ()):  # after the rows: materialized views fill, triggers fire for none of them
                     conn.execute(stmt)
                 conn.execute("COMMIT")
             except BaseException as exc:

@@ -170,3 +170,39 @@ class PgKeptRules(KeptRules):
                 out.append(Step(f"make function {routine.name} (trigger {trig.name}) follow the rename of "
                                 + ", ".join(f"{table}.{o} to {cols[o]}" for o in sorted(used)), (sql,), None, None))
         return out
+
+
+_Q_FUNCTIONS = """
+SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', p.prokind, pg_get_functiondef(p.oid)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = %s AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ORDER BY p.oid
+"""
+
+
+def functions(conn, schema: str) -> dict[str, str]:
+    """Every function and procedure of the schema that no extension owns: "function f(int)" ->
+    `pg_get_functiondef`, in creation order."""
+    return {f"{'procedure' if kind == 'p' else 'function'} {sig}": body
+            for sig, kind, body in conn.execute(_Q_FUNCTIONS, (schema,)).fetchall()}
+
+
+def all_kept(conn, schema: str) -> dict[str, str]:
+    """Every view, materialized view, trigger and function of the schema, "kind name" -> definition:
+    what a backup keeps and a restore must give back."""
+    views, triggers, _ = read_objects(conn, schema)
+    out = {f"{'materialized view' if v.materialized else 'view'} {n}": v.sql for n, v in views.items()}
+    out.update({f"trigger {n}": t.sql for n, t in triggers.items()})
+    out.update(functions(conn, schema))
+    return out
+
+
+def drop_statement(key: str) -> str:
+    """DROP for a kept object of `all_kept` ("view v", "materialized view m", "function f(int)")."""
+    for kind in ("materialized view", "view", "function", "procedure"):
+        if key.startswith(kind + " "):
+            name = key[len(kind) + 1:]
+            target = quote_ident(name) if "view" in kind else name
+            return f"DROP {kind.upper()} IF EXISTS {target}"
+    raise PlanningError(f"cannot drop {key} on its own: it belongs to its table")

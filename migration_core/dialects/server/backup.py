@@ -52,6 +52,25 @@ class ServerBackupEngine:
     def schema_fingerprint(self) -> str | None:
         return self._fingerprint()
 
+    # "kind name" -> definition of every view, trigger and routine (each dialect's objects.all_kept)
+    read_kept: Callable[[ServerConnection, str], dict[str, str]]
+    drop_sql: Callable[[str], str]  # the DROP of one such object
+
+    def kept_objects(self) -> dict[str, str]:
+        conn = self._connect()
+        try:
+            return type(self).read_kept(conn, self._schema())
+        finally:
+            conn.close()
+
+    def drop_kept_objects(self, keys: list[str]) -> None:
+        conn = self._connect()
+        try:
+            for key in keys:
+                conn.execute(type(self).drop_sql(key))
+        finally:
+            conn.close()
+
 
 class ToolBackupEngine(ServerBackupEngine):
     """A backup made and restored by the server's client tools, which connect from the URL

@@ -102,6 +102,24 @@ class SqliteBackupEngine:
             digest.update(b"\n")
         return digest.hexdigest()
 
+    def kept_objects(self) -> dict[str, str]:
+        """Views and triggers of the live database ("view v" -> CREATE text). A backup is the whole
+        file, so a restore brings them back as they were."""
+        if not self.db_path.is_file():
+            return {}
+        try:
+            conn = sqlite3.connect(self.db_path.as_uri() + "?mode=ro", uri=True, timeout=self.timeout_ms / 1000)
+            try:
+                rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            return {}
+        return {f"{kind} {name}": sql for kind, name, sql in rows}
+
+    def drop_kept_objects(self, keys: list[str]) -> None:  # pragma: no cover - a whole-file restore leaves none
+        raise BackupError(f"the restored database has objects the backup does not: {', '.join(keys)}")
+
     def _connect(self, target: str) -> sqlite3.Connection:
         # The busy timeout bounds each backup step; the deadline below bounds the whole copy.
         return sqlite3.connect(target, uri=target.startswith("file:"), timeout=min(self.timeout_ms, 1000) / 1000)

@@ -147,6 +147,16 @@ class SqliteDialect:
 
         return SqliteBackupEngine(self.path)
 
+    def kept_object_problems(self, conn: sqlite3.Connection) -> list[str]:
+        """Views that fail when used (SQLite checks a view's names only then)."""
+        out = []
+        for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY name").fetchall():
+            try:
+                conn.execute(f"SELECT * FROM {q(name)} LIMIT 0").fetchall()
+            except sqlite3.Error as exc:
+                out.append(f"view {name} does not work: {exc}")
+        return out
+
     def integrity_check(self, conn: sqlite3.Connection) -> str | None:
         """What `PRAGMA quick_check` finds wrong (https://sqlite.org/pragma.html#pragma_quick_check),
         or None; a file too damaged to check says so instead of raising."""
