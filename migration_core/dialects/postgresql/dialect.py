@@ -26,7 +26,7 @@ from .catalog import quote_ident, read_snapshot
 from .lock import PgAdvisoryLock, lock_key
 from .logical import PgLogicalBackupEngine
 from .objects import PgKeptRules, function_columns
-from .planner import PostgresPlanner
+from .planner import PostgresPlanner, parse_enum
 from .proof import PgShadow
 
 HISTORY_FLAVOR = HistoryFlavor(
@@ -120,6 +120,12 @@ class PostgresDialect(ServerDialect):
             conn.execute("ROLLBACK")
 
     # -- infrastructure ------------------------------------------------------------------
+    def typed_value(self, literal: str, type_: str) -> str:
+        """PostgreSQL types a bare NULL or string in a subquery as text, and then refuses `integer = text`
+        in a probe's join: the stand-in is cast to the column's own type."""
+        enum = parse_enum(type_)
+        return f"CAST({literal} AS {quote_ident(enum[0]) if enum else type_})"
+
     def _lock_id(self) -> int:
         return lock_key(self.url.database or "", self.schema())
 

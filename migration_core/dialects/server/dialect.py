@@ -139,6 +139,11 @@ class ServerDialect:
     def probe(self, conn, diff: Diff, live: SchemaSnapshot, target: SchemaSnapshot) -> SqlProbe:
         return SqlProbe(conn, diff, live, target, self)
 
+    def typed_value(self, literal: str, type_: str) -> str:
+        """`literal` (a constant or NULL) as a value of the normalized type `type_`, for a probe's
+        stand-in for a column the plan adds; MySQL compares untyped values as they are."""
+        return literal
+
     def _numeric_kind(self, type_: str) -> str | None:
         return self.numeric_types.get(_base(type_))
 

@@ -79,7 +79,7 @@ class SqlProbe:
         for c in target_t.columns if target_t else ():
             if c.name.lower() not in present:
                 literal = c.default if c.default is not None and _LITERAL.fullmatch(c.default) else "NULL"
-                exprs.append(f"{literal} AS {q(c.name)}")
+                exprs.append(f"{self.dialect.typed_value(literal, c.type)} AS {q(c.name)}")
         return f"(SELECT {', '.join(exprs)} FROM {q(t.name)}) AS src"
 
     def _scalar(self, sql: str) -> int:
