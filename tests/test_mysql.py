@@ -142,3 +142,37 @@ def test_migration_sessions_are_strict_whatever_the_server_default(my):
             conn.execute("INSERT INTO strict_probe VALUES (100000)")
     finally:
         conn.close()
+
+
+def test_time_limit_holds_during_a_long_alter(my, tmp_path):
+    """max_execution_time_ms was checked between statements only, so one long ALTER ran past it; now
+    MariaDB's max_statement_time aborts the ALTER itself, and the run restores the table."""
+    import time
+
+    from migration_core.dialects.mysql.dump import take_dump
+    from migration_core.errors import ExecutionTimeout
+
+    # Few columns to dump, many indexes for the ALTER to rebuild: the ALTER is the long part.
+    orders = [("a", "b"), ("b", "a"), ("a", "n"), ("b", "n"), ("n", "a"), ("n", "b")]
+    idx = ", ".join(f'Index("ix{i}_{k}", "{x}", "{y}", "id")' for k in range(3) for i, (x, y) in enumerate(orders))
+    v1 = f'Table("big", metadata, Column("id", Integer, primary_key=True), Column("n", Integer), Column("a", String(32)), ' \
+         f'Column("b", String(32)), {idx})'
+    my.migrate(v1)
+    my.sql("INSERT INTO big SELECT seq, seq, md5(seq), md5(seq + 1) FROM seq_1_to_60000")
+    before = my.state()
+    system = my.system(v1.replace('Column("n", Integer)', 'Column("n", BigInteger)'))
+    conn = system.dialect.connect(write=True)
+    try:  # what the run spends before its first statement: the dump of the table
+        started = time.monotonic()
+        take_dump(conn, my.dbname, ["big"], tmp_path / "probe.jsonl")
+        dump_s = time.monotonic() - started
+    finally:
+        conn.close()
+    exceeded = "SHOW GLOBAL STATUS LIKE 'max_statement_time_exceeded'"
+    aborted = int(my.sql(exceeded)[0][1])
+    with pytest.raises(ExecutionTimeout, match="time limit during statement 1 of 1"):
+        system.execute_auto_migration(timeout_ms=int((dump_s * 1.3 + 0.2) * 1000), create_backup=False)
+    assert int(my.sql(exceeded)[0][1]) > aborted  # the server aborted the ALTER itself
+    assert my.state() == before
+    system.execute_auto_migration(create_backup=False)  # with the default limit it goes through
+    assert my.sql("SELECT count(*), sum(n) FROM big") == [(60000, 1800030000)]

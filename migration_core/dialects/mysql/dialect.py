@@ -217,6 +217,8 @@ class MysqlDialect(ServerDialect):
                     if left <= 0:
                         raise ExecutionTimeout(f"migration exceeded the time limit after {done} of {len(statements)} statements")
                     limit(left)
+                    if progress:
+                        progress(done, len(statements), f"running statement {done + 1} of {len(statements)}")
                     conn.execute(stmt)
                     done += 1
                     if checkpoint:
