@@ -88,9 +88,16 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
 
     if isinstance(c, ch.AddTable):
         return ChangeAssessment(c, "safe", "creates a new, empty table")
+    if isinstance(c, ch.AlterColumnGenerated) and c.old.generated is None:
+        n = n_rows(c.table)
+        return ChangeAssessment(c, "destructive", f"the values stored in {c.table}.{c.column} ({_plural(n, 'row')}) are replaced "
+                                                  "by computed ones")
+    if isinstance(c, ch.AlterColumnGenerated) and c.new.generated is None:
+        return ChangeAssessment(c, "safe", "the column keeps its current values and is no longer computed")
+    if isinstance(c, ch.AlterColumnGenerated):
+        return ChangeAssessment(c, "safe", "every row's value is computed again from the new expression")
     if isinstance(c, (ch.RenameTable, ch.RenameColumn, ch.AlterColumnDefault, ch.AlterTableComment,
-                      ch.AlterColumnComment, ch.DropForeignKey, ch.DropUniqueConstraint, ch.DropCheckConstraint,
-                      ch.AlterColumnGenerated)):
+                      ch.AlterColumnComment, ch.DropForeignKey, ch.DropUniqueConstraint, ch.DropCheckConstraint)):
         return ChangeAssessment(c, "safe", "schema-only change; no stored value is altered or removed")
     if isinstance(c, ch.DropIndex):
         return ChangeAssessment(c, "safe", "removes an index, not data (queries using it may slow down)")

@@ -176,42 +176,77 @@ def _diff_table(live: Table, target: Table, col_map: dict[str, str], renamed_tab
 
     out.extend(
         _match(
-            live.foreign_keys, target.foreign_keys,
+            _dedupe(live.foreign_keys, lambda fk: fk_key(fk, True)), _dedupe(target.foreign_keys, lambda fk: fk_key(fk, False)),
             lambda fk: fk_key(fk, True), lambda fk: fk_key(fk, False),
             lambda fk: ch.AddForeignKey(name, fk), lambda fk: ch.DropForeignKey(name, fk),
         )
     )
     out.extend(
         _match(
-            live.unique_constraints, target.unique_constraints,
+            _dedupe(live.unique_constraints, lambda u: tuple(cname(c) for c in u.columns)),
+            _dedupe(target.unique_constraints, lambda u: tuple(c.lower() for c in u.columns)),
             lambda u: tuple(cname(c) for c in u.columns), lambda u: tuple(c.lower() for c in u.columns),
             lambda u: ch.AddUniqueConstraint(name, u), lambda u: ch.DropUniqueConstraint(name, u),
         )
     )
     out.extend(
         _match(
-            live.check_constraints, target.check_constraints,
+            _dedupe(live.check_constraints, lambda k: _map_words(k.expression, lmap)),
+            _dedupe(target.check_constraints, lambda k: k.expression),
             lambda k: _map_words(k.expression, lmap), lambda k: k.expression,
             lambda k: ch.AddCheckConstraint(name, k), lambda k: ch.DropCheckConstraint(name, k),
         )
     )
-    live_ix = {i.name.lower(): i for i in live.indexes}
-    target_ix = {i.name.lower(): i for i in target.indexes}
-    for key, ix in target_ix.items():
-        lix = live_ix.get(key)
-        if lix is None:
-            out.append(ch.AddIndex(name, ix))
-        elif _map_words(lix.definition, lmap) != ix.definition:
-            out.append(ch.DropIndex(name, lix))
-            out.append(ch.AddIndex(name, ix))
-    for key, lix in live_ix.items():
-        if key not in target_ix:
-            out.append(ch.DropIndex(name, lix))
+    out.extend(_diff_indexes(name, live, target, lmap))
     if tuple(live.options) != tuple(target.options):
         out.append(ch.AlterTableOptions(name, live.options, target.options))
     if (live.comment or None) != (target.comment or None):
         out.append(ch.AlterTableComment(name, live.comment, target.comment))
     return out
+
+
+def _diff_indexes(name: str, live: Table, target: Table, lmap: dict[str, str]) -> list[ch.Change]:
+    """Indexes pair by name; one whose name the server chose (`auto`) pairs with any index of the same
+    definition. A live index the server made for a foreign key is no difference while another index
+    of the models covers that key (InnoDB then needs it no more, and would not have made it)."""
+    out: list[ch.Change] = []
+    live_ix = {i.name.lower(): i for i in live.indexes}
+    target_ix = {i.name.lower(): i for i in target.indexes}
+    unmatched_live = dict(live_ix)
+    pending: list = []
+    for key, ix in target_ix.items():
+        lix = live_ix.get(key)
+        if lix is not None and _map_words(lix.definition, lmap) == ix.definition:
+            unmatched_live.pop(key)
+        elif lix is not None and not (lix.auto or ix.auto):
+            unmatched_live.pop(key)
+            out += [ch.DropIndex(name, lix), ch.AddIndex(name, ix)]
+        else:
+            pending.append(ix)
+    for ix in pending:
+        hit = next((lix for lix in unmatched_live.values() if (lix.auto or ix.auto)
+                    and _map_words(lix.definition, lmap) == ix.definition), None)
+        if hit is not None:
+            unmatched_live.pop(hit.name.lower())
+        else:
+            out.append(ch.AddIndex(name, ix))
+    fk_cols = [tuple(c.lower() for c in fk.columns) for fk in target.foreign_keys]
+    for lix in unmatched_live.values():
+        cols = tuple((lmap.get(c.lower(), c.lower()) if c else "") for c in lix.columns)
+        if lix.auto and cols in fk_cols and any(
+                tuple((c or "").lower() for c in ix.columns[:len(cols)]) == cols for ix in target.indexes):
+            continue
+        out.append(ch.DropIndex(name, lix))
+    return out
+
+
+def _dedupe(items, key):
+    """One of each definition, a named one first: the same key declared twice (on the column and as
+    a table constraint) is one key as far as the diff goes."""
+    seen: dict = {}
+    for item in sorted(items, key=lambda i: i.name is None):
+        seen.setdefault(key(item), item)
+    return [i for i in items if any(i is v for v in seen.values())]
 
 
 def _diff_column(table: str, lc: Column, c: Column, lmap: dict[str, str]) -> list[ch.Change]:

@@ -48,12 +48,14 @@ class ForeignKey:
 class UniqueConstraint:
     name: str | None
     columns: tuple[str, ...]
+    sql: str = ""  # the constraint as stored; not compared
 
 
 @dataclass(frozen=True)
 class CheckConstraint:
     name: str | None
     expression: str  # normalized
+    sql: str = ""  # the constraint as the database deparses it (PostgreSQL: re-added as such); not compared
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Index:
     definition: str  # normalized CREATE INDEX text without the index name, used for comparison
     sql: str  # the statement as stored, used to re-create it
     where: str | None = None
+    auto: bool = False  # named by the server, not the models (MariaDB: an unnamed key, a foreign key's own index): compared by definition
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,19 @@ clauses, then views and triggers (`objects.py`).
 
 Normalization (the target is created in a scratch database and read by this same code):
 display widths go (`int(11)` is `INT`), `tinyint(1)` is `BOOLEAN`, ENUM/SET are compared as value
-sets, `current_timestamp()` is `CURRENT_TIMESTAMP`, backquotes leave expressions, and names the
-server chose itself (`PRIMARY`, `<table>_ibfk_<n>`, `CONSTRAINT_<n>`) are not compared. MariaDB's
-JSON is LONGTEXT plus a `json_valid()` CHECK on both sides alike. Unique constraints are unique
-indexes in MySQL, so they appear as indexes only.
+lists in their order (MySQL sorts by it), `current_timestamp()` is `CURRENT_TIMESTAMP`, backquotes
+leave expressions, and names the server chose itself (`PRIMARY`, `<table>_ibfk_<n>`,
+`CONSTRAINT_<n>`, an unnamed key's or a foreign key's own index) are not compared; a table's
+collation is an option, and a column's collation is compared with its table's. MariaDB's JSON is
+LONGTEXT plus a `json_valid()` CHECK on both sides alike. Unique constraints are unique indexes in
+MySQL, so they appear as indexes only.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table
 from ..server.catalog import squeeze_expr
@@ -55,8 +58,8 @@ def normalize_type(column_type: str) -> str:
     if t.lower() == "tinyint(1)":
         return "BOOLEAN"
     m = _ENUM.match(t)
-    if m:
-        values = sorted(re.findall(r"'((?:[^']|'')*)'", m[2]))
+    if m:  # in their order: MySQL sorts and compares ENUM values by their position in the list
+        values = re.findall(r"'((?:[^']|'')*)'", m[2])
         return f"{m[1].upper()}(" + ",".join(f"'{v}'" for v in values) + ")"
     t = _WIDTH.sub(lambda m: m[1], t)
     return t.upper()
@@ -70,6 +73,18 @@ def normalize_expr(text: str | None) -> str | None:
     return squeeze_expr(out)
 
 
+def server_named(ix: Index, fk_names: dict[tuple[str, ...], str]) -> bool:
+    """Did MariaDB name this index itself? An unnamed key or index takes its first column's name
+    (`code`, then `code_2`, ...), and the index InnoDB adds for a foreign key takes the key's name
+    (https://mariadb.com/kb/en/foreign-keys/). Such names are compared by definition only."""
+    first = (ix.columns[0] or "").lower() if ix.columns else ""
+    name = ix.name.lower()
+    if first and re.fullmatch(re.escape(first) + r"(_\d+)?", name):
+        return True
+    cols = tuple((c or "").lower() for c in ix.columns)
+    return fk_names.get(cols) == name
+
+
 def _action(rule: str | None) -> str | None:
     r = (rule or "").upper()
     return None if r in ("", "NO ACTION", "RESTRICT") else r
@@ -78,8 +93,10 @@ def _action(rule: str | None) -> str | None:
 def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True) -> SchemaSnapshot:
     """`objects`: also read views and triggers (the models' scratch copy has none)."""
     default_collation = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).scalar()
-    all_tables = {name: (comment or None) for name, comment, _coll in conn.execute(_Q_TABLES, (schema,)).fetchall()}
+    rows = conn.execute(_Q_TABLES, (schema,)).fetchall()
+    all_tables = {name: (comment or None) for name, comment, _coll in rows}
     tables_meta = {name: comment for name, comment in all_tables.items() if not is_ignored(name, ignore)}
+    table_collation = {name: coll or default_collation for name, _comment, coll in rows}
     columns: dict[str, list[Column]] = defaultdict(list)
     auto: dict[str, set[str]] = defaultdict(set)
     for tbl, name, ctype, nullable, default, extra, collation, generation in conn.execute(_Q_COLUMNS, (schema,)).fetchall():
@@ -87,8 +104,8 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
             continue
         extra = (extra or "").lower()
         gen = None
-        if "generated" in extra:
-            gen, default = normalize_expr(generation), None
+        if "generated" in extra:  # VIRTUAL or STORED (PERSISTENT): a change between them recomputes nothing but storage
+            gen, default = normalize_expr(generation) + (" VIRTUAL" if "virtual" in extra else ""), None
         elif AUTO_INCREMENT in extra:
             default = AUTO_INCREMENT
             auto[tbl].add(name)
@@ -100,7 +117,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
                 default = f"{default} ON UPDATE {normalize_expr(extra.split('on update', 1)[1])}"
         columns[tbl].append(Column(
             name=name, type=normalize_type(ctype), nullable=nullable == "YES", default=default,
-            collation=collation if collation and collation != default_collation else None,
+            collation=collation if collation and collation != table_collation[tbl] else None,
             generated=gen,
         ))
 
@@ -121,6 +138,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         indexes[tbl].append(Index(iname, cols, unique, definition, "", None))
 
     fk_parts: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    fk_names: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)
     for tbl, cname, col, ref, ref_col, upd, dele in conn.execute(_Q_FKS, (schema,)).fetchall():
         if tbl in tables_meta:
             fk_parts[(tbl, cname)].append((col, ref, ref_col, upd, dele))
@@ -129,6 +147,9 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         name = None if re.fullmatch(re.escape(tbl) + r"_ibfk_\d+", cname) else cname
         fks[tbl].append(ForeignKey(name, tuple(p[0] for p in parts), parts[0][1], tuple(p[2] for p in parts),
                                    _action(parts[0][4]), _action(parts[0][3])))
+        fk_names[tbl][tuple(p[0].lower() for p in parts)] = cname.lower()
+    for tbl, items in indexes.items():
+        indexes[tbl] = [replace(i, auto=server_named(i, fk_names[tbl])) for i in items]
 
     checks: dict[str, list[CheckConstraint]] = defaultdict(list)
     for tbl, cname, clause in conn.execute(_Q_CHECKS, (schema,)).fetchall():
@@ -139,7 +160,8 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
     tables = {
         name: Table(name=name, columns=tuple(columns[name]), primary_key=pks.get(name), foreign_keys=tuple(fks[name]),
                     check_constraints=tuple(checks[name]), indexes=tuple(sorted(indexes[name], key=lambda i: i.name)),
-                    comment=tables_meta[name])
+                    comment=tables_meta[name],
+                    options=(f"COLLATE {table_collation[name]}",) if table_collation[name] != default_collation else ())
         for name in tables_meta
     }
     if not objects:

@@ -14,7 +14,10 @@ import time
 from contextlib import suppress
 from typing import Callable
 
+from dataclasses import replace
+
 from sqlalchemy import MetaData
+from sqlalchemy import UniqueConstraint as SaUnique
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
@@ -127,6 +130,16 @@ class MysqlDialect(ServerDialect):
             conn.execute(f"USE {quote_ident(scratch)}")
             metadata.create_all(conn.sa, checkfirst=False)
             return read_snapshot(conn, scratch, (), objects=False)
+
+    def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
+        """The models as MariaDB stores them; an index or key the models leave unnamed has a name the
+        server chose, so it is compared by definition only."""
+        target = super().normalize_target(metadata)
+        declared = {n.lower() for t in metadata.tables.values()
+                    for n in [*(i.name for i in t.indexes), *(c.name for c in t.constraints if isinstance(c, SaUnique))] if n}
+        tables = {name: replace(t, indexes=tuple(i if i.auto or i.name.lower() in declared else replace(i, auto=True)
+                                                 for i in t.indexes)) for name, t in target.tables.items()}
+        return replace(target, tables=tables)
 
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")

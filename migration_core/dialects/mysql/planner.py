@@ -20,7 +20,13 @@ from sqlalchemy.schema import CreateIndex
 from ... import changes as ch
 from ...diff import Diff
 from ...plan import Step
+from ...errors import PlanningError
 from ..server.planner import ServerPlanner, sa_index
+
+def _kind(generated: str | None) -> str | None:
+    """None (a plain column), "VIRTUAL" or "STORED", from the catalog's normalized generation text."""
+    return None if generated is None else "VIRTUAL" if generated.endswith(" VIRTUAL") else "STORED"
+
 
 _CREATE_INDEX = re.compile(r"^CREATE (?P<kind>(?:UNIQUE |FULLTEXT |SPATIAL )?)INDEX (?P<name>\S+) ON \S+ (?P<rest>.*)$", re.S)
 _ALTER = re.compile(r"^ALTER TABLE (?P<table>`(?:[^`]|``)*`|\S+) (?P<clause>.*)$", re.S)
@@ -65,6 +71,14 @@ class MysqlPlanner(ServerPlanner):
         t = self.q(table)
         modified: set[str] = set()
         for c in changes:
+            if isinstance(c, ch.AlterColumnGenerated) and _kind(c.old.generated) != _kind(c.new.generated) \
+                    and not (_kind(c.old.generated) == "STORED" and c.new.generated is None):  # that one MODIFY does, values kept
+                if _kind(c.old.generated) == "VIRTUAL" and c.new.generated is None:
+                    raise PlanningError(f"{c.detail}: MariaDB cannot make a VIRTUAL column plain and keep its values "
+                                        "(error 1907); make it STORED (PERSISTENT) in one migration, then plain in the next")
+                self.regenerate(table, c)
+                modified.add(c.column.lower())
+        for c in changes:
             if isinstance(c, ch.AddColumn):
                 self.emit(c.detail, [f"ALTER TABLE {t} ADD COLUMN {self.column_spec(table, c.column.name)}"],
                           [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column.name)}"], table, change=c)
@@ -81,6 +95,25 @@ class MysqlPlanner(ServerPlanner):
                     if any(isinstance(x, (ch.AlterColumnType, ch.AlterColumnCollation)) for x in same) else set()
                 self.emit("; ".join(x.detail for x in same), [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, c.column)}"],
                           None, table, change=c, requires=joined, rewrites_table=table if rewrite else None)
+
+    def regenerate(self, table: str, c: ch.AlterColumnGenerated) -> None:
+        """VIRTUAL <-> STORED, or a plain column made generated (or back): MariaDB refuses that in a MODIFY
+        (error 1907, "not yet supported for generated columns"), so the column is dropped and added again,
+        with its indexes, in the one ALTER TABLE of its table. A generated column made plain keeps no
+        values here (a plain column made generated loses its stored values: the assessment says so)."""
+        t = self.q(table)
+        name = c.column.lower()
+        on_it = [i for i in self.target.table(table).indexes if name in {(x or "").lower() for x in i.columns}]
+        live = self.live.table(self.diff.live_table(table))
+        dropped = [i for i in live.indexes if name in {(x or "").lower() for x in i.columns}] if live else []
+        self.notes.append(f"changing how {table}.{c.column} is generated drops and adds it again, which copies {table}")
+        for i in dropped:
+            self.emit(f"drop index {i.name} on {table} with the column", self.drop_index(ch.DropIndex(table, i)), None, table)
+        self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {self.q(c.column)}"], None, table, rewrites_table=table)
+        self.emit(c.detail, [f"ALTER TABLE {t} ADD COLUMN {self.column_spec(table, c.column)}"], None, table,
+                  provides={self.r_col(table, c.column)})
+        for i in on_it:
+            self.add_index(ch.AddIndex(table, i))
 
     def _fks_on(self, table: str, column: str) -> list[tuple[str, tuple[str, ...]]]:
         """Live foreign keys (models' table name, its lower-cased columns) that join `table.column`
@@ -139,6 +172,23 @@ class MysqlPlanner(ServerPlanner):
             cols = ", ".join(self.q(x) for x in c.index.columns)
             sql = f"ALTER TABLE {self.q(c.table)} ADD {'UNIQUE ' if c.index.unique else ''}INDEX {self.q(c.index.name)} ({cols})"
         self.emit(c.detail, [sql], self.drop_index(ch.DropIndex(c.table, c.index)), c.table, change=c, builds_index_on=c.table)
+
+    def table_options(self, c: ch.AlterTableOptions) -> None:
+        """A table's default collation: `CONVERT TO CHARACTER SET .. COLLATE ..` (its columns that follow
+        the table's collation follow it: the table is copied), then the columns whose own collation the
+        models set are given it again."""
+        coll = next((o.split(" ", 1)[1] for o in c.new if o.startswith("COLLATE ")), None)
+        if coll is None:
+            coll = self.conn.execute("SELECT default_collation_name FROM information_schema.schemata "
+                                     "WHERE schema_name = DATABASE()").scalar()
+        t = self.q(c.table)
+        own = [x.name for x in self.target.table(c.table).columns if x.collation]
+        self.notes.append(f"changing the collation of {c.table} converts and copies it (the table is locked for writes meanwhile)")
+        self.emit(c.detail, [f"ALTER TABLE {t} CONVERT TO CHARACTER SET {coll.split('_', 1)[0]} COLLATE {coll}"], None, c.table,
+                  rewrites_table=c.table, provides={self.r_col(c.table, x.name) for x in self.target.table(c.table).columns})
+        for name in own:
+            self.emit(f"keep the collation of {c.table}.{name}", [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(c.table, name)}"],
+                      None, c.table, provides={self.r_col(c.table, name)})
 
     def table_comment(self, c: ch.AlterTableComment) -> list[str]:
         text = (c.new or "").replace("\\", "\\\\").replace("'", "''")

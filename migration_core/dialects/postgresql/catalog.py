@@ -161,9 +161,11 @@ def _action(code: str) -> str | None:
     return {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}.get(code)
 
 
-def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True) -> SchemaSnapshot:
+def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True,
+                  check_texts: dict[tuple[str, str], str] | None = None) -> SchemaSnapshot:
     """`conn` has a sqlite3-like `execute` (ServerConnection); `objects`: also read views and triggers
-    (the models' scratch copy has none)."""
+    (the models' scratch copy has none); `check_texts`: (table, constraint) -> the CHECK text to re-add
+    it with, when not PostgreSQL's own deparsed text (`model_check_texts`)."""
     enums = {name: tuple(values) for name, values in conn.execute(_Q_ENUMS, (schema,)).fetchall()}
     columns: dict[str, list[Column]] = defaultdict(list)
     comments: dict[str, str | None] = {}
@@ -206,6 +208,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         if tbl not in columns:
             continue
         cols = tuple(cols)
+        raw_name = name
         clause = f"CONSTRAINT {quote_ident(name)} {definition}"
         if kind != "f":
             ddl[tbl].append(clause)
@@ -218,9 +221,10 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
                 name, cols, ref, tuple(ref_cols), _action(on_del), _action(on_upd),
                 ("DEFERRABLE INITIALLY DEFERRED" if deferred else "DEFERRABLE") if deferrable else None, clause))
         elif kind == "u":
-            uniques[tbl].append(UniqueConstraint(name, cols))
+            uniques[tbl].append(UniqueConstraint(name, cols, clause))
         elif kind == "c":
-            checks[tbl].append(CheckConstraint(name, check_expr(definition)))
+            text = (check_texts or {}).get((tbl, raw_name)) or re.sub(r"\s+NOT VALID$", "", definition)
+            checks[tbl].append(CheckConstraint(name, check_expr(definition), text))
 
     indexes: dict[str, list[Index]] = defaultdict(list)
     for tbl, name, unique, indexdef, cols, where in conn.execute(_Q_INDEXES, (schema,)).fetchall():
@@ -244,3 +248,36 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         return SchemaSnapshot("postgresql", tables)
     views, triggers, routines = read_objects(conn, schema)
     return SchemaSnapshot("postgresql", tables, views, triggers, routines)
+
+
+def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[str, str], str]:
+    """(table, constraint name in `scratch`) -> the models' own `CHECK (...)` text, for each CHECK the
+    models declare. A plan adds a CHECK from this text: PostgreSQL's deparsed form does not read back
+    the same once stored again (`(x)::text = ANY ((ARRAY[...])::text[])` gains parentheses and casts).
+    Unnamed CHECKs pair with the names PostgreSQL gave them in creation order (column constraints, then
+    table constraints, as CREATE TABLE lists them)."""
+    from sqlalchemy import CheckConstraint as SaCheck
+
+    stored: dict[str, list[str]] = defaultdict(list)
+    for tbl, name in conn.execute(
+            "SELECT c.relname, con.conname FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND con.contype = 'c' ORDER BY con.oid",
+            (scratch,)).fetchall():
+        stored[tbl].append(name)
+    compiler = sa_dialect.ddl_compiler(sa_dialect, None)
+    out: dict[tuple[str, str], str] = {}
+    for t in metadata.tables.values():
+        declared = [c for col in t.columns for c in col.constraints if isinstance(c, SaCheck)]
+        declared += [c for c in t._sorted_constraints if isinstance(c, SaCheck) and c not in declared]
+        names = stored.get(t.name, [])
+        named = {str(c.name) for c in declared if c.name}
+        unnamed = [n for n in names if n not in named]
+        anonymous = [c for c in declared if not c.name]
+        if len(unnamed) != len(anonymous):
+            continue  # checks made by something else (a type, a listener): keep PostgreSQL's own text
+        pairs = [(str(c.name), c) for c in declared if c.name] + list(zip(unnamed, anonymous))
+        for name, c in pairs:
+            text = compiler.visit_check_constraint(c)
+            out[(t.name, name)] = text[text.index("CHECK"):]
+    return out
+

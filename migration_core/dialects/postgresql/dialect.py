@@ -22,7 +22,7 @@ from ..base import Progress
 from ..server.connection import ServerConnection, message
 from ..server.dialect import ServerDialect
 from .backup import PgDumpBackupEngine
-from .catalog import quote_ident, read_snapshot
+from .catalog import model_check_texts, quote_ident, read_snapshot
 from .lock import PgAdvisoryLock, lock_key
 from .logical import PgLogicalBackupEngine
 from .objects import PgKeptRules, function_columns
@@ -112,10 +112,14 @@ class PostgresDialect(ServerDialect):
         scratch = f"_migration_scratch_{secrets.token_hex(4)}"
         conn.execute("BEGIN")
         try:
+            # The scratch schema first, then the session's own: the models see the types, functions and
+            # extension objects the managed schema sees (citext, pg_trgm's operator classes, PostGIS).
+            paths = conn.execute("SELECT current_schemas(false)").scalar() or []
             conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
-            conn.execute(f"SET LOCAL search_path TO {quote_ident(scratch)}")
+            conn.execute("SET LOCAL search_path TO " + ", ".join(quote_ident(p) for p in [scratch, *paths]))
             metadata.create_all(conn.sa, checkfirst=False)
-            return read_snapshot(conn, scratch, (), objects=False)
+            return read_snapshot(conn, scratch, (), objects=False,
+                                 check_texts=model_check_texts(conn, scratch, metadata, conn.sa.dialect))
         finally:
             conn.execute("ROLLBACK")
 

@@ -131,7 +131,7 @@ class PgKeptRules(KeptRules):
     set_aside_before_renames = False
 
     def disturbs(self, c: ch.Change, diff: Diff, live: SchemaSnapshot) -> set:
-        if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation)):
+        if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation, ch.AlterColumnGenerated)):
             return {(diff.live_table(c.table), diff.live_column(c.table, c.column))}
         return set()
 

@@ -50,7 +50,8 @@ class PostgresPlanner(ServerPlanner):
         super().__init__(*args, **kw)
         self.postamble: list[str] = []
         self.live_enums = self._enums(self.live)
-        self.swapped: dict[str, str] = {}  # enum types rebuilt by this plan -> the name the old one is set aside under
+        self.swapped: dict[str, str] = {}
+        self._taken: set[str] | None = None  # constraint names of the schema, asked for once  # enum types rebuilt by this plan -> the name the old one is set aside under
 
     @staticmethod
     def _enums(snapshot) -> dict[str, tuple[str, ...]]:
@@ -148,6 +149,10 @@ class PostgresPlanner(ServerPlanner):
     def column_changes(self, table: str, changes: list[ch.Change]) -> None:
         q, t = self.q, self.q(table)
         for c in changes:
+            if isinstance(c, ch.AlterColumnGenerated):
+                self.generated(table, c)
+        changes = [c for c in changes if not isinstance(c, ch.AlterColumnGenerated)]
+        for c in changes:
             if isinstance(c, ch.AddColumn):
                 spec = self.column_spec(table, c.column.name)
                 d = c.column.default
@@ -212,6 +217,34 @@ class PostgresPlanner(ServerPlanner):
                           [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} SET DEFAULT {self.default_sql(table, c.column)}"], None, table,
                           change=c)
 
+    def generated(self, table: str, c: ch.AlterColumnGenerated) -> None:
+        """A generated column's expression changes: `SET EXPRESSION` on PostgreSQL 17+, else the column
+        dropped and added again (PostgreSQL computes every row's value either way), with the indexes and
+        CHECKs on it made again; a generated column made plain keeps its values (`DROP EXPRESSION`)."""
+        q, t, col = self.q, self.q(table), self.q(c.column)
+        self.notes.append(f"changing how {table}.{c.column} is generated rewrites {table} under ACCESS EXCLUSIVE")
+        if c.new.generated is None:
+            self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} DROP EXPRESSION"], None, table, change=c)
+            return
+        if c.old.generated is not None and self.server_version() >= 170000:
+            expr = self.sa_column(table, c.column).computed.sqltext
+            sql = self.sa_dialect.ddl_compiler(self.sa_dialect, None).sql_compiler.process(expr, include_table=False,
+                                                                                         literal_binds=True)
+            self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} SET EXPRESSION AS ({sql})"], None, table, change=c,
+                      rewrites_table=table)
+            return
+        target = self.target.table(table)
+        name = c.column.lower()
+        again = [self.create_index(table, i.name) for i in target.indexes
+                 if name in {(x or "").lower() for x in i.columns} or name in i.definition.lower().split(" ")]
+        again += [s for k in target.check_constraints if name in self._words(table, k.expression, live=False)
+                  for s in self.add_check(ch.AddCheckConstraint(table, k))]
+        self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {col}", f"ALTER TABLE {t} ADD COLUMN {self.column_spec(table, c.column)}",
+                             *again], None, table, change=c, rewrites_table=table)
+
+    def server_version(self) -> int:
+        return int(self.conn.execute("SHOW server_version_num").scalar()) if self.conn is not None else 0
+
     def add_unique(self, c: ch.AddUniqueConstraint) -> list[str]:
         if self.settings.concurrent_indexes:
             name = self.q(c.constraint.name or f"{c.table}_{'_'.join(c.constraint.columns)}_key")
@@ -226,14 +259,35 @@ class PostgresPlanner(ServerPlanner):
         return super().add_unique(c)
 
     def add_check(self, c: ch.AddCheckConstraint) -> list[str]:
+        """From the models' CHECK as PostgreSQL deparsed it when the models were built (`k.sql`), so it is
+        stored exactly as the target was, not from the normalized text (whose parentheses and casts
+        PostgreSQL would store differently)."""
         k = c.constraint
-        name = self.q(k.name) if k.name else self.q(f"{c.table}_check")
-        return [f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} CHECK ({k.expression}) NOT VALID",
+        cols = sorted(self._words(c.table, k.expression, live=False))
+        name = self.q(k.name or self.free_name(c.table, "_".join((c.table, *cols[:1], "check"))))
+        body = k.sql or f"CHECK ({k.expression})"
+        return [f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} {body} NOT VALID",
                 f"ALTER TABLE {self.q(c.table)} VALIDATE CONSTRAINT {name}"]
+
+    def free_name(self, table: str, base: str) -> str:
+        """A constraint name as PostgreSQL would choose it (`<base>`, then `<base>1`, ...): not taken by
+        any constraint of the schema nor by an earlier step of this plan (docs, "CREATE TABLE",
+        constraint names; ChooseConstraintName)."""
+        if self._taken is None:
+            self._taken = {r[0] for r in self.conn.execute(
+                "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+                "WHERE n.nspname = current_schema()").fetchall()} if self.conn is not None else set()
+        base = base[:63]
+        name, n = base, 0
+        while name in self._taken:
+            n += 1
+            name = f"{base[:63 - len(str(n))]}{n}"
+        self._taken.add(name)
+        return name
 
     def add_foreign_key(self, c: ch.AddForeignKey) -> list[str]:
         fk = c.fk
-        name = self.q(fk.name or f"{c.table}_{'_'.join(fk.columns)}_fkey")
+        name = self.q(fk.name or self.free_name(c.table, f"{c.table}_{'_'.join(fk.columns)}_fkey"))
         self.notes.append(f"adding the foreign key on {c.table} locks {c.table} and {fk.ref_table} against writes "
                           "(SHARE ROW EXCLUSIVE) until commit; planned as NOT VALID + VALIDATE")
         return [f"ALTER TABLE {self.q(c.table)} ADD CONSTRAINT {name} {self.fk_clause(fk)} NOT VALID",

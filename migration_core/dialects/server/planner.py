@@ -48,10 +48,10 @@ def sa_index(metadata: MetaData, table: str, name: str):
 
 
 _COLUMN_KINDS = (ch.AddColumn, ch.DropColumn, ch.AlterColumnType, ch.AlterColumnNullable, ch.AlterColumnDefault,
-                 ch.AlterColumnCollation)
+                 ch.AlterColumnCollation, ch.AlterColumnGenerated)
 _HANDLED = (ch.RenameTable, ch.RenameColumn, ch.AddTable, ch.DropTable, ch.AlterPrimaryKey, ch.AddForeignKey,
             ch.DropForeignKey, ch.AddUniqueConstraint, ch.DropUniqueConstraint, ch.AddCheckConstraint,
-            ch.DropCheckConstraint, ch.AddIndex, ch.DropIndex, ch.AlterTableComment, *_COLUMN_KINDS)
+            ch.DropCheckConstraint, ch.AddIndex, ch.DropIndex, ch.AlterTableComment, ch.AlterTableOptions, *_COLUMN_KINDS)
 
 
 class ServerPlanner:
@@ -168,24 +168,42 @@ class ServerPlanner:
             return dict(removes={col(t, c.column.name)})
         if isinstance(c, ch._AlterColumn):
             return dict(provides={col(t, c.column)})
+        named = {("constraint", t.lower(), item.name.lower())} if (item := getattr(c, "constraint", None) or getattr(c, "fk", None)) \
+            is not None and getattr(item, "name", None) else set()
+        if isinstance(c, (ch.AddUniqueConstraint, ch.AddCheckConstraint, ch.AddForeignKey)):
+            res = self._added(c)
+            res["provides"] = res.get("provides", set()) | named  # a constraint replaced under its own name: dropped first
+            return res
+        if isinstance(c, (ch.DropUniqueConstraint, ch.DropCheckConstraint, ch.DropForeignKey)):
+            res = self._dropped(c)
+            res["removes"] = res.get("removes", set()) | named
+            return res
+        return self._other(c)
+
+    def _added(self, c: ch.Change) -> dict:
+        t, col, key = c.table, self.r_col, self.r_key
         if isinstance(c, ch.AddForeignKey):
             fk = c.fk
             return dict(requires={*(col(t, x) for x in fk.columns), self.r_table(fk.ref_table), key(fk.ref_table, fk.ref_columns),
                                   *(col(fk.ref_table, x) for x in fk.ref_columns)})
+        if isinstance(c, ch.AddUniqueConstraint):
+            return dict(provides={key(t, c.constraint.columns)}, requires={col(t, x) for x in c.constraint.columns})
+        return dict(requires={col(t, x) for x in self._words(t, c.constraint.expression, live=False)})
+
+    def _dropped(self, c: ch.Change) -> dict:
+        t, col, key = c.table, self.r_col, self.r_key
         if isinstance(c, ch.DropForeignKey):
             fk = c.fk
             ref = self.tname(fk.ref_table)
             return dict(releases={key(ref, [self.tcol(ref, x) for x in fk.ref_columns]), *(col(t, self.tcol(t, x)) for x in fk.columns)},
                         provides={("no_fk", t.lower(), tuple(x.lower() for x in fk.columns))})
-        if isinstance(c, ch.AddUniqueConstraint):
-            return dict(provides={key(t, c.constraint.columns)}, requires={col(t, x) for x in c.constraint.columns})
         if isinstance(c, ch.DropUniqueConstraint):
             cols = [self.tcol(t, x) for x in c.constraint.columns]
             return dict(removes={key(t, cols)}, releases={col(t, x) for x in cols})
-        if isinstance(c, ch.AddCheckConstraint):
-            return dict(requires={col(t, x) for x in self._words(t, c.constraint.expression, live=False)})
-        if isinstance(c, ch.DropCheckConstraint):
-            return dict(releases={col(t, x) for x in self._words(t, c.constraint.expression, live=True)})
+        return dict(releases={col(t, x) for x in self._words(t, c.constraint.expression, live=True)})
+
+    def _other(self, c: ch.Change) -> dict:
+        t, col, key = c.table, self.r_col, self.r_key
         if isinstance(c, ch.AddIndex):
             cols = [x for x in c.index.columns if x is not None]
             return dict(provides={("index", t.lower(), c.index.name.lower()), *([key(t, cols)] if c.index.unique else [])},
@@ -292,6 +310,9 @@ class ServerPlanner:
     def table_comment(self, c: ch.AlterTableComment) -> list[str]:
         raise NotImplementedError
 
+    def table_options(self, c: ch.AlterTableOptions) -> None:
+        raise PlanningError(f"cannot plan on {self.dialect_name}: {c.detail}")
+
     def plan_extras(self) -> dict:
         return {}
 
@@ -364,6 +385,8 @@ class ServerPlanner:
         for c in kept:
             if isinstance(c, ch.AlterTableComment):
                 self.emit(c.detail, self.table_comment(c), None, c.table, change=c)
+            elif isinstance(c, ch.AlterTableOptions):
+                self.table_options(c)
         steps = self.finish(order_steps(self.steps))
         extras = self.plan_extras()
         return Plan(dialect=self.dialect_name, steps=tuple(steps), notes=tuple(self.notes), **extras)
