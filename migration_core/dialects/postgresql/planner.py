@@ -161,7 +161,8 @@ class PostgresPlanner(ServerPlanner):
                                       "under ACCESS EXCLUSIVE (constant and now() defaults do not)")
                 if d in (SERIAL, *IDENTITY.values()):
                     self.notes.append(f"adding {table}.{c.column.name} ({d}) fills every row: rewrites {table} under ACCESS EXCLUSIVE")
-                self.emit(c.detail, [f"ALTER TABLE {t} ADD COLUMN {spec}"], [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"],
+                self.emit(c.detail, [*self.sequences(table, [c.column.name]), f"ALTER TABLE {t} ADD COLUMN {spec}"],
+                          [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"],
                           table, change=c, requires=self.column_requires(table, c.column.name),
                           rewrites_table=table if d in (SERIAL, *IDENTITY.values()) else None)
             elif isinstance(c, ch.DropColumn):

@@ -13,10 +13,10 @@ foreign keys afterwards with ALTER TABLE.
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Sequence
 from sqlalchemy import Table as SaTable
 from sqlalchemy.engine import Dialect as SaDialect
-from sqlalchemy.schema import AddConstraint, CreateColumn, CreateIndex, CreateTable, SetTableComment
+from sqlalchemy.schema import AddConstraint, CreateColumn, CreateIndex, CreateSequence, CreateTable, SetTableComment
 
 from ... import changes as ch
 from ...diff import Diff
@@ -111,10 +111,22 @@ class ServerPlanner:
         finally:
             for fkc, rule in rules.items():
                 fkc._create_rule = rule
-        out = [create,
+        out = [*self.sequences(name, [c.name for c in t.columns]), create,
                *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
         if t.comment and not self.sa_dialect.inline_comments:
             out.append(self.compile(SetTableComment(t)))  # what create_all adds after CREATE TABLE
+        return out
+
+    def sequences(self, table: str, columns: list[str]) -> list[str]:
+        """CREATE SEQUENCE IF NOT EXISTS for the `Sequence`s these columns of the models take values from
+        (what `create_all` makes before the table); a sequence already there is kept as it is."""
+        if not self.sa_dialect.supports_sequences:
+            return []
+        out = []
+        for name in columns:
+            seq = self.sa_column(table, name).default
+            if isinstance(seq, Sequence) and not seq.optional:
+                out.append(self.compile(CreateSequence(seq, if_not_exists=True)))
         return out
 
     def create_index(self, table: str, name: str) -> str:
