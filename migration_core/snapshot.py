@@ -92,6 +92,16 @@ class Table:
 
 
 Dependency = tuple[str, "str | None"]  # (relation, column); column None: the relation as a whole
+KINDS = ("materialized view", "view", "trigger", "function", "procedure", "event")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """A kept object's key ("view user names", "materialized view m", "function f(integer)") as (kind,
+    name): the kind is one of KINDS, the name whatever follows it, spaces included."""
+    for kind in KINDS:
+        if key.startswith(kind + " "):
+            return kind, key[len(kind) + 1:]
+    raise ValueError(f"not a kept object's key: {key!r}")
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ class ServerProject(BaseProject):
 
     def sql(self, statement: str, params=None) -> list[tuple]:
         with self.engine.connect() as c:
-            res = c.exec_driver_sql(statement, params) if params else c.exec_driver_sql(statement)
+            res = c.exec_driver_sql(statement, params) if params else \
+                c.exec_driver_sql(statement, execution_options={"no_parameters": True})  # a `%` is a `%`
             return [tuple(r) for r in res.fetchall()] if res.returns_rows else []
 
     def _schema(self) -> str:

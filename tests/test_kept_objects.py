@@ -309,3 +309,71 @@ def test_health_names_a_broken_view_or_trigger_function(anydb):
     check = {c.name: c for c in health.checks}["kept_objects"]
     assert check.status == "fail" and name in check.detail, check
     assert health.status == "degraded"
+
+
+def test_percent_signs_and_spaces_in_kept_definitions_and_names(server):
+    """A `%` in a view, a CHECK or a DEFINER host made the driver take it for a placeholder (a traceback
+    from status, migrate and the built-in restore); a name with a space was split as "kind name"."""
+    body = USERS_V1.replace('Column("bio", Text))', 'Column("bio", Text), CheckConstraint("age % 2 = 0 OR age IS NULL OR age > 0"))')
+    server.migrate(body)
+    server.insert("users", ROWS)
+    q = '"' if server.kind == "postgresql" else "`"
+    server.sql(f"CREATE VIEW {q}a names{q} AS SELECT id, name FROM users WHERE name LIKE 'a%'")
+    if server.kind == "mysql":
+        server.sql("CREATE TRIGGER `my trg` BEFORE INSERT ON users FOR EACH ROW SET NEW.bio = CONCAT(NEW.bio, '%')")
+    wider = body.replace('Column("age", Integer)', 'Column("age", BigInteger)').replace('String(50)', 'String(60)')
+    status = server.system(wider).check_migration_status()
+    assert status.plan_proven and status.safe_to_apply, status.proof
+    server.migrate(wider)
+    assert server.sql(f"SELECT * FROM {q}a names{q}") == [(1, "ann")]
+    system = server.system(wider)
+    for manager in (system.backups, server.builtin_backup(system)[1]):
+        info = manager.create_backup("test")
+        server.sql("DELETE FROM users WHERE id = 3")
+        manager.restore_backup(info.id)
+        assert len(server.sql("SELECT * FROM users")) == 3
+
+
+def test_postgresql_rollback_keeps_the_schema_its_owner_privileges_and_table_grants(pg):
+    """A restore dropped the schema and made it again: other roles lost USAGE on it, and the built-in
+    dump also lost their table grants, so the application was down after any rollback."""
+    pg.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mig_app') THEN CREATE ROLE mig_app NOLOGIN; END IF; END $$")
+    seed(pg)
+    pg.sql("GRANT SELECT, INSERT ON users TO mig_app")
+    pg.sql("GRANT UPDATE (name) ON users TO mig_app")
+    pg.sql("GRANT USAGE ON SCHEMA public TO mig_app")
+    pg.sql("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO mig_app")
+    access = ("SELECT has_schema_privilege('mig_app', 'public', 'USAGE'), has_table_privilege('mig_app', 'users', 'INSERT'), "
+              "has_column_privilege('mig_app', 'users', 'name', 'UPDATE'), "
+              "(SELECT count(*) FROM pg_default_acl a JOIN pg_namespace n ON n.oid = a.defaclnamespace WHERE n.nspname = 'public')")
+    before = pg.sql(access)
+    assert before == [(True, True, True, 1)]
+    system = pg.system(USERS_V1)
+    for manager in (system.backups, pg.builtin_backup(system)[1]):
+        info = manager.create_backup("test")
+        manager.restore_backup(info.id)
+        assert pg.sql(access) == before, manager.engine.name
+
+
+def test_postgresql_view_features_survive_being_made_again(pg):
+    seed(pg)
+    pg.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mig_app') THEN CREATE ROLE mig_app NOLOGIN; END IF; END $$")
+    pg.sql("CREATE VIEW v_names AS SELECT id, name, age FROM users")
+    pg.sql("ALTER VIEW v_names ALTER COLUMN age SET DEFAULT 18")
+    pg.sql("COMMENT ON COLUMN v_names.name IS 'display name'")
+    pg.sql("CREATE RULE v_names_del AS ON DELETE TO v_names DO INSTEAD DELETE FROM users WHERE id = OLD.id")
+    pg.sql("GRANT SELECT (id) ON v_names TO mig_app")
+    pg.sql("GRANT SELECT ON v_names TO mig_app WITH GRANT OPTION")
+    pg.sql("CREATE MATERIALIZED VIEW mv_names AS SELECT id, name FROM users")
+    pg.sql("CREATE INDEX mv_names_id ON mv_names (id)")
+    pg.sql("ALTER MATERIALIZED VIEW mv_names CLUSTER ON mv_names_id")
+    facts = ("SELECT (SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'v_names'::regclass), "
+             "col_description('v_names'::regclass, 2), (SELECT count(*) FROM pg_rewrite WHERE rulename = 'v_names_del'), "
+             "has_column_privilege('mig_app', 'v_names', 'id', 'SELECT'), "
+             "has_table_privilege('mig_app', 'v_names', 'SELECT WITH GRANT OPTION'), "
+             "(SELECT indisclustered FROM pg_index WHERE indexrelid = 'mv_names_id'::regclass)")
+    before = pg.sql(facts)
+    pg.migrate(USERS_V1.replace('Column("name", String(50)', 'Column("name", String(80)'))
+    assert pg.sql(facts) == before
+    pg.sql("DELETE FROM v_names WHERE id = 3")  # the rule is back
+    assert [r[0] for r in pg.sql("SELECT id FROM users ORDER BY id")] == [1, 2]

@@ -188,3 +188,12 @@ Table("c", metadata, Column("id", Integer, primary_key=True), Column("code", Int
     with pytest.raises(SafetyRefusal, match="foreign key mismatch"):
         system.execute_auto_migration()
     assert anydb.snapshot() == before
+
+
+def test_enum_type_whose_name_holds_a_space(pg):
+    """The normalized type `ENUM order kind('a','b')` was not recognised: no CREATE TYPE was planned."""
+    body = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("k", Enum("a", "b", name="order kind")))'
+    pg.migrate(body)
+    pg.insert("t", [(1, "a")])
+    pg.migrate(body.replace('"a", "b"', '"a", "b", "c"'))
+    assert pg.sql('SELECT enum_range(NULL::"order kind")::text') == [("{a,b,c}",)]

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from ...errors import BackupError, RestoreRefused
+from ...snapshot import split_key
 from ...urls import url_password
 from ..server.backup import ServerBackupEngine, ToolBackupEngine, run_tool
 from ..server.connection import message
@@ -140,7 +141,7 @@ class LogicalBackupEngine(ServerBackupEngine):
             tables = list_tables(conn, schema)
             views, _ = read_objects(conn, schema, {t.lower() for t in tables})
             order = dependency_order({f"view {n}" for n in views if n not in broken}, {f"view {n}": v for n, v in views.items()})
-            objects = [(key, views[key[5:]].create) for key in order]
+            objects = [(key, views[split_key(key)[1]].create) for key in order]
             objects += list(routines_and_events(conn, schema).items())
             take_dump(conn, schema, tables, dest, objects)
             conn.execute("COMMIT")

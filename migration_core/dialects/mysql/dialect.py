@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from ...errors import ConfigurationError, ExecutionTimeout, MigrationError, MigrationInterrupted
 from ...history import HistoryFlavor
 from ...plan import Plan
-from ...snapshot import SchemaSnapshot
+from ...snapshot import SchemaSnapshot, split_key
 from ..base import Progress
 from ..server.connection import ServerConnection, message
 from ..server.dialect import ServerDialect
@@ -172,8 +172,11 @@ class MysqlDialect(ServerDialect):
         if not keys:
             return []
         live = self.read_live(conn)
-        return [(key, live.triggers[key[8:]].create if key.startswith("trigger ") else live.views[key.split(" ", 1)[1]].create)
-                for key in keys]
+        out = []
+        for key in keys:
+            kind, name = split_key(key)
+            out.append((key, live.triggers[name].create if kind == "trigger" else live.views[name].create))
+        return out
 
     @staticmethod
     def _statement_time_limit(conn: ServerConnection) -> Callable[[float | None], None]:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from ... import changes as ch
 from ...diff import Diff
-from ...snapshot import Dependency, SchemaSnapshot, Trigger, View
+from ...snapshot import Dependency, SchemaSnapshot, Trigger, View, split_key
 from ..server.kept import KeptRules
 
 _Q_VIEWS = ("SELECT table_name, view_definition, check_option, definer, security_type, algorithm "
@@ -245,7 +245,7 @@ def renames_of(diff: Diff) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
 def remade(key: str, live: SchemaSnapshot, diff: Diff) -> tuple[str, ...]:
     """The statements that make kept object `key` again after the plan's renames."""
     tables, columns = renames_of(diff)
-    kind, name = key.rsplit(" ", 1)
+    kind, name = split_key(key)
     relations = {t.lower() for t in live.tables} | {v.lower() for v in live.views}
     if kind == "view":
         return tuple(rename_in_view(s, relations, tables, columns) for s in live.views[name].create)
@@ -310,5 +310,5 @@ def all_kept(conn, schema: str) -> dict[str, str]:
 
 def drop_statement(key: str, table: str | None = None) -> str:
     """DROP for a kept object of `all_kept`."""
-    kind, name = key.rsplit(" ", 1)
+    kind, name = split_key(key)
     return f"DROP {kind.upper()} IF EXISTS {quote_ident(name)}"

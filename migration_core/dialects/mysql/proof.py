@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ...diff import Diff
 from ...plan import Step
-from ...snapshot import SchemaSnapshot
+from ...snapshot import SchemaSnapshot, split_key
 from ..server.connection import message
 from ..server.kept import KeptStep
 from ..server.proof import Scope, Shadow
@@ -37,7 +37,7 @@ def without_foreign_keys_to(create: str, keep: set[str]) -> str:
 
 
 def _drop(key: str, live: SchemaSnapshot) -> str:
-    kind, name = key.rsplit(" ", 1)
+    kind, name = split_key(key)
     return f"DROP {'TRIGGER' if kind == 'trigger' else 'VIEW'} {q(name)}"
 
 
@@ -108,7 +108,7 @@ class MysqlShadow(Shadow):
                 out.append(f"{key} is missing after the plan")
             elif key.startswith("view "):
                 try:
-                    self.conn.execute(f"SELECT * FROM {q(key[5:])} LIMIT 0").fetchall()
+                    self.conn.execute(f"SELECT * FROM {q(split_key(key)[1])} LIMIT 0").fetchall()
                 except DBAPIError as exc:
                     out.append(f"{key} no longer works after the plan: {message(exc)}")
         return out

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -18,8 +20,7 @@ from sqlalchemy.engine import URL
 from ...errors import BackupError
 from ...urls import url_password
 from ..server.backup import ToolBackupEngine, run_tool
-from .catalog import quote_ident
-from .objects import all_kept, drop_statement
+from .objects import all_kept, clear_schema_sql, drop_statement
 
 PGDMP_MAGIC = b"PGDMP"
 
@@ -49,8 +50,8 @@ class PgDumpBackupEngine(ToolBackupEngine):
         return run_tool(args, _env(self.url), self.timeout_s, what, capture_output=True)
 
     def write_backup(self, dest: Path) -> None:
-        self._run(["pg_dump", "--format=custom", "--no-owner", f"--schema={self._schema()}", f"--file={dest}"],
-                  what="pg_dump")
+        """Owners and privileges included (pg_dump's default), so a restore gives every role its access back."""
+        self._run(["pg_dump", "--format=custom", f"--schema={self._schema()}", f"--file={dest}"], what="pg_dump")
 
     def check_backup_file(self, path: Path) -> str | None:
         try:
@@ -66,8 +67,19 @@ class PgDumpBackupEngine(ToolBackupEngine):
         return None
 
     def restore_backup(self, src: Path) -> None:
-        script = self._run(["pg_restore", "--no-owner", "--file=-", str(src)], what="pg_restore").stdout
-        schema = quote_ident(self._schema())
-        prefix = f"SET client_min_messages = warning;\nDROP SCHEMA IF EXISTS {schema} CASCADE;\n".encode()
+        """The schema's contents are dropped and the archive's restored in one transaction; the schema
+        itself (its owner, privileges and default privileges) is kept, so the archive's own entries for
+        it are left out (`pg_restore -L`)."""
+        schema = self._schema()
+        listing = self._run(["pg_restore", "--list", str(src)], what="pg_restore --list").stdout.decode()
+        keep = [ln for ln in listing.splitlines()
+                if not re.search(rf"\b(SCHEMA - {re.escape(schema)}|(ACL|COMMENT) - SCHEMA {re.escape(schema)})\b", ln)]
+        with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
+            fh.write("\n".join(keep) + "\n")
+        try:
+            script = self._run(["pg_restore", f"--use-list={fh.name}", "--file=-", str(src)], what="pg_restore").stdout
+        finally:
+            Path(fh.name).unlink(missing_ok=True)
+        prefix = f"SET client_min_messages = warning;\n{clear_schema_sql(schema)};\n".encode()
         run_tool(["psql", "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"],
                  _env(self.url), self.timeout_s, "restore", rolled_back=True, input=prefix + script, capture_output=True)

@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint
 from ..server.catalog import squeeze_expr
+from ..server.connection import runnable
 from ..sqlite.catalog import is_ignored
 from .objects import OBJECT_QUERIES, read_objects
 
@@ -277,7 +278,7 @@ def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[st
             continue  # checks made by something else (a type, a listener): keep PostgreSQL's own text
         pairs = [(str(c.name), c) for c in declared if c.name] + list(zip(unnamed, anonymous))
         for name, c in pairs:
-            text = compiler.visit_check_constraint(c)
+            text = runnable(compiler.visit_check_constraint(c))
             out[(t.name, name)] = text[text.index("CHECK"):]
     return out
 

@@ -19,9 +19,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable, SetTableComment
 from ...errors import BackupError
 from ..mysql.dump import _dec, _enc
 from ..server.backup import ServerBackupEngine
-from ..server.connection import message
+from ..server.connection import message, runnable
 from .catalog import quote_ident as q
-from .objects import all_kept, drop_statement, functions, read_objects
+from .objects import all_kept, clear_schema_sql, drop_statement, functions, read_objects, table_grants
 
 FORMAT = "migration-mcp-postgresql-logical-dump"
 _BATCH = 500
@@ -92,14 +92,15 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             for c in t.columns:
                 if c.server_default is not None and "nextval(" in str(getattr(c.server_default, "arg", "")):
                     c.autoincrement = False  # keep DEFAULT nextval(<the dumped sequence>), not a new SERIAL
-            ddl.append(str(CreateTable(t).compile(dialect=dialect)))
-            ddl += [str(CreateIndex(i).compile(dialect=dialect)) for i in t.indexes]
+            ddl.append(runnable(str(CreateTable(t).compile(dialect=dialect))))
+            ddl += [runnable(str(CreateIndex(i).compile(dialect=dialect))) for i in t.indexes]
             if t.comment:
-                ddl.append(str(SetTableComment(t).compile(dialect=dialect)))
+                ddl.append(runnable(str(SetTableComment(t).compile(dialect=dialect))))
             cols = [c.name for c in t.columns if c.computed is None]
             rows = conn.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(t.name)}").fetchall()
             tables.append({"name": t.name, "columns": cols, "rows": [[_enc_pg(v) for v in r] for r in rows]})
         views, triggers, _ = read_objects(conn, schema)
+        post += table_grants(conn, schema)  # other roles' access to the tables and sequences
         objects = list(functions(conn, schema).values())  # before the views and triggers that call them
         objects += [s for v in views.values() for s in v.create]  # in creation order: a view after those it reads
         objects += [s for t in triggers.values() for s in t.create]
@@ -116,13 +117,11 @@ class PgLogicalBackupEngine(ServerBackupEngine):
 
     def restore_backup(self, src: Path) -> None:
         raw = self._read(src)
-        schema = q(self._schema())
         conn = self._connect()
         try:
             conn.execute("BEGIN")
             try:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                conn.execute(f"CREATE SCHEMA {schema}")
+                conn.execute(clear_schema_sql(self._schema()))  # the schema, its owner and privileges stay
                 for stmt in (*raw["pre"], *raw["ddl"]):
                     conn.execute(stmt)
                 for t in raw["tables"]:

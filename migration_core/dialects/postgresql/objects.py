@@ -19,8 +19,22 @@ from ...plan import Step
 from ...snapshot import Routine, SchemaSnapshot, Trigger, View
 from ..server.kept import KeptRules
 
-_Q_VIEWS = """
-SELECT c.relname, c.relkind = 'm', pg_get_viewdef(c.oid), c.relispopulated, obj_description(c.oid, 'pg_class'),
+_KIND = "CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END"
+_GRANT_ON = "CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END"  # GRANT names views and tables alike
+_GRANTEE = "CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END"
+_GRANT_OPTION = "CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END"
+# GRANT statements for a relation `c` (table-wide and per column), its owner's own rights left out.
+_GRANTS = f"""
+SELECT format('GRANT %%s ON %%s %%I TO %%s%%s', x.privilege_type, {_GRANT_ON}, c.relname, {_GRANTEE}, {_GRANT_OPTION})
+FROM aclexplode(c.relacl) x LEFT JOIN pg_roles g ON g.oid = x.grantee WHERE x.grantee <> c.relowner
+UNION ALL
+SELECT format('GRANT %%s (%%I) ON %%s %%I TO %%s%%s', x.privilege_type, a.attname, {_GRANT_ON}, c.relname, {_GRANTEE},
+              {_GRANT_OPTION})
+FROM pg_attribute a CROSS JOIN LATERAL aclexplode(a.attacl) x LEFT JOIN pg_roles g ON g.oid = x.grantee
+WHERE a.attrelid = c.oid AND a.attacl IS NOT NULL AND x.grantee <> c.relowner"""
+
+_Q_VIEWS = f"""
+SELECT c.relname, c.relkind = 'm', pg_get_viewdef(c.oid), c.relispopulated,
        ARRAY(SELECT DISTINCT ARRAY[t.relname::text, a.attname::text]
              FROM pg_rewrite r
              JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
@@ -28,11 +42,30 @@ SELECT c.relname, c.relkind = 'm', pg_get_viewdef(c.oid), c.relispopulated, obj_
              LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
              WHERE r.ev_class = c.oid AND t.oid <> c.oid),
        ARRAY(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid ORDER BY i.indexrelid),
-       ARRAY(SELECT x.privilege_type || ' ' || CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END
-             FROM aclexplode(c.relacl) x LEFT JOIN pg_roles g ON g.oid = x.grantee
-             WHERE x.grantee <> c.relowner ORDER BY 1),
        array_to_string(c.reloptions, ', '),
-       pg_get_userbyid(c.relowner) <> current_user, pg_get_userbyid(c.relowner)
+       ARRAY(SELECT s FROM (
+           SELECT 1 AS k, format('COMMENT ON %%s %%I IS %%L', {_KIND}, c.relname, d.description) AS s
+           FROM pg_description d WHERE d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+           UNION ALL
+           SELECT 2, format('COMMENT ON COLUMN %%I.%%I IS %%L', c.relname, a.attname, d.description)
+           FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid
+           WHERE d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0
+           UNION ALL
+           SELECT 3, rtrim(pg_get_ruledef(r.oid), '; ')
+           FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN'
+           UNION ALL
+           SELECT 4, format('ALTER %%s %%I ALTER COLUMN %%I SET DEFAULT %%s', {_KIND}, c.relname, a.attname,
+                            pg_get_expr(ad.adbin, ad.adrelid))
+           FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum WHERE ad.adrelid = c.oid
+           UNION ALL
+           SELECT 5, format('ALTER %%s %%I CLUSTER ON %%I', {_KIND}, c.relname, i.relname)
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid AND x.indisclustered
+           UNION ALL
+           SELECT 6, format('ALTER %%s %%I OWNER TO %%I', {_KIND}, c.relname, pg_get_userbyid(c.relowner))
+           WHERE pg_get_userbyid(c.relowner) <> current_user
+           UNION ALL
+           SELECT 7, s FROM ({_GRANTS}) grants(s)
+       ) extra ORDER BY k, s)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('v', 'm')
 ORDER BY c.oid
@@ -67,10 +100,12 @@ def unqualify_index(indexdef: str, relation: str) -> str:
     return re.sub(r" ON (ONLY )?(\"(?:[^\"]|\"\")*\"|[^\s.]+)\.", r" ON \1", indexdef, count=1)
 
 
-def view_statements(name: str, materialized: bool, definition: str, populated: bool, comment: str | None,
-                    indexes, grants, options: str | None, owner: str | None) -> tuple[str, ...]:
-    """What makes the view again as it is: the view (its options; a materialized view with or
-    without its rows), its indexes, comment, owner and grants."""
+def view_statements(name: str, materialized: bool, definition: str, populated: bool, options: str | None, indexes,
+                    extra) -> tuple[str, ...]:
+    """What makes the view again as it is: the view with its options (a materialized view with or
+    without rows: made again, it is refreshed), its indexes, then `extra` from the catalog in this
+    order: comments (the view's and its columns'), rules, column defaults, the cluster mark, the
+    owner, the grants (per column too, with grant options)."""
     q = quote_ident(name)
     body = definition.strip().rstrip(";")
     with_ = f" WITH ({options})" if options else ""
@@ -79,12 +114,10 @@ def view_statements(name: str, materialized: bool, definition: str, populated: b
     else:
         out = [f"CREATE VIEW {q}{with_} AS {body}"]
     out += [unqualify_index(i, name) for i in indexes or ()]
-    if comment is not None:
-        out.append(f"COMMENT ON {'MATERIALIZED VIEW' if materialized else 'VIEW'} {q} IS {_lit(comment)}")
-    if owner:
-        out.append(f"ALTER {'MATERIALIZED VIEW' if materialized else 'VIEW'} {q} OWNER TO {quote_ident(owner)}")
-    out += [f"GRANT {g.split(' ', 1)[0]} ON {q} TO {g.split(' ', 1)[1]}" for g in grants or ()]
-    return tuple(out)
+    # `pg_get_ruledef` names the view with its schema: unqualified, a rule follows the view it belongs to.
+    extra = [re.sub(r" TO (\"(?:[^\"]|\"\")*\"|[^\s.]+)\.", " TO ", s, count=1) if s.startswith("CREATE RULE") else s
+             for s in extra or ()]
+    return (*out, *extra)
 
 
 def trigger_statements(definition: str, table: str, name: str, enabled: str) -> tuple[str, ...]:
@@ -104,12 +137,10 @@ def function_columns(body: str) -> set[str]:
 
 def read_objects(conn, schema: str) -> tuple[dict[str, View], dict[str, Trigger], dict[str, Routine]]:
     views: dict[str, View] = {}
-    for (name, materialized, definition, populated, comment, deps, indexes, grants, options, foreign_owner,
-         owner) in conn.execute(_Q_VIEWS, (schema,)).fetchall():
+    for name, materialized, definition, populated, deps, indexes, options, extra in conn.execute(_Q_VIEWS, (schema,)).fetchall():
         depends = tuple(sorted((t, c) for t, c in deps))
         views[name] = View(name, definition.strip(), bool(materialized), depends,
-                           view_statements(name, materialized, definition, populated, comment, indexes, grants, options,
-                                           owner if foreign_owner else None), bool(populated))
+                           view_statements(name, materialized, definition, populated, options, indexes, extra), bool(populated))
     triggers: dict[str, Trigger] = {}
     routines: dict[str, Routine] = {}
     for name, table, definition, fname, fschema, fdef, cols, enabled in conn.execute(_Q_TRIGGERS, (schema,)).fetchall():
@@ -206,3 +237,44 @@ def drop_statement(key: str) -> str:
             target = quote_ident(name) if "view" in kind else name
             return f"DROP {kind.upper()} IF EXISTS {target}"
     raise PlanningError(f"cannot drop {key} on its own: it belongs to its table")
+
+
+def clear_schema_sql(schema: str) -> str:
+    """One statement that drops everything in `schema` but the schema itself and what extensions own:
+    a restore then makes the backup's objects again in it, and the schema keeps its owner, its
+    privileges and its default privileges (`DROP SCHEMA .. CASCADE` would lose them, and with them
+    every other role's access to the tables)."""
+    lit = _lit(schema)
+    not_extension = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cls}'::regclass AND d.objid = {oid} "
+                     "AND d.deptype = 'e')")
+    return f"""DO $mig$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT format('DROP %s IF EXISTS %I.%I CASCADE', CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                  WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, n.nspname, c.relname) AS sql
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = {lit} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition
+             AND {not_extension.format(cls='pg_class', oid='c.oid')}
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                             AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))  -- a column's own sequence
+           ORDER BY c.relkind IN ('v', 'm') DESC
+  LOOP EXECUTE r.sql; END LOOP;
+  FOR r IN SELECT format('DROP %s IF EXISTS %s CASCADE', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE'
+                  ELSE 'FUNCTION' END, p.oid::regprocedure) AS sql
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = {lit} AND {not_extension.format(cls='pg_proc', oid='p.oid')}
+  LOOP EXECUTE r.sql; END LOOP;
+  FOR r IN SELECT format('DROP TYPE IF EXISTS %s CASCADE', t.oid::regtype) AS sql
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname = {lit} AND t.typtype IN ('e', 'd', 'r', 'm', 'c')
+             AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+             AND {not_extension.format(cls='pg_type', oid='t.oid')}
+  LOOP EXECUTE r.sql; END LOOP;
+END $mig$"""
+
+
+def table_grants(conn, schema: str) -> list[str]:
+    """GRANT statements for the schema's tables and sequences (per column too), owners' own rights left out."""
+    return [r[0] for r in conn.execute(
+        f"SELECT g.s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL ({_GRANTS}) g(s) "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'S') ORDER BY c.oid, 1", (schema,)).fetchall()]

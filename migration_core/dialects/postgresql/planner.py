@@ -15,10 +15,12 @@ import re
 
 from ... import changes as ch
 from ...diff import Diff
+from ..server.connection import runnable
 from ..server.planner import PlanningError, ServerPlanner
 from .catalog import IDENTITY, SERIAL, check_expr
 
-_ENUM = re.compile(r"^ENUM (?P<name>\S+?)\((?P<values>.*)\)$", re.S)
+# The type's name may hold spaces or parentheses: the value list, quoted literals, ends the text.
+_ENUM = re.compile(r"^ENUM (?P<name>.+?)\((?P<values>(?:'(?:[^']|'')*'(?:,'(?:[^']|'')*')*)?)\)$", re.S)
 _VOLATILE_OK = re.compile(r"^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|'[^']*'|-?[0-9.]+|true|false|NULL)$", re.I)
 # Type changes PostgreSQL does without rewriting the table (binary coercible or wider limit).
 _CHEAP_TARGETS = ("TEXT",)
@@ -222,15 +224,15 @@ class PostgresPlanner(ServerPlanner):
         """A generated column's expression changes: `SET EXPRESSION` on PostgreSQL 17+, else the column
         dropped and added again (PostgreSQL computes every row's value either way), with the indexes and
         CHECKs on it made again; a generated column made plain keeps its values (`DROP EXPRESSION`)."""
-        q, t, col = self.q, self.q(table), self.q(c.column)
+        t, col = self.q(table), self.q(c.column)
         self.notes.append(f"changing how {table}.{c.column} is generated rewrites {table} under ACCESS EXCLUSIVE")
         if c.new.generated is None:
             self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} DROP EXPRESSION"], None, table, change=c)
             return
         if c.old.generated is not None and self.server_version() >= 170000:
             expr = self.sa_column(table, c.column).computed.sqltext
-            sql = self.sa_dialect.ddl_compiler(self.sa_dialect, None).sql_compiler.process(expr, include_table=False,
-                                                                                         literal_binds=True)
+            sql = runnable(self.sa_dialect.ddl_compiler(self.sa_dialect, None).sql_compiler.process(expr, include_table=False,
+                                                                                                  literal_binds=True))
             self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} SET EXPRESSION AS ({sql})"], None, table, change=c,
                       rewrites_table=table)
             return

@@ -16,18 +16,18 @@ import secrets
 
 from ...diff import Diff
 from ...plan import Step
-from ...snapshot import SchemaSnapshot
+from ...snapshot import SchemaSnapshot, split_key
 from ..server.kept import KeptStep
 from ..server.proof import Scope, Shadow
 from .catalog import read_snapshot
 from .objects import quote_ident as q
 from .objects import read_objects, unqualify_index
+from .planner import _lit, parse_enum
 
-_ENUM = re.compile(r"^ENUM (?P<name>\S+?)\((?P<values>.*)\)$", re.S)
 
 
 def _drop(key: str, live: SchemaSnapshot) -> str:
-    kind, name = key.rsplit(" ", 1)
+    kind, name = split_key(key)
     if kind == "trigger":
         return f"DROP TRIGGER {q(name)} ON {q(live.triggers[name].table)}"
     return f"DROP {kind.upper()} {q(name)}"
@@ -74,13 +74,13 @@ class PgShadow(Shadow):
     def copy(self, live: SchemaSnapshot, scope: Scope) -> list[str]:
         tables = [live.tables[t] for t in scope.tables]
         names = {t.name.lower() for t in tables}
-        enums: dict[str, str] = {}  # every enum type the live tables use: new tables may use them too
+        enums: dict[str, tuple[str, ...]] = {}  # every enum type the live tables use: new tables may use them too
         for t in live.tables.values():
             for c in t.columns:
-                m = _ENUM.match(c.type)
-                if m:
-                    enums[m["name"]] = m["values"]
-        out = [f"CREATE TYPE {q(name)} AS ENUM ({values})" for name, values in enums.items()]
+                enum = parse_enum(c.type)
+                if enum:
+                    enums[enum[0]] = enum[1]
+        out = [f"CREATE TYPE {q(name)} AS ENUM ({', '.join(_lit(v) for v in values)})" for name, values in enums.items()]
         for t in tables:
             out.append(t.sql)
             out += [unqualify_index(i.sql, t.name) for i in t.indexes]
@@ -99,7 +99,7 @@ class PgShadow(Shadow):
         if step.action == "set_aside":
             views, triggers, _ = read_objects(self.conn, self.name)
             for key in step.objects:
-                kind, name = key.rsplit(" ", 1)
+                kind, name = split_key(key)
                 if kind == "trigger":
                     self.saved[key] = triggers[name].create
                 else:

@@ -34,9 +34,11 @@ class ServerConnection:
         return self.sa.connection.driver_connection
 
     def execute(self, sql: str, params: tuple | list | dict | None = None):
+        """Without `params` the driver is given none, so a `%` in the text (`LIKE 'a%'`, a DEFINER
+        `'app'@'%'`, `v % 2`) is not taken for a placeholder (SQLAlchemy's `no_parameters`)."""
         if params:
             return self.sa.exec_driver_sql(sql, tuple(params) if isinstance(params, list) else params)
-        return self.sa.exec_driver_sql(sql)
+        return self.sa.exec_driver_sql(sql, execution_options={"no_parameters": True})
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
         if rows:
@@ -48,6 +50,13 @@ class ServerConnection:
 
     def close(self) -> None:
         self.sa.close()
+
+
+def runnable(compiled: str) -> str:
+    """Text SQLAlchemy compiled for a `format`/`pyformat` driver (psycopg, PyMySQL) has `%%` for each `%`,
+    for the driver to undo when it fills in parameters; a plan's statements run without any
+    (`ServerConnection.execute`), so they need the `%` itself."""
+    return compiled.replace("%%", "%")
 
 
 def connect_server(engine: Engine, in_tx: Callable[[Any], bool]) -> ServerConnection:

@@ -24,6 +24,7 @@ from ...errors import PlanningError
 from ...ordering import order_steps, strongly_connected
 from ...plan import Plan, Step
 from ...snapshot import SchemaSnapshot
+from .connection import runnable
 
 
 def sa_table(metadata: MetaData, name: str) -> SaTable | None:
@@ -74,7 +75,7 @@ class ServerPlanner:
         return self.sa_dialect.identifier_preparer.quote(name)
 
     def compile(self, ddl) -> str:
-        return str(ddl.compile(dialect=self.sa_dialect)).strip()
+        return runnable(str(ddl.compile(dialect=self.sa_dialect)).strip())
 
     def sa_table(self, name: str):
         t = sa_table(self.metadata, name)
@@ -96,7 +97,8 @@ class ServerPlanner:
 
     def default_sql(self, table: str, column: str) -> str | None:
         col = self.sa_column(table, column)
-        return self.sa_dialect.ddl_compiler(self.sa_dialect, None).get_column_default_string(col)
+        text = self.sa_dialect.ddl_compiler(self.sa_dialect, None).get_column_default_string(col)
+        return runnable(text) if text is not None else None
 
     def create_table(self, name: str, foreign_keys=None) -> list[str]:
         """CREATE TABLE with `foreign_keys` inline (None: all but `use_alter` ones), its indexes and comment."""
@@ -169,7 +171,7 @@ class ServerPlanner:
     def change_resources(self, c: ch.Change) -> dict:
         """What a change's step provides, requires, releases and removes (see `ordering`)."""
         t = c.table
-        col, key = self.r_col, self.r_key
+        col = self.r_col
         if isinstance(c, ch.RenameTable):
             return dict(provides={self.r_table(t)}, removes={self.r_table(c.old_name)})
         if isinstance(c, ch.RenameColumn):

@@ -19,7 +19,7 @@ from ... import changes as ch
 from ...diff import Diff, diff_snapshots
 from ...errors import PlanningError
 from ...plan import Plan, Step
-from ...snapshot import SchemaSnapshot, Trigger, View
+from ...snapshot import SchemaSnapshot, Trigger, View, split_key
 from .connection import message
 from .kept import KeptStep
 
@@ -54,7 +54,7 @@ def proof_scope(diff: Diff, live: SchemaSnapshot, *, views_need_tables: bool, ke
                 touched.add(t.name)
     copy = set(touched)
     for key in kept:
-        kind, name = key.rsplit(" ", 1)
+        kind, name = split_key(key)
         obj = live.triggers[name] if kind == "trigger" else live.views[name]
         deps = [(obj.table, None)] if kind == "trigger" else obj.depends
         copy |= {live.table(d).name for d, _c in deps if live.table(d) is not None}
