@@ -139,6 +139,11 @@ class FileMigrationLock:
         plock = _process_lock(self._key)
         if plock.locked():
             return LockStatus(str(self.lock_path), held=True, holder=self._read_info(), stale_info=False)
+        if not self.lock_path.exists():
+            # Nobody has ever taken it (a holder creates the file): free, and a probe must not create it.
+            leftover = self._read_info() if self.info_path.exists() else None
+            return LockStatus(str(self.lock_path), held=False, holder=None, stale_info=leftover is not None or self.info_path.exists(),
+                              stale_holder=leftover)
         flock = self._file_lock()
         try:
             flock.acquire(timeout=0, blocking=False)
