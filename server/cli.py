@@ -47,7 +47,8 @@ class _Version(argparse.Action):
             number = version("migration-mcp")
         except PackageNotFoundError:
             number = "unknown (not installed)"
-        parser.exit(0, f"migration-mcp {number}\n")
+        sys.stdout.write(f"migration-mcp {number}\n")
+        parser.exit(0)
 
 
 def _positive_int(text: str) -> int:

@@ -23,6 +23,7 @@ class Col:
     wrap: bool = False  # may wrap onto more lines to fit the width
     optional: bool = False  # left out when the table cannot fit otherwise
     right: bool = False  # numbers
+    min: int = MIN_WRAP  # narrowest a wrapping column gets
 
 
 def ms(value: float | None) -> str:
@@ -49,12 +50,12 @@ def table(rows: list[list[str]], cols: list[Col], width: int | None = None) -> s
         for i in reversed(range(len(cols))):
             if total() > width and cols[i].optional:
                 keep.remove(i)
+        # Narrow the widest wrapping column a character at a time, so the wrapping columns end up even.
         while total() > width:
-            wrappable = [i for i in keep if cols[i].wrap and widths[i] > max(MIN_WRAP, len(cols[i].header))]
+            wrappable = [i for i in keep if cols[i].wrap and widths[i] > max(cols[i].min, len(cols[i].header))]
             if not wrappable:
                 break
-            widest = max(wrappable, key=lambda i: widths[i])
-            widths[widest] = max(widths[widest] - (total() - width), MIN_WRAP, len(cols[widest].header))
+            widths[max(wrappable, key=lambda i: widths[i])] -= 1
 
     def render(cells: list[str]) -> list[str]:
         parts = [textwrap.wrap(cells[i], widths[i], break_on_hyphens=False) or [""] if cols[i].wrap else [cells[i]] for i in keep]
@@ -80,7 +81,8 @@ def paragraph(label: str, text: str, width: int | None = None) -> str:
 
 def changes_table(changes: list[ChangeModel]) -> str:
     rows = [[c.risk + (" (blocked)" if c.blocked else ""), c.table, c.detail, c.reason] for c in changes]
-    return table(rows, [Col("RISK"), Col("TABLE", wrap=True), Col("CHANGE", wrap=True), Col("REASON", wrap=True)])
+    return table(rows, [Col("RISK", wrap=True, min=len("data_dependent")), Col("TABLE", wrap=True), Col("CHANGE", wrap=True),
+                        Col("REASON", wrap=True)])
 
 
 def status_text(r: StatusResult) -> str:
@@ -94,7 +96,7 @@ def status_text(r: StatusResult) -> str:
         out += ["", changes_table(r.changes)]
     if r.last_migration:
         lm = r.last_migration
-        out.append(f"last migration: {lm.id} {lm.status} at {lm.started_at:%Y-%m-%d %H:%M:%S}")
+        out.append(paragraph("last migration: ", f"{lm.id} {lm.status} at {lm.started_at:%Y-%m-%d %H:%M:%S}"))
     out += [paragraph("warning: ", w) for w in r.warnings]
     return "\n".join(out)
 
