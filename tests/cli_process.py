@@ -29,6 +29,17 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120, cwd: Path | s
                           stdin=subprocess.DEVNULL)
 
 
+def run_many(runs: list[tuple[list[str], dict[str, str]]], timeout: float = 120) -> list[subprocess.CompletedProcess]:
+    """Several read-only CLI runs at once (each `(args, env)`); their results in the same order."""
+    procs = [(args, subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)) for args, env in runs]
+    results = []
+    for args, proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess([CLI, *args], proc.returncode, out, err))
+    return results
+
+
 @dataclass
 class TerminalRun:
     code: int
