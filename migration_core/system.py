@@ -56,8 +56,6 @@ class AutoMigrationSystem:
             warnings.insert(0, "the database file does not exist yet; migrate will create it")
         if comparison.planning_error:
             warnings.append(comparison.planning_error)
-        if s.read_only and comparison.migration_needed:
-            warnings.append("read-only mode: the pending changes are reported, not applied (migrate is refused)")
         history = self.manager.get_migration_history(1)
         return dict(
             database=s.masked_url,
@@ -66,18 +64,26 @@ class AutoMigrationSystem:
             complexity=comparison.assessment.complexity,
             estimated_downtime_seconds=comparison.assessment.estimated_downtime_seconds,
             warnings=warnings,
-            safe_to_apply=not comparison.refusals(s.allow_destructive) and not (s.read_only and comparison.migration_needed),
+            safe_to_apply=not comparison.refusals(s.allow_destructive),
             last_migration=history[0] if history else None,
             startup_migration=self.startup_result,
         )
 
+    def _reported_status(self, comparison: Comparison) -> dict:
+        """The status fields; in read-only mode nothing pending can be applied, and the status says so."""
+        fields = self._status_fields(comparison)
+        if self.settings.read_only and comparison.migration_needed:
+            fields["safe_to_apply"] = False
+            fields["warnings"].append("read-only mode: the pending changes are reported, not applied (migrate is refused)")
+        return fields
+
     def check_migration_status(self, *, renames: list[str] | None = None) -> StatusResult:
-        return StatusResult(**self._status_fields(self.comparator.compare_schemas(renames=renames)))
+        return StatusResult(**self._reported_status(self.comparator.compare_schemas(renames=renames)))
 
     def preview_diff(self, *, renames: list[str] | None = None) -> PreviewResult:
         comparison = self.comparator.compare_schemas(renames=renames)
         plan = comparison.plan
-        return PreviewResult(**self._status_fields(comparison), sql=plan.full_sql() if plan else [],
+        return PreviewResult(**self._reported_status(comparison), sql=plan.full_sql() if plan else [],
                              reverse_sql=plan.reverse_sql() if plan else [])
 
     def list_backups(self) -> BackupListResult:
