@@ -41,7 +41,7 @@ def test_migrate_lists_its_changes_and_agrees_with_the_dry_run_and_the_history(a
     for change in dry["changes"]:
         assert re.search(rf"^{change['risk']}\s+{change['table']}\s+{re.escape(change['detail'])}", text, re.M), (change, text)
     n = dry["planned_statements"]
-    assert n > 2
+    assert n >= 2  # at least the new table and the altered one
     assert f"dry run: {len(dry['changes'])} change(s), {n} statement(s) would run; nothing was changed" in dry_text
     head = re.search(r"^migrated: (\d+) change\(s\), (\d+) statement\(s\) in ([\d.]+) ms$", text, re.M)
     assert head and (int(head[1]), int(head[2])) == (len(dry["changes"]), n), text
