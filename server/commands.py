@@ -23,15 +23,15 @@ from migration_core.settings import DEFAULT_MODELS, default_database_url, load_s
 from server import terminal, textout
 from server.cli import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED
 
-log = logging.getLogger("migration_mcp.cli")
-
 # Where a setting given on the command line came from, for error messages.
 OPTION_SOURCES = {"database_url": "--database-url", "models": "--models", "backup_dir": "--backup-dir", "read_only": "--read-only"}
 HEALTH_RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 
-def _writes(args: argparse.Namespace) -> bool:
+def _writes(args: argparse.Namespace, settings) -> bool:
     """The command may change the database (and so may create its folder)."""
+    if settings.read_only:
+        return False
     if args.command == "serve":
         return not args.read_only
     return args.command == "migrate" and not args.dry_run or args.command == "rollback" and not args.dry_run
@@ -49,7 +49,7 @@ def _notices(settings, args: argparse.Namespace) -> None:
         from migration_core.urls import parse_url, sqlite_path
 
         path = sqlite_path(parse_url(settings.database_url))
-        if _writes(args):
+        if _writes(args, settings):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         print(f"migration-mcp: using the default database {path}", file=sys.stderr)
     if settings.models == DEFAULT_MODELS:
@@ -63,7 +63,7 @@ def _pending_code(status: StatusResult) -> int:
     return EXIT_FAILURE if status.safe_to_apply else EXIT_REFUSED
 
 
-def _rollback(system: AutoMigrationSystem, args: argparse.Namespace, as_json: bool) -> tuple[BaseModel, str, int]:
+def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[BaseModel, str, int]:
     if args.backup_id is not None:
         validate_backup_id(args.backup_id)  # a malformed id is a usage error, whatever else is missing
     if args.dry_run:
@@ -85,7 +85,7 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace, as_json: bo
     return result, textout.rollback_text(result), EXIT_OK
 
 
-def _execute(system: AutoMigrationSystem, args: argparse.Namespace, as_json: bool) -> tuple[BaseModel | dict, str, int]:
+def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[BaseModel | dict, str, int]:
     """Run the command; (result for --json, text for a person, exit code)."""
     renames = getattr(args, "rename", None) or None
     command = args.command
@@ -103,7 +103,7 @@ def _execute(system: AutoMigrationSystem, args: argparse.Namespace, as_json: boo
                 create_backup=False if args.no_backup else None, timeout_ms=args.timeout_ms, renames=renames, progress=progress)
         return result, textout.migrate_text(result), EXIT_OK
     if command == "rollback":
-        return _rollback(system, args, as_json)
+        return _rollback(system, args)
     if command == "backups":
         result = system.list_backups()
         return result, textout.backups_text(result), EXIT_OK
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             from server.mcp_server import run_serve
 
             return run_serve(args, settings) or EXIT_OK
-        result, text, code = _execute(AutoMigrationSystem(settings), args, as_json)
+        result, text, code = _execute(AutoMigrationSystem(settings), args)
         if as_json:
             _print_json(result)
         else:
