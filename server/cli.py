@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import Sequence
 
 from server.serve_options import add_serve_arguments
@@ -20,13 +21,13 @@ HEALTH_LEVELS = ("degraded", "unhealthy", "never")
 EXIT_CODES = """\
 exit codes:
   0  success; check: the database matches the models
-  1  failure, nothing changed; check: changes are pending and migrate would apply them;
-     health: at or below --fail-on
-  2  usage or configuration error (a bad option, setting, URL or models reference)
-  3  refused for safety, nothing changed: destructive changes without --allow-destructive, data a change
-     cannot keep, a rollback not confirmed; check: pending changes that migrate would refuse
+  1  failure, nothing changed; check: changes are pending and migrate would
+     apply them; health: the status is --fail-on or worse
+  2  usage or configuration error: a bad option, setting, URL or models
+  3  refused for safety, nothing changed: destructive changes without
+     --allow-destructive, data a change cannot keep, a rollback not confirmed;
+     check: changes are pending and migrate would refuse them
 """
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own exit code for usage errors is 2 as well
@@ -76,13 +77,15 @@ def _global_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options()
     parser = _Parser(prog="migration-mcp", parents=[common], epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Automatic, declarative schema migrations for SQLAlchemy models, with backups and an MCP server.")
+                     description="Automatic, declarative schema migrations for SQLAlchemy models,\n"
+                                 "with backups and an MCP server.")
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def add(name: str, help_: str, epilog: str | None = None) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, parents=[common], epilog=epilog,
+        # Raw, so the epilog keeps its lines; the description is wrapped here instead.
+        return sub.add_parser(name, help=help_, description=textwrap.fill(help_, 79), parents=[common], epilog=epilog,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     rename_help = "rename hint old_table:new_table or table.old_column:new_column (repeatable); turns drop+add into a rename that keeps data"
@@ -104,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-ms", type=_positive_int, default=None, help="time limit for executing the plan, in ms (default 30000)")
     p.add_argument("--rename", action="append", default=[], help=rename_help)
     p = add("rollback", "restore the backup taken before the last successful migration",
-            epilog="In a terminal, rollback shows what it would restore and how many rows each table would lose or gain, "
-                   "then asks. Without a terminal it needs --yes.")
+            epilog="In a terminal, rollback shows what it would restore and how many rows each\n"
+                   "table would lose or gain, then asks. Without a terminal it needs --yes.")
     p.add_argument("--backup-id", default=None, help="restore this backup instead (see `backups`)")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (scripts)")
     p.add_argument("--dry-run", action="store_true", help="show what would be restored and the row changes; change nothing")

@@ -128,3 +128,11 @@ def test_help_and_usage_errors_load_nothing_heavy(args, code):
     assert exit_code == code and loaded == [], (loaded, run.stderr)
     if code == 2:
         assert "usage: migration-mcp" in run.stderr
+
+
+def test_help_fits_80_columns():
+    for command in ([], ["status"], ["check"], ["diff"], ["migrate"], ["rollback"], ["backups"], ["history"], ["health"], ["serve"]):
+        run = run_cli(*command, "--help", env=clean_env(COLUMNS="80"))
+        assert run.returncode == 0 and "usage: migration-mcp" in run.stdout
+        _lines_fit(run.stdout)
+    assert "exit codes:" in run_cli("--help", env=clean_env()).stdout
