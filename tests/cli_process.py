@@ -24,6 +24,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def project_env(project, models: str, **extra: str) -> dict[str, str]:
+    """The environment that points the CLI at a test project (projects.py) and a models spec, with its own data folder."""
+    return clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=models, MIGRATION_BACKUP_DIR=str(project.backups),
+                     MIGRATION_DATA_DIR=str(project.tmp / "data"), **extra)
+
+
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120, cwd: Path | str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           stdin=subprocess.DEVNULL)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_process import clean_env, run_cli, run_many
+from cli_process import project_env, run_cli, run_many
 from helpers_core import CLI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,7 @@ DROPS_NAME = 'Table("users", metadata, Column("id", Integer, primary_key=True))\
 
 
 def _env(project, body: str) -> dict[str, str]:
-    return clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=project.models(body),
-                     MIGRATION_BACKUP_DIR=str(project.backups), MIGRATION_DATA_DIR=str(project.tmp / "data"))
+    return project_env(project, project.models(body))
 
 
 def test_check_exit_codes(anydb):

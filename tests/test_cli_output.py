@@ -13,7 +13,7 @@ from importlib.metadata import version
 
 import pytest
 
-from cli_process import clean_env, run_cli, run_in_terminal
+from cli_process import clean_env, project_env, run_cli, run_in_terminal
 
 V1 = 'Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))\n'
 V2 = ('Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)), '
@@ -25,8 +25,7 @@ V_NARROW = ('Table("users", metadata, Column("id", Integer, primary_key=True), C
 
 
 def _env(project, body: str) -> dict[str, str]:
-    return clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=project.models(body),
-                     MIGRATION_BACKUP_DIR=str(project.backups), MIGRATION_DATA_DIR=str(project.tmp / "data"))
+    return project_env(project, project.models(body))
 
 
 def test_migrate_lists_its_changes_and_agrees_with_the_dry_run_and_the_history(anydb):

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from cli_process import clean_env, run_cli
+from cli_process import clean_env, project_env, run_cli
 from helpers_core import CLI
 
 READ_ONLY_TOOLS = {"check_status", "preview_diff", "list_backups", "health"}
@@ -75,12 +75,9 @@ async def test_read_only_server_changes_no_byte(project):
     project.migrate(V1)
     project.sql("INSERT INTO users (id, name) VALUES (1, 'ann')")
     models_v2 = project.models(V2)
-    first = run_cli("migrate", env=clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=project.models(V1),
-                                             MIGRATION_BACKUP_DIR=str(project.backups), MIGRATION_DATA_DIR=str(project.tmp / "data")))
+    first = run_cli("migrate", env=project_env(project, project.models(V1)))
     assert first.returncode == 0, first.stderr
-    data = project.tmp / "data"
-    env = clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=models_v2, MIGRATION_BACKUP_DIR=str(project.backups),
-                    MIGRATION_DATA_DIR=str(data))
+    env = project_env(project, models_v2)
     for lock in project.tmp.glob("app.db.migration.lock*"):
         lock.unlink()  # left by the migrations above; a read-only session must not make one (health probes the lock)
     before = tree(project.tmp)
@@ -95,8 +92,7 @@ async def test_read_only_server_changes_no_byte(project):
 async def test_read_only_server_refuses_nothing_it_reports(project):
     """A destructive pending change: the dry run says the startup migration would be refused."""
     project.migrate(V1 + 'Table("old", metadata, Column("id", Integer, primary_key=True))\n')
-    env = clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=project.models(V1),
-                    MIGRATION_BACKUP_DIR=str(project.backups), MIGRATION_DATA_DIR=str(project.tmp / "data"))
+    env = project_env(project, project.models(V1))
     before = tree(project.tmp)
     results = await session(env)
     assert tree(project.tmp) == before
@@ -121,8 +117,7 @@ async def test_read_only_server_on_a_database_server(tmp_path, kind):
                 names = project.sql(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{project.dbname}' ORDER BY 1")
             return [r[0] for r in names], project.sql("SELECT count(*) FROM _migration_history"), project.state()
 
-        env = clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=project.models(V2),
-                        MIGRATION_BACKUP_DIR=str(project.backups), MIGRATION_DATA_DIR=str(tmp_path / "data"))
+        env = project_env(project, project.models(V2))
         before, files = everything(), tree(tmp_path)
         results = await session(env)
         assert everything() == before  # no table, no history row, not a row changed
@@ -132,8 +127,7 @@ async def test_read_only_server_on_a_database_server(tmp_path, kind):
 
 def test_read_only_setting_refuses_writes_on_the_command_line(project):
     project.migrate(V1)
-    env = clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=project.models(V2), MIGRATION_READ_ONLY="1",
-                    MIGRATION_BACKUP_DIR=str(project.backups), MIGRATION_DATA_DIR=str(project.tmp / "data"))
+    env = project_env(project, project.models(V2), MIGRATION_READ_ONLY="1")
     before = tree(project.tmp)
     for args in (["migrate"], ["rollback", "--yes"]):
         run = run_cli(*args, env=env)

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp_types import ElicitResult
 
-from cli_process import clean_env, run_cli, run_in_terminal
+from cli_process import project_env, run_cli, run_in_terminal
 from migration_core import AutoMigrationSystem
 from server.mcp_server import build_server
 
@@ -30,8 +30,7 @@ def _two_migrations(project) -> tuple[dict, dict[str, str]]:
     b = AutoMigrationSystem(project.settings(models)).execute_auto_migration()
     assert b.success and b.backup_id
     project.sql("INSERT INTO users (id, name, email) VALUES (4, 'dee', 'd@x'), (5, 'eve', 'e@x')")
-    env = clean_env(MIGRATION_DATABASE_URL=project.url, MIGRATION_MODELS=models, MIGRATION_BACKUP_DIR=str(project.backups),
-                    MIGRATION_DATA_DIR=str(project.tmp / "data"))
+    env = project_env(project, models)
     return b.model_dump(), env
 
 
