@@ -157,13 +157,13 @@ class BackupManager:
                 id=backup_id,
                 created_at=created,
                 size_bytes=size,
+                table_rows=table_rows,
                 checksum=checksum,
                 path=str(final),
                 database=self.settings.masked_url,
                 reason=reason,
                 migration_id=migration_id,
                 schema_fingerprint=fingerprint,
-                table_rows=table_rows,
             )
             meta = {
                 "metadata_version": METADATA_VERSION,

@@ -61,20 +61,6 @@ class RollbackResult(BaseModel):
     error: str | None = None
 
 
-class BackupInfo(BaseModel):
-    id: str
-    created_at: datetime
-    size_bytes: int
-    checksum: str = Field(description="SHA-256 of the backup file.")
-    path: str
-    database: str = Field(description="Source database URL, password masked.")
-    reason: str
-    migration_id: str | None = None
-    schema_fingerprint: str | None = None
-    verified: bool | None = Field(default=None, description="Result of the last verification, when one was made.")
-    table_rows: dict[str, int] | None = Field(default=None, description="Rows per table in the backup, counted when it was taken (null for backups made before counts were kept).")
-
-
 class TableRows(BaseModel):
     table: str
     rows_now: int | None = Field(description="Rows in the table now (null: the table does not exist now).")
@@ -93,6 +79,20 @@ class RollbackPreview(BaseModel):
     rows_lost: int | None = Field(description="Rows in tables that would shrink or be dropped, summed (null when the backup's counts are unknown).")
     rows_gained: int | None = Field(description="Rows in tables that would grow or be recreated, summed (null when unknown).")
     warnings: list[str] = Field(default_factory=list)
+
+
+class BackupInfo(BaseModel):
+    id: str
+    created_at: datetime
+    size_bytes: int
+    table_rows: dict[str, int] | None = Field(default=None, description="Rows per table in the backup, counted when it was taken (null for backups made before counts were kept).")
+    checksum: str = Field(description="SHA-256 of the backup file.")
+    path: str
+    database: str = Field(description="Source database URL, password masked.")
+    reason: str
+    migration_id: str | None = None
+    schema_fingerprint: str | None = None
+    verified: bool | None = Field(default=None, description="Result of the last verification, when one was made.")
 
 
 class BackupListResult(BaseModel):
