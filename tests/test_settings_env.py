@@ -70,12 +70,14 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("command", [["status"], ["serve"]])
-@pytest.mark.parametrize("var, value, expected", BAD, ids=[f"{v}={x}" for v, x, _ in BAD])
+# The server reads its settings through the same code as every command: three cases show it exits the same way.
+CASES = [(["status"], *bad) for bad in BAD] + [(["serve"], *BAD[i]) for i in (0, 3, 7)]
+
+
+@pytest.mark.parametrize("command, var, value, expected", CASES, ids=[f"{c[0]}-{v}={x}" for c, v, x, _ in CASES])
 def test_bad_setting_is_one_line_and_exit_2(tmp_path, command, var, value, expected):
     app = _app(tmp_path, 'Table("users", metadata, Column("id", Integer, primary_key=True))\n')
-    env = clean_env(**{**app, var: value})
-    run = run_cli(*command, env=env, timeout=60)
+    run = run_cli(*command, env=clean_env(**{**app, var: value}), timeout=60)
     assert run.returncode == 2, run.stderr
     lines = [line for line in run.stderr.splitlines() if not line.startswith("migration-mcp: using ")]
     assert len(lines) == 1 and lines[0].startswith("migration-mcp: error: "), run.stderr
