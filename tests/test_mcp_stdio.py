@@ -284,10 +284,10 @@ async def test_uvx_config_starts_a_working_server(tmp_path):
     def fill(value: str) -> str:
         return value.replace("/ABSOLUTE/PATH/TO/migration-mcp", str(REPO)).replace("/ABSOLUTE/PATH/TO/app", str(app))
 
-    # The machine's own environment (its proxy and CA settings reach PyPI), the config's variables, a fresh uv cache.
+    # The machine's own environment (its proxy and CA settings reach PyPI), the config's variables, uv's folders in tmp.
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("MIGRATION_", "UV_"))},
            **{k: fill(v) for k, v in entry["env"].items()}, "MIGRATION_DATA_DIR": app_env["MIGRATION_DATA_DIR"],
-           "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_TOOL_DIR": str(tmp_path / "uv-tools")}
     params = StdioServerParameters(command=str(UVX), args=[fill(a) for a in entry["args"]], env=env, cwd="/")
     errlog = tmp_path / "uvx-stderr.log"
     try:
