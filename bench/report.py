@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .common import REPO_ROOT, RESULTS_DIR
 
-ORDER = ["status_large_schema", "startup_noop", "rebuild_throughput", "backup_throughput", "memory"]
+ORDER = ["status_large_schema", "startup_noop", "rebuild_throughput", "backup_throughput", "memory", "cli_help"]
 
 
 def fmt_value(r: dict) -> str:

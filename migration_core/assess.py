@@ -27,6 +27,10 @@ MANY_CHANGES = 25
 _LEN = re.compile(r"^(?P<base>(?:N?VAR)?CHAR|CHARACTER(?: VARYING)?|NATIONAL (?:VAR)?CHAR|(?:VAR)?BINARY|VARBIT|BIT VARYING)"
                   r"\((?P<n>\d+)\)$")
 
+# How a refused destructive change says it can be permitted, in the Python API's terms; the command
+# line and the MCP server put their own (`--allow-destructive`, `allow_destructive=true`) in its place.
+PERMIT_HINT = "pass allow_destructive=True to permit"
+
 
 @dataclass(frozen=True)
 class ChangeAssessment:
@@ -59,7 +63,7 @@ class Assessment:
     def refusals(self, allow_destructive: bool) -> list[str]:
         out = [f"{a.change.detail}: {a.reason}" for a in self.data_problems]
         if not allow_destructive:
-            out += [f"{a.change.detail}: {a.reason} (destructive; pass allow_destructive to permit)" for a in self.destructive]
+            out += [f"{a.change.detail}: {a.reason} (destructive; {PERMIT_HINT})" for a in self.destructive]
         return out
 
     def models(self, allow_destructive: bool) -> list[ChangeModel]:

@@ -132,9 +132,12 @@ def _fsync_path(path: Path) -> None:
 class BackupManager:
     """Create, list, verify, restore and prune the backups of one database."""
 
-    def __init__(self, settings: MigrationSettings, engine: BackupEngine | None = None):
+    def __init__(self, settings: MigrationSettings, engine: BackupEngine | None = None,
+                 row_counter: Callable[[Path], dict[str, int] | None] | None = None):
+        """`row_counter(backup_file)` gives the rows per table kept in the metadata (see rowcount.py)."""
         self.settings = settings
         self.engine = engine if engine is not None else backup_engine_for(settings)
+        self.row_counter = row_counter
 
     @property
     def backup_dir(self) -> Path:
@@ -178,6 +181,7 @@ class BackupManager:
             report(0, None, f"copying {self.settings.masked_url} to backup {backup_id}")
             unsaved = self.engine.write_backup(tmp) or []
             os.chmod(tmp, 0o600)
+            table_rows = self.row_counter(tmp) if self.row_counter else None
             size = tmp.stat().st_size
             report(0, size, f"computing SHA-256 of {size} bytes")
             checksum = sha256_file(tmp)
@@ -187,6 +191,7 @@ class BackupManager:
                 id=backup_id,
                 created_at=created,
                 size_bytes=size,
+                table_rows=table_rows,
                 checksum=checksum,
                 path=str(final),
                 database=self.settings.masked_url,

@@ -90,7 +90,11 @@ def run_health_checks(system) -> HealthResult:
     checks.append(_backup_check(system))
     checks.append(_lock_check(system))
     startup = getattr(system, "startup_result", None)
-    if startup is not None:
+    if startup is not None and startup.dry_run:  # a read-only server reports what its startup migration would do
+        would = f"would apply {len(startup.changes)} change(s)" if startup.success else f"would be refused: {startup.error}"
+        checks.append(HealthCheck(name="startup_migration", status="pass", weight=10,
+                                  detail=f"read-only: the startup migration did not run ({would if startup.migration_needed else 'nothing to do'})"))
+    elif startup is not None:
         checks.append(HealthCheck(name="startup_migration", status="pass" if startup.success else "fail", weight=10,
                                   detail="startup migration succeeded" if startup.success else f"startup migration failed: {startup.error}"))
     return score_checks(checks, s.masked_url)

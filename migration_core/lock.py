@@ -142,6 +142,12 @@ class FileMigrationLock:
         plock = _process_lock(self._key)
         if plock.locked():
             return LockStatus(str(self.lock_path), held=True, holder=self._read_info(), stale_info=False)
+        if not self.lock_path.exists() and os.access(self.lock_path.parent, os.W_OK):
+            # Nobody has ever taken it (a holder creates the file): free, and a probe must not create it.
+            # (In a folder that cannot be written the probe below fails to create it, and says why.)
+            leftover = self._read_info() if self.info_path.exists() else None
+            return LockStatus(str(self.lock_path), held=False, holder=None, stale_info=leftover is not None or self.info_path.exists(),
+                              stale_holder=leftover)
         flock = self._file_lock()
         try:
             flock.acquire(timeout=0, blocking=False)

@@ -145,10 +145,16 @@ class MigrationManager:
 
         run_started = time.monotonic()
         deadline = run_started + timeout_ms / 1000
+        recorded: list[float] = []  # the duration the history keeps, reported as is so the two agree
+
+        def record_success(c) -> None:
+            recorded[:] = [round((time.monotonic() - run_started) * 1000, 3)]
+            self.history.record_migration_success(c, migration_id, recorded[0])
+
         try:
             executed = self.dialect.run_plan(
                 conn, plan, deadline=deadline, verify=verify,
-                before_commit=lambda c: self.history.record_migration_success(c, migration_id, (time.monotonic() - run_started) * 1000),
+                before_commit=record_success,
                 progress=progress,
                 checkpoint=lambda c, done: self.history.record_progress(c, migration_id, done, len(plan.statements)),
                 run_id=migration_id)
@@ -164,9 +170,9 @@ class MigrationManager:
                 self.backups.cleanup_old_backups()
             except Exception:  # cleanup failure must not turn a good migration into a failed one
                 log.exception("backup retention cleanup failed")
-        log.info("migration %s applied %d statements in %.0f ms", migration_id, executed, (time.monotonic() - started) * 1000)
+        log.info("migration %s applied %d statements in %.1f ms", migration_id, executed, recorded[0] if recorded else 0.0)
         return self._result(comparison, started, allow_destructive, dry_run=False, executed=executed,
-                            migration_id=migration_id, backup_id=backup_id)
+                            migration_id=migration_id, backup_id=backup_id, duration_ms=recorded[0] if recorded else None)
 
     def _record_failure(self, conn, migration_id: str, message: str, duration_ms: float) -> None:
         """On the migration's connection or, when that one was lost (killed by the server, a network
@@ -186,13 +192,16 @@ class MigrationManager:
             log.exception("could not record the failure of %s", migration_id)
 
     def _result(self, comparison: Comparison, started: float, allow_destructive: bool, *, dry_run: bool, executed: int,
-                migration_id: str | None = None, backup_id: str | None = None) -> MigrateResult:
+                migration_id: str | None = None, backup_id: str | None = None, duration_ms: float | None = None) -> MigrateResult:
         plan = comparison.plan
         return MigrateResult(
             success=True,
             migration_needed=comparison.migration_needed,
             operations_executed=executed,
-            execution_time_ms=round((time.monotonic() - started) * 1000, 3),
+            execution_time_ms=duration_ms if duration_ms is not None else round((time.monotonic() - started) * 1000, 3),
+            # As the executors count: the steps, plus PostgreSQL's concurrent builds after the transaction
+            # (SQLite's postamble restores a PRAGMA: housekeeping, like the preamble).
+            planned_statements=len(plan.statements) + sum(not s.upper().startswith("PRAGMA") for s in plan.postamble) if plan else 0,
             backup_id=backup_id,
             migration_id=migration_id,
             dry_run=dry_run,

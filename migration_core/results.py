@@ -55,6 +55,7 @@ class MigrateResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
     refused: bool = Field(default=False, description="True when refused for safety; the database was not changed.")
+    planned_statements: int = Field(default=0, description="Statements of the plan, BEGIN, COMMIT and pragmas not counted: what operations_executed is, or will be, when the plan runs.")
 
 
 class RollbackResult(BaseModel):
@@ -65,10 +66,31 @@ class RollbackResult(BaseModel):
     error: str | None = None
 
 
+class TableRows(BaseModel):
+    table: str
+    rows_now: int | None = Field(description="Rows in the table now (null: the table does not exist now).")
+    rows_after: int | None = Field(description="Rows the table would have after the restore (0 when the backup lacks the table; null when unknown).")
+    change: int | None = Field(description="rows_after - rows_now: negative when rows would be lost; null when unknown.")
+    note: str = ""
+
+
+class RollbackPreview(BaseModel):
+    """What `rollback` would restore, and what it would do to each table's rows; nothing is changed to find out."""
+
+    database: str = Field(description="Database URL with any password masked.")
+    backup: BackupInfo
+    undoes_migration: "HistoryEntry | None" = Field(default=None, description="The migration the restore undoes, when the backup was taken for one.")
+    tables: list[TableRows] = Field(description="Per table, rows now and after the restore; largest loss first.")
+    rows_lost: int | None = Field(description="Rows in tables that would shrink or be dropped, summed (null when the backup's counts are unknown).")
+    rows_gained: int | None = Field(description="Rows in tables that would grow or be recreated, summed (null when unknown).")
+    warnings: list[str] = Field(default_factory=list)
+
+
 class BackupInfo(BaseModel):
     id: str
     created_at: datetime
     size_bytes: int
+    table_rows: dict[str, int] | None = Field(default=None, description="Rows per table in the backup, counted when it was taken (null for backups made before counts were kept).")
     checksum: str = Field(description="SHA-256 of the backup file.")
     path: str
     database: str = Field(description="Source database URL, password masked.")
@@ -125,3 +147,4 @@ class HistoryStatistics(BaseModel):
 
 StatusResult.model_rebuild()
 PreviewResult.model_rebuild()
+RollbackPreview.model_rebuild()

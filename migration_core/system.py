@@ -8,11 +8,13 @@ from .backup import BackupManager
 from .comparator import Comparison, SchemaComparator
 from .dialects.base import Progress
 from .dialects.factory import get_dialect
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SafetyRefusal
 from .health import run_health_checks
 from .history import MigrationHistoryManager
 from .manager import MigrationManager
-from .results import BackupListResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackResult, StatusResult
+from .results import (BackupListResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackPreview, RollbackResult,
+                      StatusResult)
+from .rowcount import backup_row_counter, live_row_counts, row_changes, sqlite_file_row_counts
 from .settings import MigrationSettings
 
 log = logging.getLogger("migration_core")
@@ -32,7 +34,7 @@ class AutoMigrationSystem:
         self.dialect = get_dialect(settings)
         self.comparator = SchemaComparator(settings, self.dialect)
         self.history = MigrationHistoryManager(self.dialect.history_flavor)
-        self.backups = BackupManager(settings, self.dialect.backup_engine())
+        self.backups = BackupManager(settings, self.dialect.backup_engine(), row_counter=backup_row_counter(self.dialect))
         self.manager = MigrationManager(settings, self.dialect, self.comparator, self.history, self.backups)
 
     def configure(self, **options) -> MigrationSettings:
@@ -76,13 +78,21 @@ class AutoMigrationSystem:
             startup_migration=self.startup_result,
         )
 
+    def _reported_status(self, comparison: Comparison) -> dict:
+        """The status fields; in read-only mode nothing pending can be applied, and the status says so."""
+        fields = self._status_fields(comparison)
+        if self.settings.read_only and comparison.migration_needed:
+            fields["safe_to_apply"] = False
+            fields["warnings"].append("read-only mode: the pending changes are reported, not applied (migrate is refused)")
+        return fields
+
     def check_migration_status(self, *, renames: list[str] | None = None) -> StatusResult:
-        return StatusResult(**self._status_fields(self.comparator.compare_schemas(renames=renames)))
+        return StatusResult(**self._reported_status(self.comparator.compare_schemas(renames=renames)))
 
     def preview_diff(self, *, renames: list[str] | None = None) -> PreviewResult:
         comparison = self.comparator.compare_schemas(renames=renames)
         plan = comparison.plan
-        return PreviewResult(**self._status_fields(comparison), sql=plan.full_sql() if plan else [],
+        return PreviewResult(**self._reported_status(comparison), sql=plan.full_sql() if plan else [],
                              reverse_sql=plan.reverse_sql() if plan else [])
 
     def list_backups(self) -> BackupListResult:
@@ -102,11 +112,36 @@ class AutoMigrationSystem:
             if conn is not None:
                 conn.close()
 
+    def rollback_preview(self, backup_id: str | None = None) -> RollbackPreview:
+        """What `rollback_last_migration(backup_id)` would restore and how each table's row count
+        would change; changes nothing. Raises MigrationError when there is nothing to roll back,
+        InvalidBackupId / BackupError for a malformed or unknown backup id."""
+        backup, entry = self.rollback_target(backup_id)
+        warnings = []
+        in_backup = backup.table_rows
+        if in_backup is None and self.dialect.name == "sqlite":
+            in_backup = sqlite_file_row_counts(backup.path)  # a backup from before counts were kept
+        if in_backup is None:
+            warnings.append(f"backup {backup.id} does not record its row counts (it predates them): "
+                            "rows after the restore are unknown")
+        tables = row_changes(live_row_counts(self.dialect), in_backup)
+        known = [t.change for t in tables if t.change is not None]
+        lost = -sum(c for c in known if c < 0) if in_backup is not None else None
+        gained = sum(c for c in known if c > 0) if in_backup is not None else None
+        return RollbackPreview(database=self.settings.masked_url, backup=backup, undoes_migration=entry, tables=tables,
+                               rows_lost=lost, rows_gained=gained, warnings=warnings)
+
     # -- changing ------------------------------------------------------------------------
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.settings.read_only:
+            raise SafetyRefusal(f"{what} refused: read-only mode is on (setting read_only, MIGRATION_READ_ONLY); nothing was changed")
+
     def execute_auto_migration(self, *, dry_run: bool | None = None, allow_destructive: bool | None = None,
                                create_backup: bool | None = None, timeout_ms: int | None = None,
                                renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
         s = self.settings
+        if not (s.dry_run if dry_run is None else dry_run):
+            self._refuse_if_read_only("migrate")
         if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0):
             raise ConfigurationError(f"timeout_ms must be a positive number of milliseconds, got {timeout_ms!r}")
         return self.manager.execute_migrations(
@@ -123,4 +158,5 @@ class AutoMigrationSystem:
         return self.manager.rollback_target(backup_id)
 
     def rollback_last_migration(self, backup_id: str | None = None, *, progress: Progress | None = None) -> RollbackResult:
+        self._refuse_if_read_only("rollback")
         return self.manager.rollback(backup_id, progress)

@@ -12,15 +12,11 @@ import importlib.metadata
 import inspect
 import logging
 import sys
-import time
-import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 from mcp.server.mcpserver import (
@@ -32,13 +28,10 @@ from mcp.server.mcpserver import (
     Resolve,
 )
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.tools import Tool
-from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from migration_core import AutoMigrationSystem, MigrationSettings, execute_startup_migration
-from migration_core.errors import LockTimeout, MigrationError, SafetyRefusal
+from migration_core import AutoMigrationSystem, MigrationSettings
 from migration_core.results import (
     BackupListResult,
     HealthResult,
@@ -47,16 +40,16 @@ from migration_core.results import (
     RollbackResult,
     StatusResult,
 )
+from server.mcp_errors import StrictTool, run_core, sync_guard
+from server.mcp_progress import SERVER_NAME, ProgressForwarder
+from server.serve_options import ALLOW_FLAG
+from server.mcp_startup import run_startup_migration_now, startup_preview_now
+from server.textout import rollback_facts
 
 log = logging.getLogger("migration_mcp.server")
 
-SERVER_NAME = "migration-mcp"
-STARTUP_TIMEOUT_MS = 15000
 READ_ONLY_TOOLS = ("check_status", "preview_diff", "list_backups", "health")
 DESTRUCTIVE_TOOLS = ("migrate", "rollback")
-from server.serve_options import ALLOW_FLAG, add_serve_arguments  # noqa: F401  (re-exported)
-
-T = TypeVar("T")
 
 Renames = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=300)]] | None,
@@ -71,7 +64,10 @@ Renames = Annotated[
 
 
 class ConfirmChange(BaseModel):
-    """What the user is asked to tick; flat primitive fields, as elicitation requires."""
+    """What the user is asked to tick; flat primitive fields, as elicitation requires. Strict: only a
+    real true is consent ("yes" or 1 from a confused client is an answer that does not fit)."""
+
+    model_config = ConfigDict(strict=True)
 
     confirm: bool = Field(title="Confirm", description="Tick to go ahead. Leave unticked (or decline) to change nothing.")
 
@@ -89,142 +85,6 @@ def client_can_elicit(ctx: Context) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
-def tool_error_message(exc: BaseException) -> str:
-    """A specific, traceback-free message for an expected failure, with the next step where there is one."""
-    if isinstance(exc, ValidationError):
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ())) or "value"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return "invalid argument: " + "; ".join(parts)
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, SafetyRefusal):
-        missing = [p for p in exc.problems if p not in message]
-        if missing:
-            message += "\n" + "\n".join(f"- {p}" for p in missing)
-        if "nothing was changed" not in message.lower():
-            message += "\nNothing was changed."
-        if "destructive" in message:
-            message += "\nDestructive changes run only with allow_destructive=true and the user's confirmation; ask the user first."
-    elif isinstance(exc, LockTimeout):
-        message += "\nAnother migration or rollback holds this database's lock; nothing was changed. Retry once it has finished."
-    return message
-
-
-class ProgressForwarder:
-    """Turns the core's `(done, total, message)` callbacks, made on any thread, into MCP progress and log messages.
-
-    Progress values must increase: when a phase restarts its count, the new phase is offset
-    past the last value sent. Failures to notify never reach the migration.
-    """
-
-    def __init__(self, ctx: Context, token: Any, tool: str):
-        self._ctx = ctx
-        self._token = token
-        self._tool = tool
-        self._raw_last: float | None = None
-        self._sent_last: float | None = None
-        self._offset = 0.0
-
-    def __call__(self, done: float, total: float | None, message: str) -> None:
-        log.info("%s: %s", self._tool, message)
-        if self._raw_last is not None and done < self._raw_last:
-            self._offset = self._sent_last or 0.0
-        self._raw_last = done
-        value = self._offset + done
-        send_progress = self._sent_last is None or value > self._sent_last
-        if send_progress:
-            self._sent_last = value
-        shown_total = None if total is None else self._offset + total
-        try:
-            anyio.from_thread.run(self._send, value if send_progress else None, shown_total, message, token=self._token)
-        except Exception:
-            log.debug("could not forward progress for %s", self._tool, exc_info=True)
-
-    async def _send(self, value: float | None, total: float | None, message: str) -> None:
-        if value is not None:
-            await self._ctx.report_progress(value, total, message)  # a no-op without a progress token
-        # Log notifications are deprecated from protocol 2026-07-28 on (SEP-2577) but still
-        # reach clients that opt in, and every handshake-era client.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MCPDeprecationWarning)
-            await self._ctx.log("info", f"{self._tool}: {message}", logger_name=SERVER_NAME)
-
-
-async def run_core(tool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run a synchronous core call on a worker thread; every failure becomes a ToolError without a traceback."""
-    try:
-        # Not abandoned on cancel: a migration that has started finishes (or rolls back) on its own.
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
-    except ToolError:
-        raise
-    except (MigrationError, ValidationError) as exc:
-        raise ToolError(tool_error_message(exc)) from exc
-    except Exception as exc:
-        log.exception("%s failed unexpectedly", tool)
-        raise ToolError(
-            f"{tool} failed unexpectedly ({type(exc).__name__}); the details are in the server's log (stderr). "
-            "Call health to check the database's state."
-        ) from exc
-
-
-def sync_guard(tool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """`run_core`'s error mapping for code already on a worker thread (the consent resolvers)."""
-    try:
-        return fn(*args, **kwargs)
-    except (MigrationError, ValidationError) as exc:
-        raise ToolError(tool_error_message(exc)) from exc
-    except Exception as exc:
-        log.exception("%s failed unexpectedly", tool)
-        raise ToolError(f"{tool} failed unexpectedly ({type(exc).__name__}); the details are in the server's log (stderr).") from exc
-
-
-def startup_failure_result(exc: BaseException, elapsed_ms: float) -> MigrateResult:
-    return MigrateResult(
-        success=False,
-        migration_needed=True,  # unknown; the core reports failures the same way
-        operations_executed=0,
-        execution_time_ms=elapsed_ms,
-        backup_id=None,
-        migration_id=None,
-        dry_run=False,
-        error=f"startup migration failed unexpectedly: {type(exc).__name__}: {exc}",
-    )
-
-
-def run_startup_migration_now(system: AutoMigrationSystem, timeout_ms: int = STARTUP_TIMEOUT_MS) -> MigrateResult:
-    """Run the conservative startup migration, keep its outcome on the system and log it; never raises."""
-    started = time.perf_counter()
-    try:
-        result = execute_startup_migration(system.settings, timeout_ms=timeout_ms, system=system)
-    except Exception as exc:
-        log.exception("startup migration raised; the server keeps serving and reports it through health/check_status")
-        result = startup_failure_result(exc, (time.perf_counter() - started) * 1000)
-    system.startup_result = result
-    where = system.settings.masked_url
-    if result.success and not result.migration_needed:
-        log.info("startup migration: %s is up to date (%.0f ms)", where, result.execution_time_ms)
-    elif result.success:
-        log.info(
-            "startup migration: applied %d operation(s) to %s in %.0f ms (backup %s, migration %s)",
-            result.operations_executed, where, result.execution_time_ms, result.backup_id, result.migration_id,
-        )
-    elif result.refused:
-        log.warning("startup migration refused, database unchanged: %s", result.error)
-    else:
-        log.error("startup migration failed: %s", result.error)
-    return result
-
-
-def _strict(tool: Tool) -> Tool:
-    """Reject unknown arguments: an ignored `database_url` would look like it had worked."""
-    base = tool.fn_metadata.arg_model
-    config = ConfigDict(**{**base.model_config, "extra": "forbid"})
-    tool.fn_metadata.arg_model = type(base.__name__, (base,), {"model_config": config, "__module__": base.__module__})
-    tool.parameters["additionalProperties"] = False
-    return tool
-
-
 def _read_only(title: str) -> ToolAnnotations:
     return ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -235,8 +95,8 @@ def _description(fn: Callable[..., Any]) -> str:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-def _tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
-    return _strict(Tool.from_function(fn, title=annotations.title, description=_description(fn), annotations=annotations))
+def _tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> StrictTool:
+    return StrictTool.build(fn, annotations, _description(fn))
 
 
 def _version() -> str:
@@ -253,7 +113,10 @@ def build_server(
     allow_destructive_tools: bool = False,
     run_startup_migration: bool = True,
 ) -> MCPServer:
-    """An `MCPServer` bound to one configured database; `read_only` registers only the read-only tools."""
+    """An `MCPServer` bound to one configured database. `read_only` registers only the read-only tools,
+    runs a dry run instead of the startup migration and makes the system refuse any write."""
+    if read_only and not system.settings.read_only:
+        system.configure(read_only=True)
     settings = system.settings
     startup_done = False
 
@@ -264,7 +127,7 @@ def build_server(
         nonlocal startup_done
         if run_startup_migration and not startup_done:
             startup_done = True
-            await anyio.to_thread.run_sync(run_startup_migration_now, system)
+            await anyio.to_thread.run_sync(startup_preview_now if read_only else run_startup_migration_now, system)
         try:
             yield {}
         finally:
@@ -400,14 +263,11 @@ def build_server(
         """A rollback overwrites the database, so it always needs consent; the question names the backup."""
         # Name what would be restored, and refuse a malformed or unknown id (or "nothing to
         # roll back") before anyone is asked to confirm it.
-        match, entry = sync_guard("rollback", system.rollback_target, backup_id)
-        target = f"backup {match.id} (taken {match.created_at:%Y-%m-%d %H:%M:%S} UTC, reason: {match.reason})"
-        if entry is not None:
-            target += f", undoing migration {entry.id}"
+        preview = sync_guard("rollback", system.rollback_preview, backup_id)
         if not client_can_elicit(ctx):
             return NO_ELICITATION
         return Elicit(
-            f"Roll back {settings.masked_url} by restoring {target}?\n"
+            f"Roll back {settings.masked_url} by restoring backup {preview.backup.id}?\n{rollback_facts(preview)}\n"
             "The database's current contents are replaced; changes made since that backup are lost "
             "unless restored from the safety backup taken first.",
             ConfirmChange,
@@ -436,12 +296,14 @@ def build_server(
                     raise ToolError("The user did not confirm the rollback; nothing was changed.")
                 log.info("rollback: the user confirmed")
             elif data == NO_ELICITATION and not allow_destructive_tools:
+                preview = await run_core("rollback", system.rollback_preview, backup_id)
                 raise ToolError(
                     "rollback replaces the database's contents and needs the user's confirmation, and this "
                     "client cannot ask for it (it does not support MCP elicitation). Nothing was changed. To "
                     f"allow rollbacks from this client, the user can restart the server with {ALLOW_FLAG} "
                     "(add it to the server's args in the client's MCP configuration), or run "
-                    "`migration-mcp rollback` in a terminal."
+                    "`migration-mcp rollback` in a terminal, which shows the same facts and asks.\n"
+                    f"What it would restore:\n{rollback_facts(preview)}"
                 )
         elif outcome is not None:
             raise ToolError(f"The user {'declined' if outcome.action == 'decline' else 'cancelled'} the rollback; nothing was changed.")
@@ -492,6 +354,9 @@ def serve(
 ) -> None:
     """Serve MCP over stdio until the client closes the connection."""
     configure_logging()
+    if read_only:
+        settings = (settings or MigrationSettings()).model_copy(update={"read_only": True})
+        sys.dont_write_bytecode = True  # importing the models file must not leave a __pycache__ beside it
     # Flush stray print()s at each newline, so they reach fd 1 while it is diverted to stderr.
     with suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)

@@ -144,7 +144,7 @@ class Trials:
         if fault != "kill9":  # the process put it right itself
             assert before_next in ("old", "new"), (where, before_next, err)
             assert p.sql(CONTENT) == content, where
-        r = cli(p, self.new_models, next_command)
+        r = cli(p, self.new_models, next_command, *(["--yes"] if next_command == "rollback" else []))
         assert "Traceback" not in r.stderr, (where, r.stderr)
         after = self.state(p)
         assert after == ("new" if next_command == "migrate" else "old"), (where, next_command, after, r.stdout, r.stderr)

@@ -279,8 +279,8 @@ def test_models_declarative_base_works(tmp_path):
 def test_invalid_rename_hint_syntax(tmp_path, cli, hint):
     db, _ = _make_db(tmp_path, 'Column("a", Integer)')
     models = write_models(tmp_path, T_ID + 'Column("b", Integer))\n')
-    with pytest.raises(ConfigurationError, match="invalid rename hint"):
-        system_for(db, models, tmp_path / "b", renames=[hint]).check_migration_status()
+    with pytest.raises(ValidationError, match="invalid rename hint"):  # found when the settings are made
+        system_for(db, models, tmp_path / "b", renames=[hint])
     before = file_sha256(db)
     code, _, err = cli(*_args(db, models, tmp_path, "migrate", "--allow-destructive", "--rename", hint))
     assert code == 2 and "invalid rename hint" in err and "old_table:new_table" in err
@@ -340,10 +340,11 @@ def test_destructive_change_is_refused_and_the_file_is_byte_identical(tmp_path, 
     with pytest.raises(SafetyRefusal) as excinfo:
         system_for(db, models_drop_col, tmp_path / "backups").execute_auto_migration()
     assert "drop column t.b" in str(excinfo.value) and "2 rows" in str(excinfo.value)
-    assert "allow_destructive" in str(excinfo.value)
+    assert "pass allow_destructive=True to permit" in str(excinfo.value)  # the library speaks Python
     code, out, err = cli(*_args(db, models_drop_col, tmp_path, "migrate"))
     assert code == 3, err
     assert "refused" in err and "drop column t.b" in err
+    assert "rerun with --allow-destructive to permit" in err and "allow_destructive=" not in err  # the CLI speaks flags
     # dropping a whole table (the models no longer mention t)
     models_drop_table = write_models(tmp_path, Table2)
     code, out, err = cli(*_args(db, models_drop_table, tmp_path, "migrate"))
@@ -468,7 +469,7 @@ def test_password_in_url_never_appears_in_any_output(tmp_path):
     url = f"postgresql://app_user:{SECRET}@db.example.invalid:5432/app"
     base = ["--models", models, "--backup-dir", str(tmp_path / "b")]
     commands = []
-    for sub in (["diff", "--sql"], ["rollback"], ["--json", "health"], ["-v", "--json", "migrate"]):
+    for sub in (["diff", "--sql"], ["rollback", "--yes"], ["--json", "health"], ["-v", "--json", "migrate"]):
         commands.append((["--database-url", url, *base, *sub], {}))
     commands.append(([*base, "status"], {"MIGRATION_DATABASE_URL": url}))
     commands.append(([*base, "--json", "health"], {"MIGRATION_DATABASE_URL": url.replace("postgresql", "postgresql+psycopg")}))
@@ -488,7 +489,7 @@ def test_password_not_in_output_or_logs_of_any_subcommand(tmp_path, cli, caplog)
     models = write_models(tmp_path, T_ID + 'Column("a", Integer))\n')
     url = f"postgresql+psycopg://app_user:{SECRET}@db.example.invalid/app?sslmode=require"
     for sub in (["status"], ["diff", "--sql"], ["migrate"], ["migrate", "--dry-run", "--allow-destructive"],
-                ["rollback"], ["backups"], ["history"], ["health"]):
+                ["rollback", "--yes"], ["rollback", "--dry-run"], ["backups"], ["history"], ["health"]):
         for json_flag in ([], ["--json"]):
             code, out, err = cli("--database-url", url, "--models", models, "--backup-dir", str(tmp_path / "b"),
                                  *json_flag, "-v", *sub)
@@ -519,7 +520,7 @@ def test_bad_option_values_are_usage_errors(tmp_path, cli):
     models = write_models(tmp_path, T_ID + 'Column("a", Integer), Column("b", Integer))\n')
     before = file_sha256(db)
     code, _, err = cli(*_args(db, models, tmp_path, "migrate", "--timeout-ms", "abc"))
-    assert code == 2 and "invalid int value: 'abc'" in err
+    assert code == 2 and "argument --timeout-ms: expected a whole number, got 'abc'" in err
     code, _, err = cli(*_args(db, models, tmp_path, "rollback", "--backup-id", "../../etc/passwd"))
     assert code == 2 and "invalid backup id '../../etc/passwd'" in err
     code, _, err = cli(*_args(db, models, tmp_path, "no-such-command"))

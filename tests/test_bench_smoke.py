@@ -24,6 +24,7 @@ TINY = {
     "rebuild_throughput": ["--rows", "300", "--profile"],
     "backup_throughput": ["--size-mb", "1"],
     "memory": ["--rows-small", "100", "--rows", "300", "--tables", "4"],
+    "cli_help": [],
 }
 # Ratios whose baseline is Alembic: null when it is not installed.
 NEEDS_ALEMBIC = {"check_status cold / alembic", "check_status warm / alembic", "alembic / floor", "migrate / alembic batch",

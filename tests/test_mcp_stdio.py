@@ -256,9 +256,49 @@ async def test_client_config_starts_a_working_server(tmp_path, name):
     assert "users" in tables(app / "app.db")
 
 
+UVX = Path(sys.executable).parent / "uvx"  # from the dev extra's `uv`
+NETWORK_TROUBLE = ("Failed to fetch", "dns error", "Could not connect", "Connection refused", "error sending request",
+                   "tcp connect error", "Network is unreachable")
+
+
 def test_uvx_config_shape():
+    """Issue 13, item 8: the package is not on PyPI, so the config runs it from a checkout with --from."""
     entry = _config_entry("claude_desktop_uvx.json")
     assert entry["command"] == "uvx"
-    assert entry["args"][-2:] == ["migration-mcp", "serve"]
+    assert entry["args"] == ["--from", "/ABSOLUTE/PATH/TO/migration-mcp", "migration-mcp", "serve"]
     assert entry["env"]["MIGRATION_DATABASE_URL"].startswith("sqlite:////")
     assert Path(entry["env"]["MIGRATION_MODELS"].rsplit(":", 1)[0]).is_absolute()
+    readme = (REPO / "README.md").read_text()
+    assert '"args": ["--from", "/ABSOLUTE/PATH/TO/migration-mcp", "migration-mcp", "serve"]' in readme
+    assert "works only once it is published" in readme
+
+
+@pytest.mark.skipif(not UVX.exists(), reason=f"{UVX} not installed (the dev extra brings uv)")
+async def test_uvx_config_starts_a_working_server(tmp_path):
+    """The shipped uvx config as pasted, with this checkout for the placeholder: uvx builds the checkout
+    in an environment of its own (from PyPI, into a fresh cache) and the SDK's client talks to it."""
+    entry = _config_entry("claude_desktop_uvx.json")
+    app = tmp_path / "app"
+    app_env = write_app(app)
+
+    def fill(value: str) -> str:
+        return value.replace("/ABSOLUTE/PATH/TO/migration-mcp", str(REPO)).replace("/ABSOLUTE/PATH/TO/app", str(app))
+
+    # The machine's own environment (its proxy and CA settings reach PyPI), the config's variables, uv's folders in tmp.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("MIGRATION_", "UV_"))},
+           **{k: fill(v) for k, v in entry["env"].items()}, "MIGRATION_DATA_DIR": app_env["MIGRATION_DATA_DIR"],
+           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_TOOL_DIR": str(tmp_path / "uv-tools")}
+    params = StdioServerParameters(command=str(UVX), args=[fill(a) for a in entry["args"]], env=env, cwd="/")
+    errlog = tmp_path / "uvx-stderr.log"
+    try:
+        with errlog.open("w") as err:
+            async with Client(stdio_client(params, errlog=err), read_timeout_seconds=300) as client:
+                assert {t.name for t in (await client.list_tools()).tools} == EXPECTED_TOOLS
+                status = await client.call_tool("check_status", {})
+                assert not status.is_error and status.structured_content["migration_needed"] is False
+    except Exception:
+        log = errlog.read_text()
+        if any(s in log for s in NETWORK_TROUBLE):
+            pytest.skip(f"uvx could not reach PyPI to build its environment: {log.strip().splitlines()[-1]}")
+        raise
+    assert "users" in tables(app / "app.db")

@@ -93,7 +93,7 @@ def test_rollback_killed_part_way_is_undone_from_its_safety_backup(trials):
         p.sql("UPDATE big SET note = 'after the migration' WHERE id = 1")
         content, creates = p.sql(CONTENT), trials.state(p)
         proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", trials.new_models, "--backup-dir", str(p.backups),
-                                 "rollback"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                                 "rollback", "--yes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         killed = []
         deadline = time.monotonic() + 120
         while not killed and proc.poll() is None and time.monotonic() < deadline:
@@ -137,7 +137,7 @@ def test_rollback_of_a_view_with_a_foreign_definer_is_refused_before_anything_ch
         my.sql("CREATE DEFINER=`root`@`localhost` VIEW v AS SELECT id, a FROM t")  # by an administrator
         assert run(v2, "migrate").returncode == 0
         before = (my.state(), my.sql("SHOW CREATE VIEW v")[0][1], my.sql("SELECT id, kind, status FROM _migration_history"))
-        r = run(v2, "rollback")
+        r = run(v2, "rollback", "--yes")
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert "DEFINER is root@localhost" in r.stderr and "SET USER" in r.stderr and "nothing was changed" in r.stderr, r.stderr
         assert (my.state(), my.sql("SHOW CREATE VIEW v")[0][1], my.sql("SELECT id, kind, status FROM _migration_history")) == before
