@@ -377,3 +377,72 @@ def test_postgresql_view_features_survive_being_made_again(pg):
     assert pg.sql(facts) == before
     pg.sql("DELETE FROM v_names WHERE id = 3")  # the rule is back
     assert [r[0] for r in pg.sql("SELECT id FROM users ORDER BY id")] == [1, 2]
+
+
+TAGS = """
+Table("orders", metadata, Column("id", Integer, primary_key=True), Column("tag", String(20)), Column("note", String(20)))
+Table("{tags}", metadata, Column("id", Integer, primary_key=True), Column("tag", String(20)))
+Table("users", metadata, Column("id", Integer, primary_key=True), Column("{note}", String(20)))
+"""
+
+
+def test_mysql_trigger_bodies_are_rewritten_only_where_a_name_is_certain(my):
+    """A table renamed `tag` -> `tags` with a column `tag`: only the table in `INSERT INTO tag (tag)` is
+    renamed, and a trigger on `tag` that names its own table follows too. A renamed column named bare in
+    a body that names several tables is refused, not guessed."""
+    my.migrate(TAGS.format(tags="tag", note="note"))
+    my.sql("ALTER TABLE tag MODIFY id INT AUTO_INCREMENT")
+    my.sql("CREATE TRIGGER trg_o AFTER INSERT ON orders FOR EACH ROW INSERT INTO tag (tag) VALUES (NEW.tag)")
+    my.sql("CREATE TRIGGER trg_t BEFORE INSERT ON tag FOR EACH ROW SET NEW.tag = (SELECT count(*) FROM tag)")
+    my.migrate(TAGS.format(tags="tags", note="note"), renames=["tag:tags"])
+    my.insert("orders", [(1, "a", None)])
+    assert my.sql("SELECT tag FROM tags") == [("0",)]
+    my.sql("CREATE TRIGGER trg_n BEFORE INSERT ON orders FOR EACH ROW SET NEW.note = (SELECT max(note) FROM users)")
+    from migration_core.errors import SafetyRefusal
+
+    before = my.snapshot()
+    with pytest.raises(SafetyRefusal, match="trigger trg_n") as exc:
+        my.system(TAGS.format(tags="tags", note="remark"), renames=["users.note:remark"]).execute_auto_migration()
+    assert "'note' is renamed in users, but is named bare" in str(exc.value)
+    assert my.snapshot() == before
+
+
+def test_dropping_what_trigger_code_uses_is_refused(anydb):
+    """A column another table's trigger writes (`INSERT INTO audit (note)`) was dropped, and then every
+    insert into orders failed; a PostgreSQL function naming a quoted column or a dropped table too."""
+    body = """
+Table("orders", metadata, Column("id", Integer, primary_key=True), Column("Amount", Integer))
+Table("audit", metadata, Column("id", Integer, primary_key=True), Column("note", String(40)))
+"""
+    anydb.migrate(body)
+    if anydb.kind == "postgresql":
+        anydb.sql("""CREATE FUNCTION log_order() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                     INSERT INTO audit (id, note) VALUES (NEW.id, 'x' || NEW."Amount"); RETURN NEW; END $$""")
+        anydb.sql("CREATE TRIGGER t_log AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION log_order()")
+    elif anydb.kind == "mysql":
+        anydb.sql("CREATE TRIGGER t_log AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (id, note) VALUES (NEW.id, NEW.Amount)")
+    else:
+        anydb.sql("CREATE TRIGGER t_log AFTER INSERT ON orders BEGIN INSERT INTO audit (id, note) VALUES (NEW.id, NEW.Amount); END")
+    no_note = body.replace(', Column("note", String(40))', "")
+    no_amount = body.replace(', Column("Amount", Integer)', "")
+    no_audit = body.split('Table("audit"')[0]
+    for target, what in ((no_note, "note"), (no_amount, "Amount"), (no_audit, "audit")):
+        from migration_core.errors import SafetyRefusal
+
+        before = anydb.snapshot()
+        with pytest.raises(SafetyRefusal, match="t_log|log_order") as exc:
+            anydb.system(target).execute_auto_migration(allow_destructive=True)
+        assert what in str(exc.value)
+        assert anydb.snapshot() == before
+
+
+def test_postgresql_function_naming_a_renamed_column_of_another_table_is_refused(pg):
+    pg.migrate('Table("orders", metadata, Column("id", Integer, primary_key=True))\n'
+               'Table("audit", metadata, Column("id", Integer, primary_key=True), Column("note", String(40)))')
+    pg.sql("""CREATE FUNCTION log_order() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+              INSERT INTO audit (id, note) VALUES (NEW.id, 'x'); RETURN NEW; END $$""")
+    pg.sql("CREATE TRIGGER t_log AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION log_order()")
+    body = ('Table("orders", metadata, Column("id", Integer, primary_key=True))\n'
+            'Table("audit", metadata, Column("id", Integer, primary_key=True), Column("msg", String(40)))')
+    status = pg.system(body, renames=["audit.note:msg"]).check_migration_status()
+    assert status.safe_to_apply is False and "function log_order" in status.proof, status.proof

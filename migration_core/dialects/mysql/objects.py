@@ -151,32 +151,60 @@ def trigger_depends(table: str, body: str, relations: set[str]) -> tuple[Depende
     return tuple(sorted(deps, key=lambda d: (d[0], d[1] or "")))
 
 
+_TABLE_CONTEXT = {"FROM", "JOIN", "INTO", "UPDATE", "TABLE"}
+
+
 def rename_in_trigger(table: str, body: str, tables: dict[str, str], columns: dict[tuple[str, str], str]) -> tuple[str, list[str]]:
-    """Follow renames in a trigger body: `NEW.col` / `OLD.col` of its own table exactly; other tables'
-    names, and their renamed columns' names where the body names that table (reported, for review)."""
+    """Follow renames in a trigger body where what a name means is certain: `NEW.col` / `OLD.col` (its
+    own table's columns), a table after FROM / JOIN / INTO / UPDATE, `table.col`, and the column list of
+    `INSERT INTO table (..)`. A renamed column's old name used bare anywhere else could belong to any
+    table the body names: returned as a problem (the plan is refused), never guessed."""
     toks = tokenize(body)
     text = [t.text for t in toks]
     own = table.lower()
-    named = {t.name.lower() for t in toks if _is_name(t)}
-    others = {t for (t, _c) in columns if t != own and t in named}
-    notes: list[str] = []
-    for _start, parts in _parts(toks):
+    sig = [i for i, t in enumerate(toks) if t.kind != "space"]
+    prev_of = {b: toks[a] for a, b in zip(sig, sig[1:])}
+    named = {own} | {toks[b].name.lower() for b in sig if b in prev_of and prev_of[b].text.upper() in _TABLE_CONTEXT
+                     and _is_name(toks[b])}
+    insert_cols: set[int] = set()  # token positions of `INSERT INTO t (a, b)` column names, with their table
+    insert_of: dict[int, str] = {}
+    for n, b in enumerate(sig):
+        if prev_of.get(b) is not None and prev_of[b].text.upper() == "INTO" and _is_name(toks[b]) and n + 1 < len(sig) \
+                and toks[sig[n + 1]].text == "(":
+            for k in sig[n + 2:]:
+                if toks[k].text == ")":
+                    break
+                if _is_name(toks[k]):
+                    insert_cols.add(k)
+                    insert_of[k] = toks[b].name.lower()
+    problems: list[str] = []
+    for start, parts in _parts(toks):
         names = [toks[p].name for p in parts]
         if len(names) == 2 and names[0].upper() in ("NEW", "OLD") and toks[parts[0]].kind == "word":
             new = columns.get((own, names[1].lower()))
             if new:
                 text[parts[1]] = quote_ident(new)
             continue
-        for idx, (k, name) in enumerate(zip(parts, names)):
-            low = name.lower()
-            if idx == 0 and low in tables and low != own:
-                text[k] = quote_ident(tables[low])
-                continue
-            other = next((o for o in sorted(others) if (o, low) in columns), None)
-            if other is not None:
-                text[k] = quote_ident(columns[(other, low)])
-                notes.append(f"{name} -> {columns[(other, low)]} (a column of {other})")
-    return "".join(text), notes
+        if len(names) == 2:
+            qualifier, col = names[0].lower(), names[1].lower()
+            if (qualifier, col) in columns:
+                text[parts[1]] = quote_ident(columns[(qualifier, col)])
+            if qualifier in tables:
+                text[parts[0]] = quote_ident(tables[qualifier])
+            continue
+        if len(names) != 1:
+            continue
+        low = names[0].lower()
+        prev = prev_of.get(start)
+        if prev is not None and prev.text.upper() in _TABLE_CONTEXT and low in tables:
+            text[start] = quote_ident(tables[low])
+        elif start in insert_cols:
+            if (insert_of[start], low) in columns:
+                text[start] = quote_ident(columns[(insert_of[start], low)])
+        elif any((t, low) in columns for t in named):
+            owner = next(t for t in sorted(named) if (t, low) in columns)
+            problems.append(f"'{names[0]}' is renamed in {owner}, but is named bare, so which table it means is not certain")
+    return "".join(text), problems
 
 
 def _definer(definer: str) -> str:
@@ -230,9 +258,18 @@ class MysqlKeptRules(KeptRules):
         return set()
 
     def touches(self, obj, dep, hit) -> bool:
-        """A trigger body that names a table may name its columns bare (`INSERT INTO audit (msg)`)."""
-        return isinstance(obj, Trigger) and dep[1] is None and dep[0].lower() == hit[0].lower() and \
-            dep[0].lower() != obj.table.lower()
+        """A trigger body that names a table may name its columns bare (`INSERT INTO audit (msg)`): a change
+        to a column of another table it names touches it when the column's name is in its text."""
+        if not (isinstance(obj, Trigger) and dep[1] is None and dep[0].lower() == hit[0].lower()):
+            return False
+        return hit[1] is None or hit[1].lower() in {t.name.lower() for t in tokenize(obj.sql) if _is_name(t)}
+
+    def rewrite_problems(self, key: str, obj, diff: Diff, live: SchemaSnapshot) -> list[str]:
+        if not isinstance(obj, Trigger):
+            return []
+        tables, columns = renames_of(diff)
+        _text, problems = rename_in_trigger(obj.table, obj.sql.partition(" FOR EACH ROW ")[2], tables, columns)
+        return [f"{key}: {p}; rewrite the trigger yourself (or drop it) first" for p in problems]
 
 
 def renames_of(diff: Diff) -> tuple[dict[str, str], dict[tuple[str, str], str]]:

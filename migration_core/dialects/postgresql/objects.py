@@ -130,9 +130,24 @@ def trigger_statements(definition: str, table: str, name: str, enabled: str) -> 
     return tuple(out)
 
 
+_NEW_OLD = re.compile(r'\b(NEW|OLD)(\s*\.\s*)("(?:[^"]|"")+"|\w+)', re.I)
+
+
+def _ident(token: str) -> str:
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token
+
+
 def function_columns(body: str) -> set[str]:
-    """Lower-cased column names a trigger function reads or writes as `NEW.col` / `OLD.col`."""
-    return {m[2].lower() for m in re.finditer(r"\b(NEW|OLD)\s*\.\s*(\w+)", body, re.I)}
+    """Lower-cased column names a trigger function reads or writes as `NEW.col` / `OLD.col` (quoted too)."""
+    return {_ident(m[3]).lower() for m in _NEW_OLD.finditer(body)}
+
+
+def function_words(definition: str) -> set[str]:
+    """Lower-cased identifiers a function's body names outside string literals and `NEW.` / `OLD.`
+    references: what it may use of tables, which PostgreSQL does not track for a PL/pgSQL body."""
+    m = re.search(r"\bAS (\$\w*\$)(.*)\1", definition, re.S)
+    code = _NEW_OLD.sub(" ", re.sub(r"'(?:[^']|'')*'", " ", m[2] if m else definition))
+    return {_ident(w).lower() for w in re.findall(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*', code)}
 
 
 def read_objects(conn, schema: str) -> tuple[dict[str, View], dict[str, Trigger], dict[str, Routine]]:
@@ -172,17 +187,44 @@ class PgKeptRules(KeptRules):
                 if t.table.lower() == table.lower() and t.function in live.routines]
 
     def removed_by_routines(self, c: ch.Change, diff: Diff, live: SchemaSnapshot) -> list[str]:
+        """Trigger functions whose text uses what `c` drops: `NEW.col` of their own table, or another
+        table's name with the column's name (`INSERT INTO audit (note)`), or a dropped table's name."""
+        if isinstance(c, ch.DropTable):
+            return [f"function {r.name} (trigger {t.name} on {t.table}) names table {c.table}, which this plan drops"
+                    for t, r in self._all_functions(live)
+                    if t.table.lower() != c.table.lower() and c.table.lower() in function_words(r.sql)]
         if not isinstance(c, ch.DropColumn):
             return []
-        table = diff.live_table(c.table)
-        return [f"function {r.name} (trigger {t.name} on {table}) uses {table}.{c.column.name}, which this plan drops ({c.detail})"
-                for t, r in self._functions_on(table, live) if c.column.name.lower() in function_columns(r.sql)]
+        table, col = diff.live_table(c.table), c.column.name.lower()
+        out = []
+        for t, r in self._all_functions(live):
+            own = t.table.lower() == table.lower() and col in function_columns(r.sql)
+            other = {table.lower(), col} <= function_words(r.sql)
+            if own or other:
+                out.append(f"function {r.name} (trigger {t.name} on {t.table}) uses {table}.{c.column.name}, which this plan drops")
+        return out
+
+    @staticmethod
+    def _all_functions(live: SchemaSnapshot) -> list[tuple[Trigger, Routine]]:
+        return [(t, live.routines[t.function]) for t in live.triggers.values() if t.function in live.routines]
 
     def rewrites(self, diff: Diff, live: SchemaSnapshot) -> list[Step]:
         out: list[Step] = []
         renames: dict[str, dict[str, str]] = {}
         for (table, old), new in diff.column_renames.items():
             renames.setdefault(diff.live_table(table).lower(), {})[old.lower()] = new
+        for (table, old), new in diff.column_renames.items():  # a column named other than as NEW.col / OLD.col
+            table = diff.live_table(table)
+            for trig, routine in self._all_functions(live):
+                if {table.lower(), old.lower()} <= function_words(routine.sql):
+                    raise PlanningError(f"function {routine.name} (trigger {trig.name} on {trig.table}) names {table} and "
+                                        f"'{old}', which this plan renames to {new}; it cannot be rewritten with certainty: "
+                                        "change the function first")
+        for old, new in diff.table_renames.items():
+            for trig, routine in self._all_functions(live):
+                if old.lower() in function_words(routine.sql):
+                    raise PlanningError(f"function {routine.name} (trigger {trig.name} on {trig.table}) names table {old}, which "
+                                        f"this plan renames to {new}; change the function first")
         done: set[str] = set()
         for table, cols in renames.items():
             for trig, routine in self._functions_on(table, live):
@@ -195,9 +237,8 @@ class PgKeptRules(KeptRules):
                                         f"renaming {table}.{', '.join(sorted(used))} cannot be followed in its body for one table "
                                         "only; change the function first")
                 done.add(routine.name)
-                sql = re.sub(r"\b(NEW|OLD)(\s*\.\s*)(\w+)\b",
-                             lambda m: m[1] + m[2] + (quote_ident(cols[m[3].lower()]) if m[3].lower() in cols else m[3]),
-                             routine.sql, flags=re.I)
+                sql = _NEW_OLD.sub(lambda m: m[1] + m[2] + (quote_ident(cols[_ident(m[3]).lower()])
+                                                           if _ident(m[3]).lower() in cols else m[3]), routine.sql)
                 out.append(Step(f"make function {routine.name} (trigger {trig.name}) follow the rename of "
                                 + ", ".join(f"{table}.{o} to {cols[o]}" for o in sorted(used)), (sql,), None, None))
         return out

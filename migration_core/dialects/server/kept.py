@@ -51,8 +51,12 @@ class KeptRules:
         return []
 
     def touches(self, obj: View | Trigger, dep: Dependency, hit: Dependency) -> bool:
-        """Beyond an exact match: does disturbing `hit` disturb `obj` through its dependency `dep`?"""
+        """Beyond an exact match: does changing or removing `hit` reach `obj` through its dependency `dep`?"""
         return False
+
+    def rewrite_problems(self, key: str, obj: View | Trigger, diff: Diff, live: SchemaSnapshot) -> list[str]:
+        """Why `obj`, set aside by this plan, cannot be made again to follow its renames with certainty."""
+        return []
 
 
 def _matches(dep: Dependency, hit: Dependency) -> bool:
@@ -127,7 +131,7 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
         for key, obj in objects.items():
             if isinstance(obj, Trigger) and isinstance(c, ch.DropTable) and obj.table.lower() == c.table.lower():
                 continue  # a table's own triggers go with it
-            used = [d for d in obj.depends if any(_matches(d, g) for g in gone)]
+            used = [d for d in obj.depends if any(_matches(d, g) or rules.touches(obj, d, g) for g in gone)]
             if used:
                 what = ", ".join(f"{d[0]}.{d[1]}" if d[1] else d[0] for d in used)
                 broken.append(f"{key} uses {what}, which this plan drops ({c.detail})")
@@ -145,6 +149,7 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
                                 in {(d[0].lower(), (d[1] or "").lower()) for d in o.depends}}, objects)
             for key in sorted(k for k in readers if isinstance(objects[k], View)):
                 notes.append((c, f"{key} reads {c.table}.{c.column}: what it returns changes type ({c.old.type} -> {c.new.type})"))
+    broken += [p for key in sorted(disturbed) for p in rules.rewrite_problems(key, objects[key], diff, live)]
     if broken:
         raise PlanningError("the plan would break objects beside the models, which the tool keeps: " + "; ".join(broken)
                             + "; change or drop them first")

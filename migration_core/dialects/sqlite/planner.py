@@ -87,7 +87,26 @@ class SqlitePlanner:
         return [(typ, name, sql) for typ, name, _, sql in rows if name in picked]
 
     # -- main ----------------------------------------------------------------------------
+    def _refuse_broken_dependents(self, diff: Diff) -> None:
+        """A view or trigger that uses what the plan drops would fail whenever it is used or fires
+        (SQLite checks their names only then): refused up front, naming it, as on the servers."""
+        rows = self.shadow.execute("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE type IN ('view', 'trigger')").fetchall()
+        broken = []
+        for c in diff.changes:
+            if isinstance(c, ch.DropTable):
+                table = c.table.lower()
+                broken += [f"{typ} {name} names table {c.table}, which this plan drops" for typ, name, tbl, sql in rows
+                           if tbl.lower() != table and table in _words(sql)]
+            elif isinstance(c, ch.DropColumn):
+                table, col = diff.live_table(c.table).lower(), c.column.name.lower()
+                broken += [f"{typ} {name} uses {c.table}.{c.column.name}, which this plan drops" for typ, name, tbl, sql in rows
+                           if col in _words(sql) and (tbl.lower() == table or table in _words(sql))]
+        if broken:
+            raise PlanningError("the plan would break objects beside the models, which the tool keeps: " + "; ".join(broken)
+                                + "; change or drop them first")
+
     def plan(self, diff: Diff) -> Plan:
+        self._refuse_broken_dependents(diff)
         by_table: dict[str, list[ch.Change]] = {}
         for c in diff.changes:
             by_table.setdefault(c.table.lower(), []).append(c)
@@ -155,8 +174,6 @@ class SqlitePlanner:
 
         for c in diff.changes:
             if isinstance(c, ch.DropTable):
-                for typ, name, _ in self._dependents({c.table.lower()}):
-                    self.notes.append(f"{typ} {name} refers to dropped table {c.table} and will stop working")
                 self._emit(Step(c.detail, (f"DROP TABLE {q(c.table)}",), None, c.table))
 
         self._verify()
