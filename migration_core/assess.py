@@ -149,8 +149,16 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
         lossy = probe.lossy_count(c.table, c.column, c.old.type, c.new.type)
         if lossy and lossy[0]:
             return ChangeAssessment(c, "destructive", f"{_plural(lossy[0], 'value')} in {c.table}.{c.column} would be {lossy[1]}")
+        clash = probe.key_duplicates_after(c.table, c.column, c.new.type, None)
+        if clash:
+            return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in "
+                                                         f"{c.table} would collide once converted to {c.new.type}", blocked=True)
         return ChangeAssessment(c, "data_dependent", f"checked: every value converts to {c.new.type}")
     if isinstance(c, ch.AlterColumnCollation):
+        clash = probe.key_duplicates_after(c.table, c.column, None, c.new.collation)
+        if clash:
+            return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in "
+                                                         f"{c.table} would collide under collation {c.new.collation}", blocked=True)
         return ChangeAssessment(c, "safe", "changes how values compare and sort, not the values")
     if isinstance(c, (ch.AddUniqueConstraint, ch.AddIndex)):
         cols = c.constraint.columns if isinstance(c, ch.AddUniqueConstraint) else c.index.columns

@@ -330,8 +330,10 @@ class BackupManager:
         if missing or changed or extra:
             parts = [f"{label}: {', '.join(keys)}" for label, keys in (("missing", missing), ("different", changed),
                                                                        ("not in the backup", extra)) if keys]
-            raise BackupError(f"backup {backup_id} was restored, but the views, triggers and routines beside the tables are "
+            err = BackupError(f"backup {backup_id} was restored, but the views, triggers and routines beside the tables are "
                               f"not the backup's ({'; '.join(parts)})")
+            err.restored = True  # the restore itself went through: the database holds the backup's tables
+            raise err
 
     def delete_backup(self, backup_id: str) -> None:
         """Remove one backup (data first, as in cleanup)."""

@@ -128,7 +128,8 @@ class AlterColumnCollation(_AlterColumn):
 
     @property
     def detail(self) -> str:
-        return f"change collation of {self.table}.{self.column} from {self.old.collation} to {self.new.collation}"
+        return (f"change collation of {self.table}.{self.column} from {self.old.collation or 'the default'} "
+                f"to {self.new.collation or 'the default'}")
 
 
 @dataclass(frozen=True)

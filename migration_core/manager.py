@@ -286,6 +286,10 @@ class MigrationManager:
             raise  # refused before it touched anything
         except BaseException as exc:  # noqa: BLE001 - an interrupt too must not leave a third state unexplained
             cause = str(exc) if isinstance(exc, MigrationError) else f"{exc.__class__.__name__}: {exc}"
+            if getattr(self.backups.engine, "atomic_restore", False) and not getattr(exc, "restored", False):
+                # one transaction: a failure changed nothing
+                raise MigrationError(f"rollback to backup {backup_id} failed: {cause}; the restore ran in one transaction, "
+                                     "so nothing changed") from None
         try:
             self.backups.restore_backup(safety_id)
         except BaseException as undo_exc:  # noqa: BLE001

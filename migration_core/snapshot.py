@@ -148,6 +148,10 @@ class SchemaSnapshot:
     views: dict[str, View] = field(default_factory=dict)
     triggers: dict[str, Trigger] = field(default_factory=dict)
     routines: dict[str, Routine] = field(default_factory=dict)
+    # Objects that depend on the schema but that the tool does not keep (PostgreSQL: a view in another
+    # schema, a rule on a table, a row-level security policy, a function taking a view's row type or an
+    # enum): (what, relation or type, column or None). A change under one is refused up front.
+    outside: tuple[tuple[str, str, "str | None"], ...] = ()
 
     def kept_objects(self) -> dict[str, str]:
         """`kind name` -> definition of every object beside the tables: what a restore must give back."""

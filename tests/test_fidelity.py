@@ -269,3 +269,28 @@ Table("orders", metadata, Column("id", Integer, primary_key=True, autoincrement=
 """
     status = my.system(body).check_migration_status()
     assert status.migration_needed is False, [c.detail for c in status.changes]
+
+
+def test_values_that_would_collide_under_a_unique_key_after_a_change_are_refused(server):
+    """'1' and '01' under UNIQUE both become 1 as INTEGER, 'a' and 'A' one value case-insensitively:
+    status said the change could be applied, then migrate failed on the duplicate key."""
+    body = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("code", {type}, unique=True))'
+    server.migrate(body.format(type="String(10)"))
+    server.insert("t", [(1, "1"), (2, "01"), (3, "7")])
+    msg = assert_refused(server, body.format(type="Integer"), match="would collide once converted")
+    assert "2 values of unique key (code)" in msg or "1 value of unique key (code)" in msg, msg
+    if server.kind == "mysql":
+        coll = 'String(10, collation="{c}")'
+        server.sql("DELETE FROM t")
+        server.migrate(body.format(type=coll.format(c="utf8mb4_bin")))
+        server.insert("t", [(1, "a"), (2, "A")])
+        assert_refused(server, body.format(type=coll.format(c="utf8mb4_general_ci")), match="would collide under collation")
+
+
+def test_mysql_foreign_key_from_an_ignored_table_refuses_a_type_change_up_front(my):
+    body = 'Table("p", metadata, Column("id", Integer, primary_key=True, autoincrement=False))'
+    my.migrate(body)
+    my.sql("CREATE TABLE legacy (id INT PRIMARY KEY, p_id INT, FOREIGN KEY (p_id) REFERENCES p (id))")
+    wider = body.replace("Integer", "BigInteger")
+    status = my.system(wider, ignore_tables=["legacy"]).check_migration_status()
+    assert status.safe_to_apply is False and "legacy" in (status.proof or ""), status.proof

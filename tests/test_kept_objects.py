@@ -446,3 +446,38 @@ def test_postgresql_function_naming_a_renamed_column_of_another_table_is_refused
             'Table("audit", metadata, Column("id", Integer, primary_key=True), Column("msg", String(40)))')
     status = pg.system(body, renames=["audit.note:msg"]).check_migration_status()
     assert status.safe_to_apply is False and "function log_order" in status.proof, status.proof
+
+
+def test_postgresql_objects_the_tool_does_not_keep_refuse_a_change_under_them(pg):
+    """A policy, a rule on a table, a view in another schema, a function taking a view's row type or an
+    enum: status said the plan could be applied, then migrate failed ("cannot alter type of a column used
+    in a policy definition", "cannot drop view ... because other objects depend on it")."""
+    body = ('Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", Integer), '
+            'Column("s", Enum("a", "b", name="status")))')
+    pg.migrate(body)
+    wider = body.replace('Column("v", Integer)', 'Column("v", BigInteger)')
+    setups = [
+        ("ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY p_v ON t USING (v > 0)", wider, "policy p_v"),
+        ("CREATE SCHEMA IF NOT EXISTS other; CREATE VIEW other.v_t AS SELECT id, v FROM public.t", wider, "view other.v_t"),
+        ("CREATE RULE r_t AS ON UPDATE TO t WHERE NEW.v < 0 DO INSTEAD NOTHING", wider, "rule r_t"),
+        ("CREATE VIEW v_t AS SELECT id, v FROM t; CREATE FUNCTION get_vt() RETURNS SETOF v_t LANGUAGE sql AS 'SELECT * FROM v_t'",
+         wider, "function get_vt"),
+        ("CREATE FUNCTION is_a(s status) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT s = 'a' $$",
+         body.replace('Enum("a", "b"', 'Enum("b", "a"'), "function is_a"),
+    ]
+    from migration_core.errors import SafetyRefusal
+
+    for setup, target, name in setups:
+        for stmt in setup.split("; "):
+            pg.sql(stmt)
+        status = pg.system(target).check_migration_status()
+        assert status.safe_to_apply is False and name in (status.proof or ""), (name, status.proof)
+        before = pg.snapshot()
+        with pytest.raises(SafetyRefusal, match=name.split(" ")[1]):
+            pg.system(target).execute_auto_migration()
+        assert pg.snapshot() == before
+        pg.sql("DROP SCHEMA IF EXISTS other CASCADE")
+        for undo in ("DROP POLICY IF EXISTS p_v ON t", "ALTER TABLE t DISABLE ROW LEVEL SECURITY", "DROP RULE IF EXISTS r_t ON t",
+                     "DROP FUNCTION IF EXISTS get_vt()", "DROP VIEW IF EXISTS v_t", "DROP FUNCTION IF EXISTS is_a(status)"):
+            pg.sql(undo)
+    pg.migrate(wider)  # with nothing outside in the way, it goes through

@@ -181,3 +181,30 @@ def test_time_limit_holds_during_a_long_alter(my, tmp_path):
     assert my.state() == before
     system.execute_auto_migration(create_backup=False)  # with the default limit it goes through
     assert my.sql("SELECT count(*), sum(n) FROM big") == [(60000, 1800030000)]
+
+
+def test_automatic_restore_keeps_rows_other_sessions_wrote_meanwhile(my):
+    """The restore put the dumped tables back whole: rows another session inserted while the run was
+    going were silently gone. Now committed steps are undone in place where they can be (an added column
+    dropped again) and tables the run never changed are left alone."""
+    v1 = """
+Table("accounts", metadata, Column("id", Integer, primary_key=True), Column("name", String(20)))
+Table("big", metadata, Column("id", Integer, primary_key=True), Column("born", Text))
+Table("calm", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))
+"""
+    my.migrate(v1)
+    my.sql("INSERT INTO accounts VALUES (1, 'ann')")
+    my.sql("INSERT INTO big VALUES (1, 'not a date')")
+    v2 = v1.replace('Column("name", String(20)))', 'Column("name", String(20)), Column("email", String(50)))').replace(
+        'Column("born", Text)', 'Column("born", DateTime)').replace('Column("n", Integer)', 'Column("n", BigInteger)')
+    system = my.system(v2)
+
+    def meanwhile(done, total, text):
+        if text.startswith("running statement 2"):  # the accounts ALTER has committed; big's fails next
+            my.sql("INSERT INTO accounts (id, name) VALUES (2, 'bob')")
+            my.sql("INSERT INTO calm VALUES (5, 5)")
+    with pytest.raises(MigrationError, match="restored"):
+        system.execute_auto_migration(create_backup=False, progress=meanwhile)
+    assert my.sql("SELECT id, name FROM accounts ORDER BY id") == [(1, "ann"), (2, "bob")]
+    assert my.sql("SELECT id, n FROM calm") == [(5, 5)]
+    assert my.system(v1).check_migration_status().migration_needed is False

@@ -26,6 +26,11 @@ class Probe(Protocol):
     def too_long_count(self, table: str, column: str, max_length: int) -> int: ...
     def orphan_count(self, table: str, columns: tuple[str, ...], ref_table: str, ref_columns: tuple[str, ...]) -> int: ...
     def check_violation_count(self, table: str, expression: str) -> int | None: ...  # None: cannot be checked ahead
+    def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
+        """(rows of a unique key of the models over `column` that would collide once it has `new_type` or
+        compares by `collation` ('1' and '01' as INTEGER; 'a' and 'A' case-insensitively), that key);
+        None when nothing collides or it cannot be checked ahead."""
+        ...
 
 
 class Dialect(Protocol):

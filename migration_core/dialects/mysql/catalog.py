@@ -26,7 +26,7 @@ from .objects import OBJECT_QUERIES, read_objects
 AUTO_INCREMENT = "auto_increment"
 
 _Q_TABLES = ("SELECT table_name, table_comment, table_collation FROM information_schema.tables "
-             "WHERE table_schema = %s AND table_type = 'BASE TABLE'")
+             "WHERE table_schema = %s AND table_type = 'BASE TABLE' ORDER BY table_name")  # plans come out the same each time
 _Q_COLUMNS = ("SELECT table_name, column_name, column_type, is_nullable, column_default, extra, collation_name, "
               "generation_expression FROM information_schema.columns WHERE table_schema = %s "
               "ORDER BY table_name, ordinal_position")

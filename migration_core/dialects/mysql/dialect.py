@@ -26,7 +26,7 @@ from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot, split_key
 from ..base import Progress
-from ..server.connection import ServerConnection, message
+from ..server.connection import ServerConnection, errno, message
 from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
@@ -59,12 +59,21 @@ HISTORY_FLAVOR = HistoryFlavor(
 )
 
 
+def _reverses(plan: Plan, done: int) -> list[str]:
+    """The reverses of the steps whose statements all committed, latest first (the run's undo where it
+    can be undone in place)."""
+    out: list[str] = []
+    n = 0
+    for step in plan.steps:
+        n += len(step.statements)
+        if n > done:
+            break
+        if step.reverse:
+            out = [*step.reverse, *out]
+    return out
+
+
 _STATEMENT_TIMEOUT = 1969  # ER_STATEMENT_TIMEOUT: "Query execution was interrupted (max_statement_time exceeded)"
-
-
-def _errno(exc: BaseException) -> int | None:
-    args = getattr(getattr(exc, "orig", None), "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _message(exc: BaseException) -> str:
@@ -140,6 +149,23 @@ class MysqlDialect(ServerDialect):
         tables = {name: replace(t, indexes=tuple(i if i.auto or i.name.lower() in declared else replace(i, auto=True)
                                                  for i in t.indexes)) for name, t in target.tables.items()}
         return replace(target, tables=tables)
+
+    def key_cast(self, expr: str, type_: str) -> str | None:
+        """MySQL's CAST has targets of its own (SIGNED, DECIMAL, DOUBLE, DATE, DATETIME, CHAR): the nearest."""
+        base = type_.split("(", 1)[0].split(" ", 1)[0].upper()
+        size = type_[len(base):].split(")", 1)[0] + ")" if type_[len(base):].startswith("(") else ""
+        if base in self.int_ranges:
+            return f"CAST({expr} AS {'UNSIGNED' if 'UNSIGNED' in type_.upper() else 'SIGNED'})"
+        target = {"DECIMAL": f"DECIMAL{size}", "FLOAT": "DOUBLE", "DOUBLE": "DOUBLE", "DATE": "DATE", "DATETIME": f"DATETIME{size}",
+                  "TIMESTAMP": f"DATETIME{size}", "TIME": f"TIME{size}"}.get(base)
+        return f"CAST({expr} AS {target})" if target else None
+
+    def table_collation(self, conn, table: str) -> str | None:
+        return conn.execute("SELECT table_collation FROM information_schema.tables WHERE table_schema = DATABASE() "
+                            "AND table_name = %s", (table,)).scalar()
+
+    def collate(self, expr: str, collation: str | None) -> str | None:
+        return f"{expr} COLLATE {collation}" if collation else None
 
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")
@@ -255,7 +281,7 @@ class MysqlDialect(ServerDialect):
                 where = statements[done] if done < len(statements) else "(final checks)"
                 if isinstance(exc, Interrupted):
                     cause = f"interrupted by {exc} during statement {done + 1} of {len(statements)} [{where}]"
-                elif isinstance(exc, DBAPIError) and _errno(exc) == _STATEMENT_TIMEOUT:
+                elif isinstance(exc, DBAPIError) and errno(exc) == _STATEMENT_TIMEOUT:
                     cause = f"migration exceeded the time limit during statement {done + 1} of {len(statements)} [{where}]"
                     exc = ExecutionTimeout(cause)
                 elif isinstance(exc, DBAPIError):
@@ -266,7 +292,7 @@ class MysqlDialect(ServerDialect):
                     cause = f"unexpected {exc.__class__.__name__}: {exc}"
                 with signals_deferred() as later:
                     try:
-                        restore_run(lambda: self.connect(write=True), schema, dump, statements)
+                        restore_run(lambda: self.connect(write=True), schema, dump, statements, _reverses(plan, done))
                     except BaseException as restore_exc:  # noqa: BLE001
                         raise MigrationError(
                             f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,7 @@ from .catalog import quote_ident as q
 from .objects import drop_statement, read_objects
 
 FORMAT = "migration-mcp-mysql-logical-dump-v2"
+AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=[0-9]+")
 _BATCH = 1000
 
 
@@ -127,10 +129,27 @@ def read_dump(path: Path) -> Dump:
     return Dump(Path(path), tables, tuple(header["all_tables"]), objects)
 
 
-def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> None:
+def unchanged_tables(conn, schema: str, dump: Dump) -> set[str]:
+    """Dumped tables whose definition is still the dump's (AUTO_INCREMENT aside): a failed run never
+    changed them (an ALTER that fails changes nothing, MariaDB 10.6+ atomic DDL), so rows other sessions
+    wrote to them meanwhile are theirs, not the run's."""
+    live = {t.lower() for t in list_tables(conn, schema)}
+    out = set()
+    for t in dump.tables:
+        if t.name.lower() in live:
+            now = conn.execute(f"SHOW CREATE TABLE {q(t.name)}").fetchone()[1]
+            if AUTO_INCREMENT.sub("", now) == AUTO_INCREMENT.sub("", t.create):
+                out.add(t.name)
+    return out
+
+
+def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True, keep_unchanged: bool = False) -> None:
     """Put the dumped tables back exactly; with `drop_new`, drop tables that did not exist when the
-    dump was taken (a failed plan's new or renamed tables). Foreign key checks are off meanwhile,
-    so order does not matter; every restored table's checksum is compared with the dump's."""
+    dump was taken (a failed plan's new or renamed tables); with `keep_unchanged`, leave the tables the
+    run never changed as they are, with what other sessions wrote to them (`unchanged_tables`).
+    Foreign key checks are off meanwhile, so order does not matter; every restored table's checksum is
+    compared with the dump's."""
+    keep = unchanged_tables(conn, schema, dump) if keep_unchanged else set()
     conn.execute("SET SESSION foreign_key_checks = 0")
     try:
         before = {t.lower() for t in dump.all_tables}
@@ -139,8 +158,9 @@ def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> Non
                 if name.lower() not in before and not name.startswith("_migration_history"):
                     conn.execute(f"DROP TABLE {q(name)}")
         for t in dump.tables:
-            conn.execute(f"DROP TABLE IF EXISTS {q(t.name)}")
-            conn.execute(t.create)
+            if t.name not in keep:
+                conn.execute(f"DROP TABLE IF EXISTS {q(t.name)}")
+                conn.execute(t.create)
         pending: list[tuple] = []
         current = None
 
@@ -158,13 +178,15 @@ def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> Non
                 if isinstance(item, dict):
                     break
                 index, values = item
+                if dump.tables[index].name in keep:
+                    continue
                 if index != current or len(pending) >= _BATCH:
                     flush()
                     current = index
                 pending.append(tuple(_dec(v) for v in values))
             flush()
         for t in dump.tables:  # after the rows, so restoring fires none of them
-            for trigger in t.triggers:
+            for trigger in t.triggers if t.name not in keep else ():
                 conn.execute(trigger)
         for key, statements in dump.objects:  # as they were, whatever the failed plan left of them
             conn.execute(drop_statement(key))
@@ -172,7 +194,7 @@ def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True) -> Non
                 conn.execute(stmt)
     finally:
         conn.execute("SET SESSION foreign_key_checks = 1")
-    bad = [t.name for t in dump.tables if t.checksum is not None and checksum(conn, t.name) != t.checksum]
+    bad = [t.name for t in dump.tables if t.name not in keep and t.checksum is not None and checksum(conn, t.name) != t.checksum]
     if bad:
         raise BackupError(f"restored tables do not match the dump's checksums: {', '.join(bad)}")
 

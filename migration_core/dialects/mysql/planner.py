@@ -136,6 +136,16 @@ class MysqlPlanner(ServerPlanner):
                    if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation))}
         dropped = {(c.table.lower(), tuple(x.lower() for x in c.fk.columns)) for c in diff.changes if isinstance(c, ch.DropForeignKey)}
         dropped_tables = {c.table.lower() for c in diff.changes if isinstance(c, ch.DropTable)}
+        for table, column in sorted(changed):
+            live = diff.live_table(table)
+            outside = [f"{s}.{t} ({n})" for s, t, n in self.conn.execute(
+                "SELECT table_schema, table_name, constraint_name FROM information_schema.key_column_usage "
+                "WHERE referenced_table_schema = DATABASE() AND referenced_table_name = %s AND referenced_column_name = %s",
+                (live, diff.live_column(table, column))).fetchall()
+                if self.live.table(t) is None or s != self.conn.execute("SELECT DATABASE()").scalar()] if self.conn else []
+            if outside:
+                raise PlanningError(f"{table}.{column} changes type, but foreign keys of tables the tool does not manage reference "
+                                    f"it: {', '.join(outside)}; MariaDB refuses the change while they exist (error 1833)")
         done: set[tuple] = set()
         for table, column in sorted(changed):
             for child, cols in self._fks_on(table, column):
@@ -228,9 +238,13 @@ class MysqlPlanner(ServerPlanner):
             provides = frozenset().union(*(g.provides for g in group))
             removes = frozenset().union(*(g.removes for g in group))
             clauses = [_ALTER.match(g.statements[0])["clause"] for g in group]
+            undo = [g.reverse for g in reversed(group)]
+            reverse = None
+            if all(r and len(r) == 1 and _ALTER.match(r[0]) for r in undo):
+                reverse = (f"ALTER TABLE {self.q(group[0].table)} " + ", ".join(_ALTER.match(r[0])["clause"] for r in undo),)
             merged.append(Step(
                 "; ".join(g.description for g in group),
-                (f"ALTER TABLE {self.q(group[0].table)} " + ", ".join(clauses),), None, group[0].table,
+                (f"ALTER TABLE {self.q(group[0].table)} " + ", ".join(clauses),), reverse, group[0].table,
                 rewrites_table=next((g.rewrites_table for g in group if g.rewrites_table), None),
                 builds_index_on=next((g.builds_index_on for g in group if g.builds_index_on), None),
                 provides=provides, removes=removes - provides,

@@ -19,7 +19,6 @@ Every restore is verified (table set, `SHOW CREATE TABLE`, `CHECKSUM TABLE`) bef
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 import time
@@ -30,10 +29,9 @@ from pathlib import Path
 from ...errors import BackupError, MigrationError, RecoveryError
 from ...history import progress_of
 from .catalog import quote_ident
-from .dump import Dump, checksum, list_tables, read_dump, restore_dump
+from .dump import AUTO_INCREMENT, Dump, checksum, list_tables, read_dump, restore_dump
 from .scratch import remove_orphan_scratch_databases
 
-_AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=[0-9]+")
 STOP_TIMEOUT_S = 120  # how long a killed ALTER may take to roll back before the restore gives up
 
 
@@ -122,18 +120,26 @@ def differences(conn, schema: str, dump: Dump) -> list[str]:
     for t in dump.tables:
         if t.name.lower() in live:
             now = conn.execute(f"SHOW CREATE TABLE {quote_ident(live[t.name.lower()])}").fetchone()[1]
-            if _AUTO_INCREMENT.sub("", now) != _AUTO_INCREMENT.sub("", t.create):
+            if AUTO_INCREMENT.sub("", now) != AUTO_INCREMENT.sub("", t.create):
                 out.append(f"table {t.name} has another definition")
     return out
 
 
-def restore_run(connect, schema: str, dump: Dump, statements: list[str]) -> None:
+def restore_run(connect, schema: str, dump: Dump, statements: list[str], reverses: list[str] | tuple = ()) -> None:
     """On a fresh connection (the run's own may be lost): stop the run's statements still executing,
-    restore the dumped tables, drop tables the run created, and verify (checksums, then definitions)."""
+    undo the committed steps that have a reverse (`reverses`, latest first: an added column dropped
+    again, so rows other sessions wrote to that table meanwhile stay), restore from the dump the tables
+    still changed, drop tables the run created, and verify (checksums, then definitions). A table the
+    run left unchanged is not restored: what other sessions wrote to it is kept."""
     conn = connect()
     try:
         stop_run_statements(conn, schema, statements)
-        restore_dump(conn, schema, dump)
+        for stmt in reverses:
+            try:
+                conn.execute(stmt)
+            except Exception:  # noqa: BLE001 - the dump restores that table instead
+                break
+        restore_dump(conn, schema, dump, keep_unchanged=True)
         left = differences(conn, schema, dump)
         if left:
             raise BackupError("after the restore " + "; ".join(left))

@@ -38,6 +38,7 @@ class PgDumpBackupEngine(ToolBackupEngine):
     name = "pg_dump-custom"
     suffix = ".pgdump"
     read_kept = staticmethod(all_kept)
+    atomic_restore = True  # one transaction: a failed restore changes nothing
     drop_sql = staticmethod(drop_statement)
 
     def __init__(self, *args, **kw):

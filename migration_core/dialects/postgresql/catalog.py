@@ -17,7 +17,7 @@ from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, 
 from ..server.catalog import squeeze_expr
 from ..server.connection import runnable
 from ..sqlite.catalog import is_ignored
-from .objects import OBJECT_QUERIES, read_objects
+from .objects import OBJECT_QUERIES, read_objects, read_outside
 
 SERIAL = "serial"  # default marker: nextval() of a sequence owned by the column
 IDENTITY = {"a": "identity always", "d": "identity by default"}
@@ -248,7 +248,8 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
     if not objects:
         return SchemaSnapshot("postgresql", tables)
     views, triggers, routines = read_objects(conn, schema)
-    return SchemaSnapshot("postgresql", tables, views, triggers, routines)
+    outside = read_outside(conn, schema, {t.lower() for t in tables})
+    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside)
 
 
 def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[str, str], str]:

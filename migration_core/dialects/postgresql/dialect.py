@@ -130,6 +130,12 @@ class PostgresDialect(ServerDialect):
         enum = parse_enum(type_)
         return f"CAST({literal} AS {quote_ident(enum[0]) if enum else type_})"
 
+    def key_cast(self, expr: str, type_: str) -> str | None:
+        return self.typed_value(expr, type_)
+
+    def collate(self, expr: str, collation: str | None) -> str | None:
+        return f"{expr} COLLATE {quote_ident(collation)}" if collation else None
+
     def _lock_id(self) -> int:
         return lock_key(self.url.database or "", self.schema())
 

@@ -45,6 +45,7 @@ class PgLogicalBackupEngine(ServerBackupEngine):
     name = "postgresql-logical-json"
     suffix = ".logical.json"  # not ".json": that is the metadata file beside it
     read_kept = staticmethod(all_kept)
+    atomic_restore = True  # one transaction: a failed restore changes nothing
     drop_sql = staticmethod(drop_statement)
 
     def write_backup(self, dest: Path) -> None:

@@ -83,7 +83,31 @@ WHERE n.nspname = %s AND NOT t.tgisinternal
 ORDER BY c.relname, t.tgname
 """
 
-OBJECT_QUERIES = 2
+# What depends on the schema's tables, columns and types that the tool does not keep: rules other than
+# those of its own views, policies, functions (SQL-standard bodies, arguments and results of its types),
+# constraints and views of other schemas, and columns of other schemas' or ignored tables of its types.
+_Q_OUTSIDE = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = %s)
+SELECT pg_describe_object(d.classid, d.objid, d.objsubid), t.relname, a.attname, NULL::text
+FROM pg_depend d
+JOIN pg_class t ON t.oid = d.refobjid AND t.relnamespace = (SELECT oid FROM ns)
+LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
+WHERE d.refclassid = 'pg_class'::regclass AND d.deptype = 'n' AND (
+      (d.classid = 'pg_rewrite'::regclass AND NOT EXISTS (
+           SELECT 1 FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class
+           WHERE r.oid = d.objid AND v.relnamespace = (SELECT oid FROM ns) AND v.relkind IN ('v', 'm')))
+   OR d.classid IN ('pg_policy'::regclass, 'pg_proc'::regclass)
+   OR (d.classid = 'pg_constraint'::regclass AND EXISTS (
+           SELECT 1 FROM pg_constraint c JOIN pg_class ct ON ct.oid = c.conrelid
+           WHERE c.oid = d.objid AND ct.relnamespace <> (SELECT oid FROM ns))))
+UNION ALL
+SELECT pg_describe_object(d.classid, d.objid, d.objsubid), ty.typname, NULL,
+       CASE WHEN d.classid = 'pg_class'::regclass THEN (SELECT c.relname FROM pg_class c
+            WHERE c.oid = d.objid AND c.relnamespace = (SELECT oid FROM ns)) END
+FROM pg_depend d JOIN pg_type ty ON ty.oid = d.refobjid AND ty.typnamespace = (SELECT oid FROM ns)
+WHERE d.refclassid = 'pg_type'::regclass AND d.deptype = 'n' AND d.classid IN ('pg_proc'::regclass, 'pg_class'::regclass)
+"""
+OBJECT_QUERIES = 3
 _ENABLED = {"D": "DISABLE TRIGGER", "R": "ENABLE REPLICA TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
 
 
@@ -148,6 +172,17 @@ def function_words(definition: str) -> set[str]:
     m = re.search(r"\bAS (\$\w*\$)(.*)\1", definition, re.S)
     code = _NEW_OLD.sub(" ", re.sub(r"'(?:[^']|'')*'", " ", m[2] if m else definition))
     return {_ident(w).lower() for w in re.findall(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*', code)}
+
+
+def read_outside(conn, schema: str, tables: set[str]) -> tuple[tuple[str, str, str | None], ...]:
+    """`SchemaSnapshot.outside`: (what, relation or type, column); `tables` (lower-cased) are the
+    tables the snapshot has, whose own columns of an enum type are no outsiders."""
+    out = []
+    for what, ref, column, own_table in conn.execute(_Q_OUTSIDE, (schema,)).fetchall():
+        if own_table is not None and own_table.lower() in tables:
+            continue
+        out.append((what, ref, column))
+    return tuple(sorted(set(out), key=lambda x: (x[1], x[2] or "", x[0])))
 
 
 def read_objects(conn, schema: str) -> tuple[dict[str, View], dict[str, Trigger], dict[str, Routine]]:

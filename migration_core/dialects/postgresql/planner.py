@@ -110,6 +110,10 @@ class PostgresPlanner(ServerPlanner):
                         stmts.append(f"ALTER TYPE {self.q(name)} ADD VALUE {_lit(v)}{pos}")
                     self.emit(f"add values to enum type {name}", stmts, None, provides={("type", name.lower())})
                     continue
+                users = [what for what, ref, _col in self.live.outside if ref.lower() == name.lower()]
+                if users:
+                    raise PlanningError(f"enum type {name} must be rebuilt ({list(old)} -> {list(values)}), but "
+                                        + "; ".join(users) + " uses it, which the tool does not keep: change or drop that first")
                 self.swapped[name.lower()] = f"{name}__old"[:63]
                 self.notes.append(f"enum type {name} is rebuilt and swapped ({list(old)} -> {list(values)}): every column of that "
                                   "type is converted, which rewrites its table under ACCESS EXCLUSIVE")

@@ -72,6 +72,12 @@ def _first_line(exc: BaseException) -> str:
     return str(orig).strip().splitlines()[0] if str(orig).strip() else exc.__class__.__name__
 
 
+def errno(exc: BaseException) -> int | None:
+    """The driver's error number (PyMySQL: `args[0]`), or None."""
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
 def message(exc: BaseException) -> str:
     """The driver's error text on one line."""
     orig = getattr(exc, "orig", None) or exc

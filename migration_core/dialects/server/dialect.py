@@ -144,6 +144,18 @@ class ServerDialect:
         stand-in for a column the plan adds; MySQL compares untyped values as they are."""
         return literal
 
+    def key_cast(self, expr: str, type_: str) -> str | None:
+        """`expr` converted to the normalized type `type_` as the column's values will be (None: no such cast)."""
+        return None
+
+    def table_collation(self, conn, table: str) -> str | None:
+        """The collation a column of `table` without one of its own compares by (None: unknown)."""
+        return None
+
+    def collate(self, expr: str, collation: str | None) -> str | None:
+        """`expr` compared by `collation` (None: the column's table's default, which cannot be named here)."""
+        return None
+
     def _numeric_kind(self, type_: str) -> str | None:
         return self.numeric_types.get(_base(type_))
 

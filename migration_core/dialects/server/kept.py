@@ -121,7 +121,7 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
     """The plan with set-aside / restore steps around what it disturbs, and a warning per change that
     touches a kept object. Raises PlanningError when a change removes what an object uses."""
     objects = _objects(live)
-    if not objects and not live.routines:
+    if not objects and not live.routines and not live.outside:
         return plan, []
     notes: list[tuple[ch.Change, str]] = []
     broken: list[str] = []
@@ -150,6 +150,7 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
             for key in sorted(k for k in readers if isinstance(objects[k], View)):
                 notes.append((c, f"{key} reads {c.table}.{c.column}: what it returns changes type ({c.old.type} -> {c.new.type})"))
     broken += [p for key in sorted(disturbed) for p in rules.rewrite_problems(key, objects[key], diff, live)]
+    broken += _outside_problems(plan, diff, live, rules, disturbed, objects)
     if broken:
         raise PlanningError("the plan would break objects beside the models, which the tool keeps: " + "; ".join(broken)
                             + "; change or drop them first")
@@ -171,6 +172,27 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
         tail = [*tail, back]
     steps = [*head, *extra, *tail]
     return replace(plan, steps=tuple(steps), kept=tuple(order)), notes
+
+
+def _outside_problems(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptRules, disturbed: set[str],
+                      objects: dict[str, View | Trigger]) -> list[str]:
+    """Objects the tool does not keep (`SchemaSnapshot.outside`) cannot be set aside: a change under
+    one, or a view it reads that the plan sets aside, refuses the plan with the object named."""
+    out = []
+    aside = {objects[k].name.lower() for k in disturbed if isinstance(objects[k], View)}
+    for what, ref, column in live.outside:
+        dep = (ref, column)
+        for c in diff.changes:
+            hits = rules.disturbs(c, diff, live) | removed(c, diff)
+            if any(_matches(dep, h) for h in hits):
+                out.append(f"{what} depends on {ref}{'.' + column if column else ''}, which {c.detail}; the tool does not "
+                           "keep such objects")
+                break
+        else:
+            if ref.lower() in aside:
+                out.append(f"{what} depends on view {ref}, which the plan must set aside and make again; the tool does not "
+                           "keep such objects")
+    return out
 
 
 def _group_triggers(keys: set[str], objects: dict[str, View | Trigger]) -> set[str]:

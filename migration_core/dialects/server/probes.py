@@ -107,6 +107,34 @@ class SqlProbe:
         not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in columns)
         return self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {src} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1) AS d")
 
+    def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
+        t = self.target.table(table)
+        if t is None or self._source(table) is None:
+            return None
+        keys = [k.columns for k in ([t.primary_key] if t.primary_key else [])] + [u.columns for u in t.unique_constraints]
+        keys += [i.columns for i in t.indexes if i.unique and None not in i.columns]
+        d = self.dialect
+        col = self.q(column)
+        if not new_type and collation is None:  # back to its table's own collation
+            collation = d.table_collation(self.conn, self.diff.live_table(table))
+        expr = d.key_cast(col, new_type) if new_type else d.collate(col, collation)
+        if expr is None:
+            return None
+        for key in keys:
+            if column.lower() not in {c.lower() for c in key}:
+                continue
+            parts = [expr if c.lower() == column.lower() else self.q(c) for c in key]
+            not_null = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in key)
+            try:
+                n = self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {self._source(table)} WHERE {not_null} "
+                                 f"GROUP BY {', '.join(parts)} HAVING count(*) > 1) AS d")
+            except SQLAlchemyError:
+                return None  # a value does not convert: the server says so when the statement runs
+
+            if n:
+                return n, tuple(key)
+        return None
+
     def _exact(self, col: str, old_kind: str | None) -> str:
         """The column's exact decimal value; text that is not a number gives NULL (those values
         are counted by the pattern check), floats go by their shortest round-trip text."""

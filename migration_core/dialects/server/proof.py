@@ -33,6 +33,7 @@ class Scope:
     touched: set[str]
     views: list[str]
     triggers: list[str]
+    kept: tuple[str, ...] = ()  # the kept objects the plan itself sets aside and makes again
 
 
 def proof_scope(diff: Diff, live: SchemaSnapshot, *, views_need_tables: bool, kept: tuple[str, ...] = ()) -> Scope:
@@ -78,7 +79,7 @@ def proof_scope(diff: Diff, live: SchemaSnapshot, *, views_need_tables: bool, ke
     relations = {t.lower() for t in copy} | {v.lower() for v in views}
     triggers = [t.name for t in live.triggers.values() if t.table.lower() in relations]
     order = {n: i for i, n in enumerate(live.views)}
-    return Scope(sorted(copy), touched, sorted(views, key=order.get), triggers)
+    return Scope(sorted(copy), touched, sorted(views, key=order.get), triggers, tuple(kept))
 
 
 class Shadow:
@@ -94,7 +95,7 @@ class Shadow:
         pass
 
     def copy(self, live: SchemaSnapshot, scope: Scope) -> list[str]:
-        """Create the copies; return the kept objects that could not be copied (broken already)."""
+        """Create the copies; return the kept objects that could not be copied, as "view v (why)"."""
         raise NotImplementedError
 
     def run(self, sql: str) -> None:
@@ -157,7 +158,7 @@ def prove(shadow: Shadow, plan: Plan, diff: Diff, live: SchemaSnapshot, target: 
                 except Exception as exc:  # noqa: BLE001
                     raise PlanningError(f"the plan fails on this database, so nothing was run: {message(exc)} [{sql}]") from None
         after = shadow.read()
-        kept = _kept_keys(live, scope, diff, skipped)
+        kept = _kept_keys(live, scope, diff, [s.split(" (", 1)[0] for s in skipped])
         broken = shadow.problems(after, kept)
     done = replace(plan, steps=tuple(steps))
     names = {diff.table_renames.get(t, t).lower() for t in scope.touched
@@ -177,5 +178,5 @@ def prove(shadow: Shadow, plan: Plan, diff: Diff, live: SchemaSnapshot, target: 
              + (f", {len(kept)} view(s)/trigger(s)" if kept else "") + f" in a {shadow.place} ({ms:.0f} ms); "
              "the copy then matched the models" + (" and every kept view and trigger worked" if kept else ""))
     if skipped:
-        proof += "; not checked (broken before the migration): " + ", ".join(skipped)
+        proof += "; not checked, as they cannot be made in the copy (broken already, or not by this user): " + ", ".join(skipped)
     return replace(done, proof=proof)

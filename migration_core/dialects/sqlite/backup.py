@@ -27,6 +27,7 @@ class SqliteBackupEngine:
 
     name = "sqlite-online-backup"
     suffix = ".sqlite3"
+    atomic_restore = True  # the backup API writes the live file in one transaction
 
     def __init__(self, db_path: str | Path, timeout_ms: int = 10000):
         self.db_path = Path(db_path).expanduser().resolve()

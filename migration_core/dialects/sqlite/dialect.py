@@ -333,6 +333,10 @@ class SqliteProbe:
         integers into floats, is counted by `unconvertible_count`."""
         return None
 
+    def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
+        """None: the rebuild's copy enforces the unique key, and a collision rolls the whole plan back."""
+        return None
+
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
         return self._count(table, f"length({q(column)}) > {int(max_length)}")
 
