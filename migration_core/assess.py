@@ -92,6 +92,8 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
 
     if isinstance(c, ch.AddTable):
         return ChangeAssessment(c, "safe", "creates a new, empty table")
+    if isinstance(c, (ch.AddEnumType, ch.AlterEnumType, ch.DropEnumType)):
+        return ChangeAssessment(c, "safe", "a type's definition; the columns that use it are checked on their own")
     if isinstance(c, ch.AlterColumnGenerated) and c.old.generated is None:
         n = n_rows(c.table)
         return ChangeAssessment(c, "destructive", f"the values stored in {c.table}.{c.column} ({_plural(n, 'row')}) are replaced "

@@ -248,6 +248,41 @@ class AlterTableOptions(Change):
 
 
 @dataclass(frozen=True)
+class AddEnumType(Change):
+    """An enum type the models declare that the database lacks (PostgreSQL); `table` is the type's name."""
+
+    kind: ClassVar[str] = "add_enum_type"
+    values: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        return f"create enum type {self.table} ({', '.join(self.values)})"
+
+
+@dataclass(frozen=True)
+class AlterEnumType(Change):
+    kind: ClassVar[str] = "alter_enum_type"
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        return f"change enum type {self.table} from ({', '.join(self.old)}) to ({', '.join(self.new)})"
+
+
+@dataclass(frozen=True)
+class DropEnumType(Change):
+    """An enum type the models' columns used and no longer do, that nothing else uses."""
+
+    kind: ClassVar[str] = "drop_enum_type"
+    values: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        return f"drop enum type {self.table}, which no column uses any more"
+
+
+@dataclass(frozen=True)
 class AlterTableComment(Change):
     kind: ClassVar[str] = "alter_table_comment"
     old: str | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 
@@ -142,6 +143,24 @@ class Routine:
 
 
 @dataclass(frozen=True)
+class Names:
+    """How a database tells names apart. PostgreSQL: exactly ("Users" and users are two tables; docs,
+    "Identifiers and Key Words"); SQLite: without regard to case; MariaDB/MySQL: column names without
+    regard to case, table names per `lower_case_table_names` (0, the Linux default: exactly)."""
+
+    tables_case_sensitive: bool = False
+    columns_case_sensitive: bool = False
+
+    def table(self, name: str) -> str:
+        """The key that identifies table `name`."""
+        return name if self.tables_case_sensitive else name.lower()
+
+    def column(self, name: str) -> str:
+        """The key that identifies column `name` within its table."""
+        return name if self.columns_case_sensitive else name.lower()
+
+
+@dataclass(frozen=True)
 class SchemaSnapshot:
     dialect: str
     tables: dict[str, Table] = field(default_factory=dict)
@@ -152,6 +171,8 @@ class SchemaSnapshot:
     # schema, a rule on a table, a row-level security policy, a function taking a view's row type or an
     # enum): (what, relation or type, column or None). A change under one is refused up front.
     outside: tuple[tuple[str, str, "str | None"], ...] = ()
+    names: Names = field(default_factory=Names)
+    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)  # PostgreSQL enum types of the schema: name -> values
 
     def kept_objects(self) -> dict[str, str]:
         """`kind name` -> definition of every object beside the tables: what a restore must give back."""
@@ -162,10 +183,15 @@ class SchemaSnapshot:
 
     def table(self, name: str) -> Table | None:
         found = self.tables.get(name)
-        if found is not None:
+        if found is not None or self.names.tables_case_sensitive:
             return found
-        lname = name.lower()
-        return next((t for n, t in self.tables.items() if n.lower() == lname), None)
+        key = self.names.table(name)
+        return next((t for n, t in self.tables.items() if self.names.table(n) == key), None)
+
+    def column(self, table: Table, name: str) -> Column | None:
+        """`table`'s column `name`, told apart as this database does."""
+        key = self.names.column(name)
+        return next((c for c in table.columns if self.names.column(c.name) == key), None)
 
     def fingerprint(self) -> str:
         """SHA-256 over the compared parts of the schema (DDL text and order excluded)."""
@@ -182,3 +208,18 @@ class SchemaSnapshot:
                 t[key] = sorted(t[key], key=lambda x: json.dumps(x, sort_keys=True, default=str))
             payload.append(t)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# PostgreSQL enum columns' types read `ENUM name('a','b')`; the name may hold spaces or parentheses:
+# the value list, quoted literals, ends the text.
+_ENUM = re.compile(r"^ENUM (?P<name>.+?)\((?P<values>(?:'(?:[^']|'')*'(?:,'(?:[^']|'')*')*)?)\)$", re.S)
+
+
+def parse_enum(type_: str) -> tuple[str, tuple[str, ...]] | None:
+    """(type name, values) of a PostgreSQL enum column's type text, None for any other type."""
+    m = _ENUM.match(type_)
+    if not m:
+        return None
+    values = tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", m["values"]))
+    return m["name"], values
+

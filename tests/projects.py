@@ -23,7 +23,7 @@ from migration_core import AutoMigrationSystem, MigrationSettings
 HEADER = """\
 from sqlalchemy import (MetaData, Table, Column, Integer, BigInteger, String, Text, Float, Boolean, DateTime, Numeric, JSON,
                         Enum, ForeignKey, ForeignKeyConstraint, Index, UniqueConstraint, CheckConstraint, PrimaryKeyConstraint,
-                        text, func)
+                        Sequence, Identity, text, func)
 metadata = MetaData()
 """
 

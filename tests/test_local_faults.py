@@ -19,7 +19,7 @@ import pytest
 from migration_core import MigrationSettings, execute_startup_migration
 from migration_core.errors import LockTimeout, MigrationError
 
-from helpers_core import CLI, ROOT, file_sha256, history_rows, make_big_table, query, run_cli, system_for, write_models
+from helpers_core import CLI, ROOT, file_sha256, make_big_table, query, run_cli, system_for, write_models
 
 T1 = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("a", String(40)), Index("ix_t_a", "a"))\n'
 T2 = T1.replace('Column("a", String(40))', 'Column("a", String(40)), Column("b", Integer)')

@@ -20,7 +20,7 @@ from migration_core import MigrationSettings, execute_startup_migration
 from migration_core.dialects.mysql.scratch import scratch_database
 
 from helpers_core import CLI, ROOT
-from mysql_trials import CONTENT, NEW, FAULTS, Trials, cli, next_command_for
+from mysql_trials import CONTENT, FAULTS, Trials, cli, next_command_for
 from servers import ServerProject, my, require_server  # noqa: F401 - fixture
 
 

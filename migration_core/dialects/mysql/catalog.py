@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from dataclasses import replace
 
-from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table
+from ...snapshot import CheckConstraint, Column, ForeignKey, Index, Names, PrimaryKey, SchemaSnapshot, Table
 from ..server.catalog import squeeze_expr
 from ..sqlite.catalog import is_ignored
 from .objects import OBJECT_QUERIES, read_objects
@@ -40,7 +40,8 @@ _Q_FKS = ("SELECT k.table_name, k.constraint_name, k.column_name, k.referenced_t
           "ORDER BY k.table_name, k.constraint_name, k.ordinal_position")
 _Q_CHECKS = ("SELECT table_name, constraint_name, check_clause FROM information_schema.check_constraints "
              "WHERE constraint_schema = %s ORDER BY table_name, constraint_name")
-_Q_DEFAULT_COLLATION = "SELECT default_collation_name FROM information_schema.schemata WHERE schema_name = %s"
+_Q_DEFAULT_COLLATION = ("SELECT default_collation_name, @@lower_case_table_names FROM information_schema.schemata "
+                        "WHERE schema_name = %s")
 
 CATALOG_QUERIES = 6 + OBJECT_QUERIES
 
@@ -92,7 +93,8 @@ def _action(rule: str | None) -> str | None:
 
 def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True) -> SchemaSnapshot:
     """`objects`: also read views and triggers (the models' scratch copy has none)."""
-    default_collation = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).scalar()
+    default_collation, lower_case = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).fetchone() or (None, 0)
+    names = Names(tables_case_sensitive=not int(lower_case or 0), columns_case_sensitive=False)
     rows = conn.execute(_Q_TABLES, (schema,)).fetchall()
     all_tables = {name: (comment or None) for name, comment, _coll in rows}
     tables_meta = {name: comment for name, comment in all_tables.items() if not is_ignored(name, ignore)}
@@ -165,6 +167,6 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         for name in tables_meta
     }
     if not objects:
-        return SchemaSnapshot("mysql", tables)
+        return SchemaSnapshot("mysql", tables, names=names)
     views, triggers = read_objects(conn, schema, {t.lower() for t in all_tables})
-    return SchemaSnapshot("mysql", tables, views, triggers)
+    return SchemaSnapshot("mysql", tables, views, triggers, names=names)

@@ -74,9 +74,9 @@ class MysqlPlanner(ServerPlanner):
             if isinstance(c, ch.AlterColumnGenerated) and _kind(c.old.generated) != _kind(c.new.generated) \
                     and not (_kind(c.old.generated) == "STORED" and c.new.generated is None):  # that one MODIFY does, values kept
                 if _kind(c.old.generated) == "VIRTUAL" and c.new.generated is None:
-                    raise PlanningError(f"{c.detail}: MariaDB cannot make a VIRTUAL column plain and keep its values "
-                                        "(error 1907); make it STORED (PERSISTENT) in one migration, then plain in the next")
-                self.regenerate(table, c)
+                    self.unvirtual(table, c, [x for x in changes if isinstance(x, ch._AlterColumn) and x.column.lower() == c.column.lower()])
+                else:
+                    self.regenerate(table, c)
                 modified.add(c.column.lower())
         for c in changes:
             if isinstance(c, ch.AddColumn):
@@ -114,6 +114,27 @@ class MysqlPlanner(ServerPlanner):
                   provides={self.r_col(table, c.column)})
         for i in on_it:
             self.add_index(ch.AddIndex(table, i))
+
+    def unvirtual(self, table: str, c: ch.AlterColumnGenerated, same: list[ch.Change]) -> None:
+        """A VIRTUAL column made plain, values kept: MariaDB refuses it in a MODIFY (error 1907), and a
+        column dropped and added again would be empty. The values are copied into a new plain column,
+        which then takes the old one's name, place and indexes, in one ALTER TABLE."""
+        t, col = self.q(table), self.q(c.column)
+        spec = self.column_spec(table, c.column)
+        if not spec.startswith(col):
+            raise PlanningError(f"{c.detail}: cannot render the plain column")
+        tmp = self.q(f"{c.column}__mig"[:64])
+        name = c.column.lower()
+        live = self.live.table(self.diff.live_table(table))
+        wanted = {i.name.lower(): i for i in self.target.table(table).indexes if name in {(x or "").lower() for x in i.columns}}
+        dropped = [i for i in (live.indexes if live else ()) if i.name.lower() in wanted]
+        swap = [*(f"DROP INDEX {self.q(i.name)}" for i in dropped), f"DROP COLUMN {col}", f"CHANGE COLUMN {tmp} {spec}",
+                *(self.index_clause(table, i) for i in wanted.values())]
+        self.notes.append(f"{table}.{c.column} made plain: its values are copied into a new column that takes its place, "
+                          f"which copies {table} twice")
+        self.emit("; ".join(x.detail for x in same), [f"ALTER TABLE {t} ADD COLUMN {tmp}{spec[len(col):]} AFTER {col}",
+                                                      f"UPDATE {t} SET {tmp} = {col}", f"ALTER TABLE {t} " + ", ".join(swap)],
+                  None, table, change=c, rewrites_table=table)
 
     def _fks_on(self, table: str, column: str) -> list[tuple[str, tuple[str, ...]]]:
         """Live foreign keys (models' table name, its lower-cased columns) that join `table.column`
@@ -166,21 +187,37 @@ class MysqlPlanner(ServerPlanner):
                           change=ch.AddForeignKey(child, target_fk))
 
     def add_check(self, c: ch.AddCheckConstraint) -> list[str]:
+        if self._json_check_of_new_column(c):
+            return []  # MariaDB adds `json_valid(col)` itself with a JSON column (JSON is LONGTEXT plus that CHECK)
         name = f"CONSTRAINT {self.q(c.constraint.name)} " if c.constraint.name else ""
         return [f"ALTER TABLE {self.q(c.table)} ADD {name}CHECK ({c.constraint.expression})"]
+
+    def _json_check_of_new_column(self, c: ch.AddCheckConstraint) -> bool:
+        from sqlalchemy import JSON
+
+        m = re.fullmatch(r"json_valid\((\w+)\)", c.constraint.expression or "")
+        if not m:
+            return False
+        added = {x.column.name.lower() for x in self.diff.changes if isinstance(x, ch.AddColumn) and x.table == c.table}
+        column = m[1].lower()
+        return column in added and isinstance(self.sa_column(c.table, column).type, JSON)
 
     def add_foreign_key(self, c: ch.AddForeignKey) -> list[str]:
         name = f"CONSTRAINT {self.q(c.fk.name)} " if c.fk.name else ""
         return [f"ALTER TABLE {self.q(c.table)} ADD {name}{self.fk_clause(c.fk)}"]
 
-    def add_index(self, c: ch.AddIndex) -> None:
-        ix = sa_index(self.metadata, c.table, c.index.name)
+    def index_clause(self, table: str, index) -> str:
+        """`ADD [UNIQUE] INDEX name (..)` for one of the models' indexes of `table`."""
+        ix = sa_index(self.metadata, table, index.name)
         if ix is not None:
             m = _CREATE_INDEX.match(self.compile(CreateIndex(ix)))
-            sql = f"ALTER TABLE {self.q(c.table)} ADD {m['kind']}INDEX {m['name']} {m['rest']}"
-        else:  # a UniqueConstraint in the models, or an FK's implicit index: both are plain indexes here
-            cols = ", ".join(self.q(x) for x in c.index.columns)
-            sql = f"ALTER TABLE {self.q(c.table)} ADD {'UNIQUE ' if c.index.unique else ''}INDEX {self.q(c.index.name)} ({cols})"
+            return f"ADD {m['kind']}INDEX {m['name']} {m['rest']}"
+        # a UniqueConstraint in the models, or an FK's implicit index: both are plain indexes here
+        cols = ", ".join(self.q(x) for x in index.columns)
+        return f"ADD {'UNIQUE ' if index.unique else ''}INDEX {self.q(index.name)} ({cols})"
+
+    def add_index(self, c: ch.AddIndex) -> None:
+        sql = f"ALTER TABLE {self.q(c.table)} {self.index_clause(c.table, c.index)}"
         self.emit(c.detail, [sql], self.drop_index(ch.DropIndex(c.table, c.index)), c.table, change=c, builds_index_on=c.table)
 
     def table_options(self, c: ch.AlterTableOptions) -> None:

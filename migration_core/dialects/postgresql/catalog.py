@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from ...snapshot import CheckConstraint, Column, ForeignKey, Index, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint
+from ...snapshot import CheckConstraint, Column, ForeignKey, Index, Names, PrimaryKey, SchemaSnapshot, Table, UniqueConstraint
 from ..server.catalog import squeeze_expr
 from ..server.connection import runnable
 from ..sqlite.catalog import is_ignored
@@ -29,8 +29,8 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        t.typtype, t.typname, NULL, ds.description, owned.seq
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped  -- a table may have no column
+LEFT JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
@@ -81,6 +81,7 @@ WHERE n.nspname = %s GROUP BY t.typname
 """
 
 CATALOG_QUERIES = 4 + OBJECT_QUERIES
+NAMES = Names(tables_case_sensitive=True, columns_case_sensitive=True)  # quoted names are exact
 
 _TYPE_NAMES = {
     "character varying": "VARCHAR",
@@ -177,6 +178,10 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         if is_ignored(tbl, ignore):
             continue
         comments[tbl] = tbl_comment
+        if name is None:  # `CREATE TABLE t ()`
+            columns.setdefault(tbl, [])
+            ddl.setdefault(tbl, [])
+            continue
         ddl[tbl].append(column_ddl(name, formatted, notnull, default, identity, generated, collation,
                                    bool(default and owned_seq and _NEXTVAL.match(default))))
         gen = None
@@ -246,10 +251,10 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         for name, cols in columns.items()
     }
     if not objects:
-        return SchemaSnapshot("postgresql", tables)
+        return SchemaSnapshot("postgresql", tables, names=NAMES, enums=enums)
     views, triggers, routines = read_objects(conn, schema)
     outside = read_outside(conn, schema, {t.lower() for t in tables})
-    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside)
+    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums)
 
 
 def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[str, str], str]:

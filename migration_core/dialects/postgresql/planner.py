@@ -15,23 +15,15 @@ import re
 
 from ... import changes as ch
 from ...diff import Diff
+from ...snapshot import parse_enum
 from ..server.connection import runnable
 from ..server.planner import PlanningError, ServerPlanner
-from .catalog import IDENTITY, SERIAL, check_expr
+from .catalog import SERIAL, check_expr
+from .numbering import MARKERS, switched, widened
 
-# The type's name may hold spaces or parentheses: the value list, quoted literals, ends the text.
-_ENUM = re.compile(r"^ENUM (?P<name>.+?)\((?P<values>(?:'(?:[^']|'')*'(?:,'(?:[^']|'')*')*)?)\)$", re.S)
 _VOLATILE_OK = re.compile(r"^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|'[^']*'|-?[0-9.]+|true|false|NULL)$", re.I)
 # Type changes PostgreSQL does without rewriting the table (binary coercible or wider limit).
 _CHEAP_TARGETS = ("TEXT",)
-
-
-def parse_enum(type_: str) -> tuple[str, tuple[str, ...]] | None:
-    m = _ENUM.match(type_)
-    if not m:
-        return None
-    values = tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", m["values"]))
-    return m["name"], values
 
 
 def _lit(value: str) -> str:
@@ -51,7 +43,7 @@ class PostgresPlanner(ServerPlanner):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.postamble: list[str] = []
-        self.live_enums = self._enums(self.live)
+        self.live_enums = {**self._enums(self.live), **self.live.enums}  # also types no column uses
         self.swapped: dict[str, str] = {}
         self._taken: set[str] | None = None  # constraint names of the schema, asked for once  # enum types rebuilt by this plan -> the name the old one is set aside under
 
@@ -92,7 +84,7 @@ class PostgresPlanner(ServerPlanner):
         PostgreSQL refuses a value added in the same transaction ("unsafe use of new value", docs of
         ALTER TYPE), so then, as for removed or reordered values, the type is rebuilt and swapped
         inside the transaction: renamed aside, created anew, every column converted, the old one dropped."""
-        wanted = self._enums(self.target)
+        wanted = {**self._enums(self.target), **self.target.enums}  # also types the models declare for no column yet
         for name, values in wanted.items():
             old = self.live_enums.get(name)
             if old is None:
@@ -152,6 +144,34 @@ class PostgresPlanner(ServerPlanner):
         enum = parse_enum(c.type) if c else None
         return {("type", enum[0].lower())} if enum else set()
 
+    def change_resources(self, c: ch.Change) -> dict:
+        """Also: a column leaving an enum type, or dropped with its table, releases that type (the type
+        is dropped after it)."""
+        res = super().change_resources(c)
+        types: list[str] = []
+        if isinstance(c, ch.AlterColumnType):
+            types = [parse_enum(c.old.type)]
+        elif isinstance(c, ch.DropColumn):
+            types = [parse_enum(c.column.type)]
+        elif isinstance(c, ch.DropTable):
+            types = [parse_enum(col.type) for col in c.definition.columns]
+        released = {("type", e[0].lower()) for e in types if e}
+        if released:
+            res = {**res, "releases": set(res.get("releases", set())) | released}
+        return res
+
+    def extra_steps(self, diff: Diff) -> None:
+        """DROP TYPE for enum types the models' columns used and use no more (`DropEnumType`); a type
+        that something the tool does not keep still uses is left, and said so."""
+        for c in diff.changes:
+            if isinstance(c, ch.DropEnumType):
+                self.emit(c.detail, [f"DROP TYPE {self.q(c.table)}"], None, change=c, removes={("type", c.table.lower())})
+        wanted = {n.lower() for n in {**self._enums(self.target), **self.target.enums}}
+        for name in self._enums(self.live):
+            users = [what for what, ref, _col in self.live.outside if ref.lower() == name.lower()]
+            if name.lower() not in wanted and users:
+                self.notes.append(f"enum type {name} is no longer used by the models but is kept: {'; '.join(users)} uses it")
+
     def column_changes(self, table: str, changes: list[ch.Change]) -> None:
         q, t = self.q, self.q(table)
         for c in changes:
@@ -162,28 +182,27 @@ class PostgresPlanner(ServerPlanner):
             if isinstance(c, ch.AddColumn):
                 spec = self.column_spec(table, c.column.name)
                 d = c.column.default
-                if d is not None and d not in (SERIAL, *IDENTITY.values()) and not _VOLATILE_OK.match(d):
+                if d is not None and d not in MARKERS and not _VOLATILE_OK.match(d):
                     self.notes.append(f"adding {table}.{c.column.name} with default {d}: a volatile default rewrites {table} "
                                       "under ACCESS EXCLUSIVE (constant and now() defaults do not)")
-                if d in (SERIAL, *IDENTITY.values()):
+                if d in MARKERS:
                     self.notes.append(f"adding {table}.{c.column.name} ({d}) fills every row: rewrites {table} under ACCESS EXCLUSIVE")
                 self.emit(c.detail, [*self.sequences(table, [c.column.name]), f"ALTER TABLE {t} ADD COLUMN {spec}"],
                           [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"],
                           table, change=c, requires=self.column_requires(table, c.column.name),
-                          rewrites_table=table if d in (SERIAL, *IDENTITY.values()) else None)
+                          rewrites_table=table if d in MARKERS else None)
             elif isinstance(c, ch.DropColumn):
                 self.emit(c.detail, [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"], None, table, change=c)
-        # Defaults come off before a type change (the old default may not cast) and go on after it; so do
-        # those of columns whose enum type is swapped, changed or not.
+        # Defaults come off before a type change (the old one may not cast: text to an enum, text to a
+        # number) and go on after it. A change of numbering (SERIAL, IDENTITY) is planned on its own.
         defaults = {c.column.lower(): c for c in changes if isinstance(c, ch.AlterColumnDefault)}
         for c in changes:
-            enum = parse_enum(c.new.type) if isinstance(c, ch.AlterColumnType) else None
-            if enum and enum[0].lower() in self.swapped and c.column.lower() not in defaults and c.old.default is not None:
+            if (isinstance(c, ch.AlterColumnType) and c.column.lower() not in defaults and c.old.default is not None
+                    and c.old.default not in MARKERS):
                 defaults[c.column.lower()] = ch.AlterColumnDefault(table, c.column, c.old, c.new)
+        numbering = {k: c for k, c in defaults.items() if c.old.default in MARKERS or c.new.default in MARKERS}
+        defaults = {k: c for k, c in defaults.items() if k not in numbering}
         for key, c in defaults.items():
-            markers = (SERIAL, *IDENTITY.values())
-            if c.old.default in markers or c.new.default in markers:
-                raise PlanningError(f"{c.detail}: switching a column to or from SERIAL/IDENTITY is not planned automatically")
             if c.old.default is not None:
                 self.emit(f"drop default of {table}.{c.column}", [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} DROP DEFAULT"], None, table,
                           change=c)
@@ -200,8 +219,9 @@ class PostgresPlanner(ServerPlanner):
                 if rewrite:
                     self.notes.append(f"changing {table}.{c.column} from {c.old.type} to {c.new.type} rewrites {table} "
                                       "and its indexes under ACCESS EXCLUSIVE (reads and writes wait)")
-                self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {new_type}{collate} USING {using}"], None, table,
-                          change=c, requires=self.column_requires(table, c.column), rewrites_table=table if rewrite else None)
+                grow = widened(q, self.conn, table, c.column, new_type) if c.old.default == c.new.default == SERIAL else []
+                self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {new_type}{collate} USING {using}", *grow], None,
+                          table, change=c, requires=self.column_requires(table, c.column), rewrites_table=table if rewrite else None)
         for c in changes:
             if isinstance(c, ch.AlterColumnNullable):
                 col = q(c.column)
@@ -218,6 +238,12 @@ class PostgresPlanner(ServerPlanner):
                     f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL",
                     f"ALTER TABLE {t} DROP CONSTRAINT {helper}",
                 ], [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"], table, change=c)
+        for key, c in numbering.items():
+            self.notes.append(f"{table}.{c.column} numbered {c.new.default or 'by no sequence'} instead of "
+                              f"{c.old.default or 'by no sequence'}: values kept, the next number follows the last one")
+            self.emit(c.detail, switched(q, self.conn, table, c.column, c.old.default, c.new.default, self.type_sql(table, c.column),
+                                         self.default_sql(table, c.column) if c.new.default not in MARKERS else None),
+                      None, table, change=c)
         for key, c in defaults.items():
             if c.new.default is not None:
                 self.emit(f"set default of {table}.{c.column}",

@@ -38,7 +38,8 @@ def sa_column(metadata: MetaData, table: str, column: str):
     t = sa_table(metadata, table)
     if t is None:
         return None
-    return next((c for c in t.columns if c.name.lower() == column.lower()), None)
+    exact = next((c for c in t.columns if c.name == column), None)
+    return exact if exact is not None else next((c for c in t.columns if c.name.lower() == column.lower()), None)
 
 
 def sa_index(metadata: MetaData, table: str, name: str):
@@ -52,7 +53,8 @@ _COLUMN_KINDS = (ch.AddColumn, ch.DropColumn, ch.AlterColumnType, ch.AlterColumn
                  ch.AlterColumnCollation, ch.AlterColumnGenerated)
 _HANDLED = (ch.RenameTable, ch.RenameColumn, ch.AddTable, ch.DropTable, ch.AlterPrimaryKey, ch.AddForeignKey,
             ch.DropForeignKey, ch.AddUniqueConstraint, ch.DropUniqueConstraint, ch.AddCheckConstraint,
-            ch.DropCheckConstraint, ch.AddIndex, ch.DropIndex, ch.AlterTableComment, ch.AlterTableOptions, *_COLUMN_KINDS)
+            ch.DropCheckConstraint, ch.AddIndex, ch.DropIndex, ch.AlterTableComment, ch.AlterTableOptions, ch.AddEnumType,
+            ch.AlterEnumType, ch.DropEnumType, *_COLUMN_KINDS)
 
 
 class ServerPlanner:
@@ -337,9 +339,9 @@ class ServerPlanner:
             raise PlanningError("cannot plan on " + self.dialect_name + ": " + "; ".join(c.detail for c in unsupported[:5]))
         self.diff = diff
         cs = diff.changes
-        added = {c.table.lower() for c in cs if isinstance(c, ch.AddTable)}
-        dropped = {c.table.lower() for c in cs if isinstance(c, ch.DropTable)}
-        kept = [c for c in cs if c.table.lower() not in added | dropped]
+        N = diff.names
+        gone_or_new = {N.table(c.table) for c in cs if isinstance(c, (ch.AddTable, ch.DropTable))}
+        kept = [c for c in cs if N.table(c.table) not in gone_or_new]
 
         for c in cs:
             if isinstance(c, ch.RenameTable):

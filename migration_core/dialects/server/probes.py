@@ -37,6 +37,8 @@ def _enum_values(type_: str) -> list[str] | None:
 
 
 _PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
+# The catalogs' markers for a column the server numbers itself (PostgreSQL SERIAL and IDENTITY, MariaDB AUTO_INCREMENT).
+_NUMBERED = {"serial", "identity always", "identity by default", "auto_increment"}
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
 
@@ -61,8 +63,9 @@ class SqlProbe:
         return self.dialect.quote_ident(name)
 
     def _target_col(self, table: str, live_col: str) -> str:
+        N = self.diff.names
         for (t, old), new in self.diff.column_renames.items():
-            if t.lower() == table.lower() and old.lower() == live_col.lower():
+            if N.table(t) == N.table(table) and N.column(old) == N.column(live_col):
                 return new
         return live_col
 
@@ -74,10 +77,14 @@ class SqlProbe:
         exprs = [f"{q(c.name)} AS {q(self._target_col(table, c.name))}" for c in t.columns]
         # A column the plan adds reads as the value every existing row will get: its literal
         # default, else NULL (an expression default is left to the server when it runs).
-        present = {self._target_col(table, c.name).lower() for c in t.columns}
+        N = self.diff.names
+        present = {N.column(self._target_col(table, c.name)) for c in t.columns}
         target_t = self.target.table(table)
         for c in target_t.columns if target_t else ():
-            if c.name.lower() not in present:
+            if N.column(c.name) not in present:
+                if c.default in _NUMBERED:  # the server numbers the existing rows: distinct and never NULL
+                    exprs.append(f"ROW_NUMBER() OVER () AS {q(c.name)}")
+                    continue
                 literal = c.default if c.default is not None and _LITERAL.fullmatch(c.default) else "NULL"
                 exprs.append(f"{self.dialect.typed_value(literal, c.type)} AS {q(c.name)}")
         return f"(SELECT {', '.join(exprs)} FROM {q(t.name)}) AS src"

@@ -161,11 +161,12 @@ def prove(shadow: Shadow, plan: Plan, diff: Diff, live: SchemaSnapshot, target: 
         kept = _kept_keys(live, scope, diff, [s.split(" (", 1)[0] for s in skipped])
         broken = shadow.problems(after, kept)
     done = replace(plan, steps=tuple(steps))
-    names = {diff.table_renames.get(t, t).lower() for t in scope.touched
-             if not any(isinstance(c, ch.DropTable) and c.table.lower() == t.lower() for c in diff.changes)}
-    names |= {c.table.lower() for c in diff.changes if isinstance(c, ch.AddTable)}
-    expected = SchemaSnapshot(target.dialect, {t.name: t for t in target.tables.values() if t.name.lower() in names})
-    got = SchemaSnapshot(target.dialect, {t.name: t for t in after.tables.values() if t.name.lower() in names})
+    key = live.names.table
+    names = {key(diff.table_renames.get(t, t)) for t in scope.touched
+             if not any(isinstance(c, ch.DropTable) and key(c.table) == key(t) for c in diff.changes)}
+    names |= {key(c.table) for c in diff.changes if isinstance(c, ch.AddTable)}
+    expected = SchemaSnapshot(target.dialect, {t.name: t for t in target.tables.values() if key(t.name) in names}, names=live.names)
+    got = SchemaSnapshot(target.dialect, {t.name: t for t in after.tables.values() if key(t.name) in names}, names=live.names)
     rest = diff_snapshots(got, expected)
     if not rest.empty or broken:
         problems = [c.detail for c in rest.changes[:5]] + broken
