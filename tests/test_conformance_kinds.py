@@ -104,8 +104,11 @@ Table("t", metadata, Column("id", Integer, primary_key=True),
     pg.migrate(always)
     assert pg.sql("SELECT identity_generation FROM information_schema.columns WHERE table_name = 's' AND column_name = 'id'") \
         == [("ALWAYS",)]
-    pg.migrate(serial.format(type="BigInteger"))  # identity -> serial
+    pg.sql("INSERT INTO s (id, v) OVERRIDING SYSTEM VALUE VALUES (5, 5)")  # an id given by hand: the identity's sequence is now behind
+    pg.migrate(serial.format(type="BigInteger"))  # identity -> serial: goes on past the largest id
+    pg.sql("DELETE FROM s WHERE id = 5")
     pg.sql("INSERT INTO s (v) VALUES (5)")
+    pg.sql("UPDATE s SET id = 5 WHERE v = 5")
     plain = serial.format(type="BigInteger, autoincrement=False")
     pg.migrate(plain)  # numbering taken away: values kept, no default
     assert pg.sql("SELECT column_default FROM information_schema.columns WHERE table_name = 's' AND column_name = 'id'") == [(None,)]

@@ -47,7 +47,8 @@ def switched(q, conn, table: str, column: str, old: str | None, new: str | None,
     """Statements that change how `table.column` is numbered from `old` to `new` (each a marker of
     `MARKERS`, another default's text, or None). They run after the column's type and NOT NULL changes,
     as IDENTITY needs NOT NULL. The new numbering goes on where the old stopped (the old sequence's
-    `last_value` and `is_called`), or after the largest value when the column was not numbered."""
+    `last_value` and `is_called`) or after the largest value, whichever is later: an old sequence left
+    behind by rows inserted with their own ids would otherwise hand out ids that exist."""
     t, col = q(table), q(column)
     if old in _IDENTITY_SQL and new in _IDENTITY_SQL:
         return [f"ALTER TABLE {t} ALTER COLUMN {col} SET GENERATED {_IDENTITY_SQL[new]}"]
@@ -63,9 +64,12 @@ def switched(q, conn, table: str, column: str, old: str | None, new: str | None,
         out.append(f"ALTER SEQUENCE {aside} OWNED BY NONE")
 
     def start(seq_sql: str) -> str:
-        if aside is not None:
-            return f"SELECT pg_catalog.setval({seq_sql}, last_value, is_called) FROM {aside}"
-        return f"SELECT pg_catalog.setval({seq_sql}, COALESCE(MAX({col}), 0) + 1, false) FROM {t}"
+        after_max = f"(SELECT COALESCE(MAX({col}), 0) + 1 FROM {t})"
+        if aside is None:
+            return f"SELECT pg_catalog.setval({seq_sql}, {after_max}, false)"
+        # where the old one stopped, or past the largest value if it was behind (rows inserted with ids)
+        return (f"SELECT pg_catalog.setval({seq_sql}, GREATEST(CASE WHEN is_called THEN last_value + 1 ELSE last_value END, "
+                f"{after_max}), false) FROM {aside}")
 
     drop_identity = [f"ALTER TABLE {t} ALTER COLUMN {col} DROP IDENTITY"] if old in _IDENTITY_SQL else []
     if new == SERIAL:
