@@ -92,6 +92,10 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
 
     if isinstance(c, ch.AddTable):
         return ChangeAssessment(c, "safe", "creates a new, empty table")
+    if isinstance(c, ch.AlterColumnComment):
+        return ChangeAssessment(c, "safe", "a comment; nothing stored changes")
+    if isinstance(c, ch.AddSequence):
+        return ChangeAssessment(c, "safe", "a new sequence; nothing stored changes")
     if isinstance(c, (ch.AddEnumType, ch.AlterEnumType, ch.DropEnumType)):
         return ChangeAssessment(c, "safe", "a type's definition; the columns that use it are checked on their own")
     if isinstance(c, ch.AlterColumnGenerated) and c.old.generated is None:

@@ -119,7 +119,31 @@ class AlterColumnDefault(_AlterColumn):
 
     @property
     def detail(self) -> str:
-        return f"change default of {self.table}.{self.column} from {self.old.default} to {self.new.default}"
+        o, n = self.old.default, self.new.default
+        if {o, n} & NUMBERED:
+            return f"change how {self.table}.{self.column} is numbered from {_numbering(o)} to {_numbering(n)}"
+        return f"change default of {self.table}.{self.column} from {o if o is not None else 'no default'} to " \
+               f"{n if n is not None else 'no default'}"
+
+
+# The catalogs' markers for a column the server numbers itself (PostgreSQL SERIAL and IDENTITY, MariaDB AUTO_INCREMENT).
+NUMBERED = frozenset({"serial", "identity always", "identity by default", "auto_increment"})
+
+
+def _numbering(default: str | None) -> str:
+    if default in NUMBERED:
+        return default.upper()
+    return "no numbering" + (f" (default {default})" if default is not None else "")
+
+
+@dataclass(frozen=True)
+class AlterColumnComment(_AlterColumn):
+    kind: ClassVar[str] = "alter_column_comment"
+
+    @property
+    def detail(self) -> str:
+        o, n = self.old.comment, self.new.comment
+        return f"change comment of {self.table}.{self.column} from {repr(o) if o else 'none'} to {repr(n) if n else 'none'}"
 
 
 @dataclass(frozen=True)
@@ -138,7 +162,12 @@ class AlterColumnGenerated(_AlterColumn):
 
     @property
     def detail(self) -> str:
-        return f"change generation expression of {self.table}.{self.column} from {self.old.generated} to {self.new.generated}"
+        o, n = self.old.generated, self.new.generated
+        if o is None:
+            return f"make {self.table}.{self.column} a generated column ({n})"
+        if n is None:
+            return f"make {self.table}.{self.column} a plain column, values kept (was generated as {o})"
+        return f"change generation expression of {self.table}.{self.column} from {o} to {n}"
 
 
 @dataclass(frozen=True)
@@ -244,7 +273,21 @@ class AlterTableOptions(Change):
 
     @property
     def detail(self) -> str:
-        return f"change table options of {self.table} from {', '.join(self.old) or 'none'} to {', '.join(self.new) or 'none'}"
+        return (f"change table options of {self.table} from {', '.join(self.old) or 'the defaults'} "
+                f"to {', '.join(self.new) or 'the defaults'}")
+
+
+@dataclass(frozen=True)
+class AddSequence(Change):
+    """A sequence the models declare (`Sequence(..)`) that the database lacks; `table` is its name.
+    SQLAlchemy calls `nextval` on it for a column without a server default, so a missing one fails
+    every insert. Sequences are never dropped by the tool: one may still count for someone else."""
+
+    kind: ClassVar[str] = "add_sequence"
+
+    @property
+    def detail(self) -> str:
+        return f"create sequence {self.table}"
 
 
 @dataclass(frozen=True)

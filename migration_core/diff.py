@@ -139,6 +139,7 @@ def _diff_enum_types(live: SchemaSnapshot, target: SchemaSnapshot) -> list[ch.Ch
             out.append(ch.AddEnumType(name, values))
         elif old != values:
             out.append(ch.AlterEnumType(name, old, values))
+    out += [ch.AddSequence(name) for name in target.sequences if name not in live.sequences]
     used_by_models = {e[0] for tbl in live.tables.values() for c in tbl.columns if (e := parse_enum(c.type))}
     outside = {ref for _what, ref, _col in live.outside}
     for name, values in live.enums.items():
@@ -160,6 +161,12 @@ def _column_renames(live_t: Table, t: Table, hints: RenameHints, N: Names) -> di
             continue
         live_has_old, target_has_old = col(live_t, old) is not None, col(t, old) is not None
         live_has_new, target_has_new = col(live_t, new) is not None, col(t, new) is not None
+        if N.column(old) == N.column(new) and live_has_old and target_has_new:
+            # only the case differs, on a database that ignores it in column names (MariaDB, SQLite):
+            # a rename that changes how the name is stored and shown
+            if col(live_t, old).name != col(t, new).name:
+                out[col(live_t, old).name] = col(t, new).name
+            continue
         if live_has_old and not target_has_old and target_has_new and not live_has_new:
             out[col(live_t, old).name] = col(t, new).name
         elif live_has_new and not live_has_old:
@@ -296,6 +303,8 @@ def _diff_column(table: str, lc: Column, c: Column, lmap: dict[str, str]) -> lis
         out.append(ch.AlterColumnCollation(table, c.name, lc, c))
     if _map_words(lc.generated, lmap) != c.generated:
         out.append(ch.AlterColumnGenerated(table, c.name, lc, c))
+    if (lc.comment or None) != (c.comment or None):
+        out.append(ch.AlterColumnComment(table, c.name, lc, c))
     return out
 
 

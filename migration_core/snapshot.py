@@ -21,6 +21,7 @@ class Column:
     collation: str | None = None
     generated: str | None = None  # normalized generation expression
     definition: str = ""  # the column's DDL text as stored (used to re-create it); not compared
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class SchemaSnapshot:
     outside: tuple[tuple[str, str, "str | None"], ...] = ()
     names: Names = field(default_factory=Names)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)  # PostgreSQL enum types of the schema: name -> values
+    sequences: tuple[str, ...] = ()  # PostgreSQL sequences of the schema that no column owns (SERIAL/IDENTITY ones are markers)
 
     def kept_objects(self) -> dict[str, str]:
         """`kind name` -> definition of every object beside the tables: what a restore must give back."""
@@ -201,12 +203,16 @@ class SchemaSnapshot:
             t.pop("sql", None)
             for c in t["columns"]:
                 c.pop("definition", None)
+                if c.get("comment") is None:
+                    c.pop("comment", None)  # fingerprints of schemas without column comments stay as they were
             t["columns"] = sorted(t["columns"], key=lambda c: c["name"])
             for key in ("foreign_keys", "unique_constraints", "check_constraints", "indexes"):
                 for item in t[key]:
                     item.pop("sql", None)
                 t[key] = sorted(t[key], key=lambda x: json.dumps(x, sort_keys=True, default=str))
             payload.append(t)
+        if self.enums or self.sequences:
+            payload.append({"enums": {k: list(v) for k, v in sorted(self.enums.items())}, "sequences": sorted(self.sequences)})
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

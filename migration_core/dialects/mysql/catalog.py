@@ -25,10 +25,10 @@ from .objects import OBJECT_QUERIES, read_objects
 
 AUTO_INCREMENT = "auto_increment"
 
-_Q_TABLES = ("SELECT table_name, table_comment, table_collation FROM information_schema.tables "
+_Q_TABLES = ("SELECT table_name, table_comment, table_collation, engine FROM information_schema.tables "
              "WHERE table_schema = %s AND table_type = 'BASE TABLE' ORDER BY table_name")  # plans come out the same each time
 _Q_COLUMNS = ("SELECT table_name, column_name, column_type, is_nullable, column_default, extra, collation_name, "
-              "generation_expression FROM information_schema.columns WHERE table_schema = %s "
+              "generation_expression, column_comment FROM information_schema.columns WHERE table_schema = %s "
               "ORDER BY table_name, ordinal_position")
 _Q_INDEXES = ("SELECT table_name, index_name, non_unique, seq_in_index, column_name, sub_part "
               "FROM information_schema.statistics WHERE table_schema = %s ORDER BY table_name, index_name, seq_in_index")
@@ -40,7 +40,8 @@ _Q_FKS = ("SELECT k.table_name, k.constraint_name, k.column_name, k.referenced_t
           "ORDER BY k.table_name, k.constraint_name, k.ordinal_position")
 _Q_CHECKS = ("SELECT table_name, constraint_name, check_clause FROM information_schema.check_constraints "
              "WHERE constraint_schema = %s ORDER BY table_name, constraint_name")
-_Q_DEFAULT_COLLATION = ("SELECT default_collation_name, @@lower_case_table_names FROM information_schema.schemata "
+_Q_DEFAULT_COLLATION = ("SELECT default_collation_name, @@lower_case_table_names, @@default_storage_engine "
+                        "FROM information_schema.schemata "
                         "WHERE schema_name = %s")
 
 CATALOG_QUERIES = 6 + OBJECT_QUERIES
@@ -93,15 +94,20 @@ def _action(rule: str | None) -> str | None:
 
 def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: bool = True) -> SchemaSnapshot:
     """`objects`: also read views and triggers (the models' scratch copy has none)."""
-    default_collation, lower_case = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).fetchone() or (None, 0)
+    default_collation, lower_case, default_engine = conn.execute(_Q_DEFAULT_COLLATION, (schema,)).fetchone() or (None, 0, None)
     names = Names(tables_case_sensitive=not int(lower_case or 0), columns_case_sensitive=False)
     rows = conn.execute(_Q_TABLES, (schema,)).fetchall()
-    all_tables = {name: (comment or None) for name, comment, _coll in rows}
+    all_tables = {name: (comment or None) for name, comment, _coll, _engine in rows}
     tables_meta = {name: comment for name, comment in all_tables.items() if not is_ignored(name, ignore)}
-    table_collation = {name: coll or default_collation for name, _comment, coll in rows}
+    table_collation = {name: coll or default_collation for name, _comment, coll, _engine in rows}
+    # options that differ from the server's defaults, sorted: "COLLATE x", "ENGINE=y"
+    options = {name: tuple(sorted([*([f"COLLATE {table_collation[name]}"] if table_collation[name] != default_collation else []),
+                                   *([f"ENGINE={engine}"] if engine and default_engine and engine.lower() != default_engine.lower()
+                                     else [])]))
+               for name, _comment, _coll, engine in rows}
     columns: dict[str, list[Column]] = defaultdict(list)
     auto: dict[str, set[str]] = defaultdict(set)
-    for tbl, name, ctype, nullable, default, extra, collation, generation in conn.execute(_Q_COLUMNS, (schema,)).fetchall():
+    for tbl, name, ctype, nullable, default, extra, collation, generation, comment in conn.execute(_Q_COLUMNS, (schema,)).fetchall():
         if tbl not in tables_meta:
             continue
         extra = (extra or "").lower()
@@ -120,7 +126,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         columns[tbl].append(Column(
             name=name, type=normalize_type(ctype), nullable=nullable == "YES", default=default,
             collation=collation if collation and collation != table_collation[tbl] else None,
-            generated=gen,
+            generated=gen, comment=comment or None,
         ))
 
     index_parts: dict[tuple[str, str], list[tuple]] = defaultdict(list)
@@ -163,7 +169,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         name: Table(name=name, columns=tuple(columns[name]), primary_key=pks.get(name), foreign_keys=tuple(fks[name]),
                     check_constraints=tuple(checks[name]), indexes=tuple(sorted(indexes[name], key=lambda i: i.name)),
                     comment=tables_meta[name],
-                    options=(f"COLLATE {table_collation[name]}",) if table_collation[name] != default_collation else ())
+                    options=options[name])
         for name in tables_meta
     }
     if not objects:

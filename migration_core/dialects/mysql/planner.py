@@ -221,9 +221,19 @@ class MysqlPlanner(ServerPlanner):
         self.emit(c.detail, [sql], self.drop_index(ch.DropIndex(c.table, c.index)), c.table, change=c, builds_index_on=c.table)
 
     def table_options(self, c: ch.AlterTableOptions) -> None:
-        """A table's default collation: `CONVERT TO CHARACTER SET .. COLLATE ..` (its columns that follow
-        the table's collation follow it: the table is copied), then the columns whose own collation the
-        models set are given it again."""
+        """A table's storage engine (`ENGINE=`, the table is copied); its default collation: `CONVERT TO
+        CHARACTER SET .. COLLATE ..` (its columns that follow the table's collation follow it: the table
+        is copied), then the columns whose own collation the models set are given it again."""
+        def engine(options):
+            return next((o.split("=", 1)[1] for o in options if o.startswith("ENGINE=")), None)
+
+        if engine(c.old) != engine(c.new):
+            new = engine(c.new) or self.conn.execute("SELECT @@default_storage_engine").scalar()
+            self.notes.append(f"changing the storage engine of {c.table} to {new} copies it (the table is locked for writes meanwhile)")
+            self.emit(f"change storage engine of {c.table} to {new}", [f"ALTER TABLE {self.q(c.table)} ENGINE={new}"], None, c.table,
+                      rewrites_table=c.table)
+        if [o for o in c.old if o.startswith("COLLATE ")] == [o for o in c.new if o.startswith("COLLATE ")]:
+            return
         coll = next((o.split(" ", 1)[1] for o in c.new if o.startswith("COLLATE ")), None)
         if coll is None:
             coll = self.conn.execute("SELECT default_collation_name FROM information_schema.schemata "

@@ -26,7 +26,7 @@ _Q_COLUMNS = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
        CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
-       t.typtype, t.typname, NULL, ds.description, owned.seq
+       t.typtype, t.typname, col_description(c.oid, a.attnum), ds.description, owned.seq
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped  -- a table may have no column
@@ -78,6 +78,10 @@ _Q_ENUMS = """
 SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
 FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE n.nspname = %s GROUP BY t.typname
+UNION ALL  -- sequences no column owns (NULL values tell them apart)
+SELECT c.relname, NULL FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind = 'S' AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
 """
 
 CATALOG_QUERIES = 4 + OBJECT_QUERIES
@@ -168,7 +172,9 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
     """`conn` has a sqlite3-like `execute` (ServerConnection); `objects`: also read views and triggers
     (the models' scratch copy has none); `check_texts`: (table, constraint) -> the CHECK text to re-add
     it with, when not PostgreSQL's own deparsed text (`model_check_texts`)."""
-    enums = {name: tuple(values) for name, values in conn.execute(_Q_ENUMS, (schema,)).fetchall()}
+    rows = conn.execute(_Q_ENUMS, (schema, schema)).fetchall()
+    enums = {name: tuple(values) for name, values in rows if values is not None}
+    sequences = tuple(sorted(name for name, values in rows if values is None))
     columns: dict[str, list[Column]] = defaultdict(list)
     comments: dict[str, str | None] = {}
     serial_cols: dict[str, set[str]] = defaultdict(set)
@@ -202,7 +208,7 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
             default = default[1:-1]  # '0'::numeric and 0 store the same default
         columns[tbl].append(Column(
             name=name, type=ctype, nullable=not notnull,
-            default=default, collation=collation, generated=gen,
+            default=default, collation=collation, generated=gen, comment=col_comment or None,
         ))
 
     pks: dict[str, PrimaryKey] = {}
@@ -251,10 +257,10 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         for name, cols in columns.items()
     }
     if not objects:
-        return SchemaSnapshot("postgresql", tables, names=NAMES, enums=enums)
+        return SchemaSnapshot("postgresql", tables, names=NAMES, enums=enums, sequences=sequences)
     views, triggers, routines = read_objects(conn, schema)
-    outside = read_outside(conn, schema, {t.lower() for t in tables})
-    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums)
+    outside = read_outside(conn, schema, {t.lower() for t in tables} | {v.lower() for v in views})  # views are kept, not outside
+    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums, sequences)
 
 
 def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[str, str], str]:

@@ -176,7 +176,8 @@ def function_words(definition: str) -> set[str]:
 
 def read_outside(conn, schema: str, tables: set[str]) -> tuple[tuple[str, str, str | None], ...]:
     """`SchemaSnapshot.outside`: (what, relation or type, column); `tables` (lower-cased) are the
-    tables the snapshot has, whose own columns of an enum type are no outsiders."""
+    tables and views the snapshot has, whose own columns of an enum type are no outsiders (a view is
+    set aside and made again around a change under it)."""
     out = []
     for what, ref, column, own_table in conn.execute(_Q_OUTSIDE, (schema,)).fetchall():
         if own_table is not None and own_table.lower() in tables:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.schema import CreateSequence, SetColumnComment
+
 from ... import changes as ch
 from ...diff import Diff
 from ...snapshot import parse_enum
@@ -21,6 +23,7 @@ from ..server.planner import PlanningError, ServerPlanner
 from .catalog import SERIAL, check_expr
 from .numbering import MARKERS, switched, widened
 
+_COLLATE = re.compile(r' COLLATE (?:"(?:[^"]|"")*"|\S+)$')
 _VOLATILE_OK = re.compile(r"^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|'[^']*'|-?[0-9.]+|true|false|NULL)$", re.I)
 # Type changes PostgreSQL does without rewriting the table (binary coercible or wider limit).
 _CHEAP_TARGETS = ("TEXT",)
@@ -84,6 +87,10 @@ class PostgresPlanner(ServerPlanner):
         PostgreSQL refuses a value added in the same transaction ("unsafe use of new value", docs of
         ALTER TYPE), so then, as for removed or reordered values, the type is rebuilt and swapped
         inside the transaction: renamed aside, created anew, every column converted, the old one dropped."""
+        for c in diff.changes:
+            if isinstance(c, ch.AddSequence) and c.table in self.metadata._sequences:
+                self.emit(c.detail, [self.compile(CreateSequence(self.metadata._sequences[c.table], if_not_exists=True))],
+                          [f"DROP SEQUENCE {self.q(c.table)}"], change=c, provides={("sequence", c.table)})
         wanted = {**self._enums(self.target), **self.target.enums}  # also types the models declare for no column yet
         for name, values in wanted.items():
             old = self.live_enums.get(name)
@@ -117,7 +124,7 @@ class PostgresPlanner(ServerPlanner):
                          if (parse_enum(c.type) or ("",))[0].lower() == name.lower()
                          and self.live.table(diff.live_table(t.name)) is not None}
                 self.emit(f"drop the old enum type {name}", [f"DROP TYPE {self.q(self.swapped[name.lower()])}"], None,
-                          requires=users)
+                          requires=users, removes={("old type", name.lower())})
 
     @staticmethod
     def _uses(diff: Diff, values: list[str]) -> bool:
@@ -155,7 +162,7 @@ class PostgresPlanner(ServerPlanner):
             types = [parse_enum(c.column.type)]
         elif isinstance(c, ch.DropTable):
             types = [parse_enum(col.type) for col in c.definition.columns]
-        released = {("type", e[0].lower()) for e in types if e}
+        released = {(kind, e[0].lower()) for e in types if e for kind in ("type", "old type")}
         if released:
             res = {**res, "releases": set(res.get("releases", set())) | released}
         return res
@@ -166,11 +173,46 @@ class PostgresPlanner(ServerPlanner):
         for c in diff.changes:
             if isinstance(c, ch.DropEnumType):
                 self.emit(c.detail, [f"DROP TYPE {self.q(c.table)}"], None, change=c, removes={("type", c.table.lower())})
+        self._keys_replaced(diff)
         wanted = {n.lower() for n in {**self._enums(self.target), **self.target.enums}}
         for name in self._enums(self.live):
             users = [what for what, ref, _col in self.live.outside if ref.lower() == name.lower()]
             if name.lower() not in wanted and users:
                 self.notes.append(f"enum type {name} is no longer used by the models but is kept: {'; '.join(users)} uses it")
+
+    def _keys_replaced(self, diff: Diff) -> None:
+        """A foreign key the models keep whose referenced primary key or unique constraint the plan drops
+        (a primary key moved to another column, the old one left unique): PostgreSQL ties the foreign key
+        to that index ("cannot drop constraint .. because other objects depend on it"), so the foreign
+        key is dropped first and added again once the new key exists."""
+        gone: set[tuple] = set()
+        for c in diff.changes:
+            if isinstance(c, ch.AlterPrimaryKey) and c.old is not None:
+                gone.add(self.r_key(c.table, [self.tcol(c.table, x) for x in c.old.columns]))
+            elif isinstance(c, ch.DropUniqueConstraint):
+                gone.add(self.r_key(c.table, [self.tcol(c.table, x) for x in c.constraint.columns]))
+            elif isinstance(c, ch.DropIndex) and c.index.unique and None not in c.index.columns:
+                gone.add(self.r_key(c.table, [self.tcol(c.table, x) for x in c.index.columns]))
+        skip = {(c.table.lower(), tuple(x.lower() for x in c.fk.columns)) for c in diff.changes if isinstance(c, ch.DropForeignKey)}
+        skip |= {(c.table.lower(), None) for c in diff.changes if isinstance(c, ch.DropTable)}
+        for lt in self.live.tables.values():
+            child = self.tname(lt.name)
+            target = self.target.table(child)
+            if target is None or (child.lower(), None) in skip:
+                continue
+            for fk in lt.foreign_keys:
+                parent = self.tname(fk.ref_table)
+                cols = tuple(self.tcol(child, x).lower() for x in fk.columns)
+                if self.r_key(parent, [self.tcol(parent, x) for x in fk.ref_columns]) not in gone or (child.lower(), cols) in skip:
+                    continue
+                again = next((f for f in target.foreign_keys if tuple(x.lower() for x in f.columns) == cols), None)
+                if again is None:
+                    continue
+                name = self.constraint_name(child, "f", fk)
+                self.emit(f"drop foreign key {child}({', '.join(cols)}) while the key it references is replaced",
+                          self.drop_constraint(child, name, "f"), None, child, change=ch.DropForeignKey(child, fk))
+                self.emit(f"add foreign key {child}({', '.join(cols)}) -> {again.ref_table} again",
+                          self.add_foreign_key(ch.AddForeignKey(child, again)), None, child, change=ch.AddForeignKey(child, again))
 
     def column_changes(self, table: str, changes: list[ch.Change]) -> None:
         q, t = self.q, self.q(table)
@@ -187,7 +229,8 @@ class PostgresPlanner(ServerPlanner):
                                       "under ACCESS EXCLUSIVE (constant and now() defaults do not)")
                 if d in MARKERS:
                     self.notes.append(f"adding {table}.{c.column.name} ({d}) fills every row: rewrites {table} under ACCESS EXCLUSIVE")
-                self.emit(c.detail, [*self.sequences(table, [c.column.name]), f"ALTER TABLE {t} ADD COLUMN {spec}"],
+                comment = [self.compile(SetColumnComment(self.sa_column(table, c.column.name)))] if c.column.comment else []
+                self.emit(c.detail, [*self.sequences(table, [c.column.name]), f"ALTER TABLE {t} ADD COLUMN {spec}", *comment],
                           [f"ALTER TABLE {t} DROP COLUMN {q(c.column.name)}"],
                           table, change=c, requires=self.column_requires(table, c.column.name),
                           rewrites_table=table if d in MARKERS else None)
@@ -206,22 +249,12 @@ class PostgresPlanner(ServerPlanner):
             if c.old.default is not None:
                 self.emit(f"drop default of {table}.{c.column}", [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} DROP DEFAULT"], None, table,
                           change=c)
+        retyped: set[str] = set()
         for c in changes:
-            if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation)):
-                col = q(c.column)
-                new_type = self.type_sql(table, c.column)
-                old_enum, new_enum = parse_enum(c.old.type), parse_enum(c.new.type)
-                if old_enum and new_enum and old_enum[0] == new_enum[0] and new_enum[0].lower() not in self.swapped:
-                    continue  # same enum type, values added: done by ALTER TYPE .. ADD VALUE
-                using = f"{col}::text::{new_type}" if (old_enum or new_enum) else f"{col}::{new_type}"
-                collate = f" COLLATE {q(c.new.collation)}" if c.new.collation else ""
-                rewrite = not _no_rewrite(c.old.type, c.new.type) or isinstance(c, ch.AlterColumnCollation)
-                if rewrite:
-                    self.notes.append(f"changing {table}.{c.column} from {c.old.type} to {c.new.type} rewrites {table} "
-                                      "and its indexes under ACCESS EXCLUSIVE (reads and writes wait)")
-                grow = widened(q, self.conn, table, c.column, new_type) if c.old.default == c.new.default == SERIAL else []
-                self.emit(c.detail, [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {new_type}{collate} USING {using}", *grow], None,
-                          table, change=c, requires=self.column_requires(table, c.column), rewrites_table=table if rewrite else None)
+            if isinstance(c, (ch.AlterColumnType, ch.AlterColumnCollation)) and c.column.lower() not in retyped:
+                retyped.add(c.column.lower())
+                self.retype(table, c, [x for x in changes if isinstance(x, (ch.AlterColumnType, ch.AlterColumnCollation))
+                                       and x.column.lower() == c.column.lower()])
         for c in changes:
             if isinstance(c, ch.AlterColumnNullable):
                 col = q(c.column)
@@ -238,9 +271,15 @@ class PostgresPlanner(ServerPlanner):
                     f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL",
                     f"ALTER TABLE {t} DROP CONSTRAINT {helper}",
                 ], [f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"], table, change=c)
+        for c in changes:
+            if isinstance(c, ch.AlterColumnComment):
+                self.emit(c.detail, [f"COMMENT ON COLUMN {t}.{q(c.column)} IS {_lit(c.new.comment) if c.new.comment else 'NULL'}"],
+                          [f"COMMENT ON COLUMN {t}.{q(c.column)} IS {_lit(c.old.comment) if c.old.comment else 'NULL'}"], table,
+                          change=c)
         for key, c in numbering.items():
-            self.notes.append(f"{table}.{c.column} numbered {c.new.default or 'by no sequence'} instead of "
-                              f"{c.old.default or 'by no sequence'}: values kept, the next number follows the last one")
+            self.notes.append(f"{table}.{c.column}: values kept; " + (
+                "the next number follows the last one given, or the largest value" if c.new.default in MARKERS
+                else "new rows are no longer numbered by the database"))
             self.emit(c.detail, switched(q, self.conn, table, c.column, c.old.default, c.new.default, self.type_sql(table, c.column),
                                          self.default_sql(table, c.column) if c.new.default not in MARKERS else None),
                       None, table, change=c)
@@ -249,6 +288,32 @@ class PostgresPlanner(ServerPlanner):
                 self.emit(f"set default of {table}.{c.column}",
                           [f"ALTER TABLE {t} ALTER COLUMN {q(c.column)} SET DEFAULT {self.default_sql(table, c.column)}"], None, table,
                           change=c)
+
+    def retype(self, table: str, c: ch.Change, same: list[ch.Change]) -> None:
+        """One `ALTER COLUMN .. TYPE .. COLLATE ..` for a column's type and collation changes. `USING`
+        only where values convert (PostgreSQL refuses it on a generated column, whose values it
+        computes again); a collation change alone keeps the values and rebuilds the column's indexes."""
+        q, t, col = self.q, self.q(table), self.q(c.column)
+        new_type = _COLLATE.sub("", self.type_sql(table, c.column))  # SQLAlchemy renders String(collation=..) with it
+        old_enum, new_enum = parse_enum(c.old.type), parse_enum(c.new.type)
+        if old_enum and new_enum and old_enum[0] == new_enum[0] and new_enum[0].lower() not in self.swapped:
+            return  # same enum type, values added: done by ALTER TYPE .. ADD VALUE
+        typed = c.old.type != c.new.type or (new_enum is not None and new_enum[0].lower() in self.swapped)
+        using = ""
+        if typed and c.new.generated is None:
+            using = f" USING {col}::text::{new_type}" if (old_enum or new_enum) else f" USING {col}::{new_type}"
+        collate = f" COLLATE {q(c.new.collation)}" if c.new.collation else ""
+        rewrite = typed and not _no_rewrite(c.old.type, c.new.type)
+        if rewrite:
+            self.notes.append(f"changing {table}.{c.column} from {c.old.type} to {c.new.type} rewrites {table} "
+                              "and its indexes under ACCESS EXCLUSIVE (reads and writes wait)")
+        elif c.old.collation != c.new.collation:
+            self.notes.append(f"changing the collation of {table}.{c.column} rebuilds the indexes on it under ACCESS EXCLUSIVE "
+                              "(reads and writes wait)")
+        grow = widened(q, self.conn, table, c.column, new_type) if c.old.default == c.new.default == SERIAL else []
+        self.emit("; ".join(x.detail for x in same), [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {new_type}{collate}{using}", *grow],
+                  None, table, change=c, requires=self.column_requires(table, c.column),
+                  rewrites_table=table if rewrite or c.old.collation != c.new.collation else None)
 
     def generated(self, table: str, c: ch.AlterColumnGenerated) -> None:
         """A generated column's expression changes: `SET EXPRESSION` on PostgreSQL 17+, else the column

@@ -74,7 +74,7 @@ class PgShadow(Shadow):
     def copy(self, live: SchemaSnapshot, scope: Scope) -> list[str]:
         tables = [live.tables[t] for t in scope.tables]
         names = {t.name.lower() for t in tables}
-        enums: dict[str, tuple[str, ...]] = {}  # every enum type the live tables use: new tables may use them too
+        enums: dict[str, tuple[str, ...]] = dict(live.enums)  # every enum type: new tables and the plan may use them
         for t in live.tables.values():
             for c in t.columns:
                 enum = parse_enum(c.type)
@@ -85,7 +85,8 @@ class PgShadow(Shadow):
             out.append(t.sql)
             out += [unqualify_index(i.sql, t.name) for i in t.indexes]
             if t.comment is not None:
-                out.append(f"COMMENT ON TABLE {q(t.name)} IS '" + t.comment.replace("'", "''") + "'")
+                out.append(f"COMMENT ON TABLE {q(t.name)} IS {_lit(t.comment)}")
+            out += [f"COMMENT ON COLUMN {q(t.name)}.{q(c.name)} IS {_lit(c.comment)}" for c in t.columns if c.comment]
         for t in tables:
             out += [f"ALTER TABLE {q(t.name)} ADD {fk.sql}" for fk in t.foreign_keys if fk.ref_table.lower() in names]
         for v in scope.views:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import MetaData, Sequence
 from sqlalchemy import Table as SaTable
 from sqlalchemy.engine import Dialect as SaDialect
-from sqlalchemy.schema import AddConstraint, CreateColumn, CreateIndex, CreateSequence, CreateTable, SetTableComment
+from sqlalchemy.schema import (AddConstraint, CreateColumn, CreateIndex, CreateSequence, CreateTable, SetColumnComment,
+                               SetTableComment)
 
 from ... import changes as ch
 from ...diff import Diff
@@ -50,11 +51,11 @@ def sa_index(metadata: MetaData, table: str, name: str):
 
 
 _COLUMN_KINDS = (ch.AddColumn, ch.DropColumn, ch.AlterColumnType, ch.AlterColumnNullable, ch.AlterColumnDefault,
-                 ch.AlterColumnCollation, ch.AlterColumnGenerated)
+                 ch.AlterColumnCollation, ch.AlterColumnGenerated, ch.AlterColumnComment)
 _HANDLED = (ch.RenameTable, ch.RenameColumn, ch.AddTable, ch.DropTable, ch.AlterPrimaryKey, ch.AddForeignKey,
             ch.DropForeignKey, ch.AddUniqueConstraint, ch.DropUniqueConstraint, ch.AddCheckConstraint,
             ch.DropCheckConstraint, ch.AddIndex, ch.DropIndex, ch.AlterTableComment, ch.AlterTableOptions, ch.AddEnumType,
-            ch.AlterEnumType, ch.DropEnumType, *_COLUMN_KINDS)
+            ch.AlterEnumType, ch.DropEnumType, ch.AddSequence, *_COLUMN_KINDS)
 
 
 class ServerPlanner:
@@ -117,8 +118,9 @@ class ServerPlanner:
                 fkc._create_rule = rule
         out = [*self.sequences(name, [c.name for c in t.columns]), create,
                *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
-        if t.comment and not self.sa_dialect.inline_comments:
-            out.append(self.compile(SetTableComment(t)))  # what create_all adds after CREATE TABLE
+        if not self.sa_dialect.inline_comments:  # what create_all adds after CREATE TABLE
+            out += [self.compile(SetTableComment(t))] if t.comment else []
+            out += [self.compile(SetColumnComment(c)) for c in t.columns if c.comment]
         return out
 
     def sequences(self, table: str, columns: list[str]) -> list[str]:
@@ -232,7 +234,11 @@ class ServerPlanner:
             live = c.definition
             keys = [live.primary_key.columns] if live.primary_key else []
             keys += [u.columns for u in live.unique_constraints] + [i.columns for i in live.indexes if i.unique and None not in i.columns]
-            return dict(removes={self.r_table(t), *(key(t, k) for k in keys)})
+            fks = live.foreign_keys  # gone with the table: a type change of the columns they join can follow
+            return dict(removes={self.r_table(t), *(key(t, k) for k in keys)},
+                        provides={("no_fk", t.lower(), tuple(x.lower() for x in fk.columns)) for fk in fks},
+                        releases={key(self.tname(fk.ref_table), [self.tcol(self.tname(fk.ref_table), x) for x in fk.ref_columns])
+                                  for fk in fks})
         return {}
 
     def emit(self, description: str, statements, reverse=None, table: str | None = None, *, change: ch.Change | None = None,

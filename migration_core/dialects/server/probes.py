@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ... import changes as ch
 from ...diff import Diff
 from ...snapshot import SchemaSnapshot
 from .connection import ServerConnection
@@ -37,8 +38,7 @@ def _enum_values(type_: str) -> list[str] | None:
 
 
 _PRECISION_SCALE = re.compile(r"^(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.I)
-# The catalogs' markers for a column the server numbers itself (PostgreSQL SERIAL and IDENTITY, MariaDB AUTO_INCREMENT).
-_NUMBERED = {"serial", "identity always", "identity by default", "auto_increment"}
+_NUMBERED = ch.NUMBERED
 _LITERAL = re.compile(r"'(?:[^']|'')*'|[+-]?\d+(?:\.\d+)?")
 
 
