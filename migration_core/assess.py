@@ -147,7 +147,7 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             return ChangeAssessment(c, "data_dependent", f"narrows the column; checked: every value fits {new_len[1]} characters")
         n = probe.unconvertible_count(c.table, c.column, c.old.type, c.new.type)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} do not convert to {c.new.type}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {'does' if n == 1 else 'do'} not convert to {c.new.type}", blocked=True)
         if new_len:
             m = probe.too_long_count(c.table, c.column, new_len[1])
             if m:
@@ -164,7 +164,9 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
         clash = probe.key_duplicates_after(c.table, c.column, None, c.new.collation)
         if clash:
             return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in "
-                                                         f"{c.table} would collide under collation {c.new.collation}", blocked=True)
+                                                         f"{c.table} would collide under "
+                                                         f"{'collation ' + c.new.collation if c.new.collation else 'the default collation'}",
+                                    blocked=True)
         return ChangeAssessment(c, "safe", "changes how values compare and sort, not the values")
     if isinstance(c, (ch.AddUniqueConstraint, ch.AddIndex)):
         cols = c.constraint.columns if isinstance(c, ch.AddUniqueConstraint) else c.index.columns
@@ -172,7 +174,7 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             return ChangeAssessment(c, "data_dependent", "unique over an expression: checked when the index is built")
         n = probe.duplicate_count(c.table, tuple(cols))
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} of ({', '.join(cols)}) appear more than once in {c.table}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} of ({', '.join(cols)}) {'appears' if n == 1 else 'appear'} more than once in {c.table}", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: no duplicates")
     if isinstance(c, ch.AddCheckConstraint):
         n = probe.check_violation_count(c.table, c.constraint.expression)

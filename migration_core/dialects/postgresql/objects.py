@@ -182,6 +182,7 @@ def read_outside(conn, schema: str, tables: set[str]) -> tuple[tuple[str, str, s
     for what, ref, column, own_table in conn.execute(_Q_OUTSIDE, (schema,)).fetchall():
         if own_table is not None and own_table.lower() in tables:
             continue
+        what = re.sub(r"^rule _RETURN on ((?:materialized )?view) ", r"\1 ", what)  # a view's own rule is the view
         out.append((what, ref, column))
     return tuple(sorted(set(out), key=lambda x: (x[1], x[2] or "", x[0])))
 

@@ -150,10 +150,12 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
             for key in sorted(k for k in readers if isinstance(objects[k], View)):
                 notes.append((c, f"{key} reads {c.table}.{c.column}: what it returns changes type ({c.old.type} -> {c.new.type})"))
     broken += [p for key in sorted(disturbed) for p in rules.rewrite_problems(key, objects[key], diff, live)]
-    broken += _outside_problems(plan, diff, live, rules, disturbed, objects)
-    if broken:
-        raise PlanningError("the plan would break objects beside the models, which the tool keeps: " + "; ".join(broken)
-                            + "; change or drop them first")
+    outside = _outside_problems(plan, diff, live, rules, disturbed, objects)
+    if broken or outside:
+        parts = (["the plan would break objects beside the models: " + "; ".join(broken)] if broken else []) + \
+                (["the plan changes what objects the tool does not keep (it cannot set them aside and make them again) "
+                  "depend on: " + "; ".join(outside)] if outside else [])
+        raise PlanningError("; ".join(parts) + "; change or drop them first")
     extra = rules.rewrites(diff, live)
     if not disturbed and not extra:
         return replace(plan), notes
@@ -185,13 +187,11 @@ def _outside_problems(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
         for c in diff.changes:
             hits = rules.disturbs(c, diff, live) | removed(c, diff)
             if any(_matches(dep, h) for h in hits):
-                out.append(f"{what} depends on {ref}{'.' + column if column else ''}, which {c.detail}; the tool does not "
-                           "keep such objects")
+                out.append(f"{what} depends on {ref}{'.' + column if column else ''} ({c.detail})")
                 break
         else:
             if ref.lower() in aside:
-                out.append(f"{what} depends on view {ref}, which the plan must set aside and make again; the tool does not "
-                           "keep such objects")
+                out.append(f"{what} depends on view {ref}, which the plan must set aside and make again")
     return out
 
 
