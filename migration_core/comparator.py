@@ -49,10 +49,13 @@ class SchemaComparator:
             self._metadata = load_metadata(self.settings.models)
         return self._metadata
 
-    def target_snapshot(self) -> SchemaSnapshot:
-        """Normalized once per process: the models do not change while it runs."""
+    def target_snapshot(self, conn=None) -> SchemaSnapshot:
+        """Normalized once per process (the models do not change while it runs), and stored between
+        processes by `target_cache.py`; `conn` (optional) saves a server connection for the cache key."""
         if self._target is None:
-            self._target = self.dialect.normalize_target(self.metadata())
+            from .target_cache import normalized_target
+
+            self._target = normalized_target(self.dialect, self.metadata(), self.settings, conn)
         return self._target
 
     def compare_schemas(self, conn=None, renames: list[str] | None = None) -> Comparison:
@@ -62,7 +65,7 @@ class SchemaComparator:
             conn = self.dialect.connect(write=False)
         try:
             with gc_paused():
-                target = self.target_snapshot()
+                target = self.target_snapshot(conn)
                 live = self.dialect.read_live(conn)
                 diff = diff_snapshots(live, target, hints)
                 plan, error = None, None

@@ -113,11 +113,15 @@ class MigrationSettings(BaseSettings):
     def resolved_backup_dir(self) -> Path:
         if self.backup_dir is not None:
             return self.backup_dir
+        return user_data_dir() / "backups" / self.database_folder_name()
+
+    def database_folder_name(self) -> str:
+        """`<database name>-<hash of the URL without its password>`: the per-database folder's name
+        under the user data directory (backups, normalized targets); two databases never share one."""
         url = parse_url(self.database_url)
         label = (url.database or url.get_backend_name()).rsplit("/", 1)[-1].replace(".", "_") or "db"
-        # Key on the URL without password so two databases never share a backup folder.
         digest = hashlib.sha256(mask_url(url).encode()).hexdigest()[:10]
-        return user_data_dir() / "backups" / f"{label}-{digest}"
+        return f"{label}-{digest}"
 
 
 def env_name(field: str) -> str:

@@ -92,6 +92,11 @@ class MysqlDialect(ServerDialect):
     drivers = ("pymysql",)
     bare_names = ("mysql", "mariadb")
     driver_hint = "PyMySQL (mysql+pymysql://...)"
+    # The scratch database takes the live one's character set and collation; sql_mode, the storage engine,
+    # row format and timestamp defaults change what CREATE TABLE stores.
+    key_query = ("SELECT VERSION(), @@lower_case_table_names, @@sql_mode, @@default_storage_engine, @@innodb_default_row_format, "
+                 "@@explicit_defaults_for_timestamp, s.DEFAULT_CHARACTER_SET_NAME, s.DEFAULT_COLLATION_NAME "
+                 "FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = DATABASE()")
     numeric_types = {"TINYINT": "int", "SMALLINT": "int", "MEDIUMINT": "int", "INT": "int", "BIGINT": "int", "BOOLEAN": "int",
                      "DECIMAL": "num", "FLOAT": "num", "DOUBLE": "num"}
     int_ranges = {"TINYINT": (-2**7, 2**7 - 1), "BOOLEAN": (-2**7, 2**7 - 1), "SMALLINT": (-2**15, 2**15 - 1),

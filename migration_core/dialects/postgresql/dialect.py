@@ -58,6 +58,10 @@ class PostgresDialect(ServerDialect):
     bare_names = ("postgresql",)
     driver_hint = "psycopg 3 (postgresql+psycopg://...)"
     explicit_schema_hint = "; the managed schema is the connection's current_schema()"
+    # The scratch schema sees the search path's types and extensions; text is stored per the database's encoding.
+    key_query = ("SELECT version(), current_setting('server_version_num'), current_schemas(false)::text, "
+                 "(SELECT string_agg(extname || ' ' || extversion, ',' ORDER BY extname) FROM pg_extension), "
+                 "pg_encoding_to_char(d.encoding), d.datcollate, d.datctype FROM pg_database d WHERE d.datname = current_database()")
     numeric_types = {"SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "NUMERIC": "num", "FLOAT4": "num", "FLOAT8": "num",
                      "REAL": "num"}
     int_ranges = {"SMALLINT": (-2**15, 2**15 - 1), "INTEGER": (-2**31, 2**31 - 1), "BIGINT": (-2**63, 2**63 - 1)}

@@ -93,6 +93,26 @@ class ServerDialect:
         """Create the models in a scratch schema, read it like the live one, leave nothing behind."""
         raise NotImplementedError
 
+    # -- normalized-target cache key (target_cache.py) -----------------------------------
+    key_query: str  # one row: the server's version and the settings that shape what a normalization reads back
+
+    @property
+    def sa_dialect(self):
+        """The SQLAlchemy dialect the models are compiled with (initialized by the first connection)."""
+        return self.engine.dialect
+
+    def normalization_key(self, conn: ServerConnection | None = None) -> str:
+        """The server's part of the normalized-target cache key: one query (`key_query`)."""
+        own = conn is None
+        if own:
+            conn = self.connect(write=False)
+        try:
+            row = conn.execute(self.key_query).fetchone()
+        finally:
+            if own:
+                conn.close()
+        return "|".join(str(v) for v in row)
+
     # -- connections ---------------------------------------------------------------------
     def database_exists(self) -> bool:
         return True  # a server database must exist before we can connect; connect() says so clearly

@@ -19,7 +19,6 @@ from ...snapshot import SchemaSnapshot
 from ...urls import parse_url, sqlite_path
 from ..base import Progress
 from .catalog import affinity, read_snapshot, schema_rows
-from .planner import SqlitePlanner, open_shadow
 from .sqltext import quote_ident as q
 
 
@@ -71,6 +70,18 @@ class SqliteDialect:
                 raise _locked_error(p, write, time.monotonic() - waited) from None
             raise ConfigurationError(f"{p} is not a usable SQLite database: {exc}") from None
         return conn
+
+    # -- normalized-target cache key (target_cache.py) -----------------------------------
+    @property
+    def sa_dialect(self):
+        """The SQLAlchemy dialect `_compiled_ddl` compiles with."""
+        from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+        return SQLiteDialect_pysqlite()
+
+    def normalization_key(self, conn=None) -> str:
+        """The in-memory scratch database is this process's SQLite library: its version is the key."""
+        return f"sqlite {sqlite3.sqlite_version}"
 
     # -- schema --------------------------------------------------------------------------
     def read_live(self, conn: sqlite3.Connection | None) -> SchemaSnapshot:
@@ -125,6 +136,8 @@ class SqliteDialect:
             engine.dispose()
 
     def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata=None) -> Plan:
+        from .planner import SqlitePlanner, open_shadow  # only when something differs
+
         shadow = open_shadow(conn) if conn is not None else sqlite3.connect(":memory:", isolation_level=None)
         try:
             return SqlitePlanner(shadow, live, target, self.ignore).plan(diff)

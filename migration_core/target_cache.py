@@ -1,0 +1,161 @@
+"""The normalized-target cache: the snapshot normalization produced, kept on disk between processes.
+
+Every process's first status normalizes the models: compile the DDL, create it in a scratch place
+(an in-memory SQLite database, a PostgreSQL schema, a MariaDB database), read it back. On a server
+that is the larger part of a cold call (1,019 statements at 500 tables). The result depends only on
+the models' DDL, the server (version and the settings that shape what it stores: character set,
+collation, sql_mode, search path, extensions) and this tool's code, so it is stored under a key
+made of all three: `fingerprint.metadata_fingerprint`, the dialect's `normalization_key(conn)`, and
+the size and modification time of every source file of `migration_core` (which a release or a local
+edit changes). A hit skips compile, scratch creation and read-back.
+
+Files live in the user data directory, one folder per database beside the backups
+(`<data dir>/targets/<database>-<hash>/`). A file holds its key and the SHA-256 of its body; one
+that cannot be read, whose hash or key does not match, or whose body is not a snapshot (or names any
+class but the snapshot's own) is ignored and rewritten, never trusted. Read-only mode reads the cache but writes nothing.
+Models the fingerprint cannot see (DDL listeners, `@compiles` overrides) bypass the cache, and so
+does every call when the environment has `MIGRATION_TARGET_CACHE=off`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+from . import snapshot as _snap
+from .snapshot import SchemaSnapshot
+
+log = logging.getLogger("migration_core")
+
+KEEP = 8  # stored targets per database (models of several branches); the oldest go first
+_CLASSES = {c.__name__: c for c in (_snap.Column, _snap.PrimaryKey, _snap.ForeignKey, _snap.UniqueConstraint,
+                                    _snap.CheckConstraint, _snap.Index, _snap.Table, _snap.View, _snap.Trigger,
+                                    _snap.Routine, _snap.Names, SchemaSnapshot)}
+_code_key: str | None = None
+
+
+def cache_dir(settings) -> Path:
+    """`<data dir>/targets/<database>-<hash>`: one folder per database, named as its backup folder."""
+    from .settings import user_data_dir
+
+    return user_data_dir() / "targets" / settings.database_folder_name()
+
+
+def code_key() -> str:
+    """Size and mtime of each `.py` file of migration_core: a new release or a local edit misses."""
+    global _code_key
+    if _code_key is None:
+        root = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            with os.scandir(folder) as entries:
+                for e in sorted(entries, key=lambda e: e.name):
+                    if e.is_dir() and e.name != "__pycache__":
+                        stack.append(Path(e.path))
+                    elif e.name.endswith(".py"):
+                        st = e.stat()
+                        h.update(f"{Path(e.path).relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        _code_key = h.hexdigest()
+    return _code_key
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Builds nothing but the snapshot's own dataclasses (and pickle's built-in tuples, dicts, strings):
+    a file that names any other class is refused, so a stored file can never run code."""
+
+    def find_class(self, module: str, name: str):
+        if module == _snap.__name__ and name in _CLASSES:
+            return _CLASSES[name]
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+
+class TargetCache:
+    """Load and store normalized targets of one database. A file is one JSON line (the key and the
+    SHA-256 of the body) and the body: the snapshot pickled, read back by `_SnapshotUnpickler`
+    (seven times faster than decoding JSON into the dataclasses: 19 ms against 130 ms at 500 tables)."""
+
+    def __init__(self, folder: Path, *, writable: bool):
+        self.folder = folder
+        self.writable = writable
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"target-{key[:40]}.bin"
+
+    def load(self, key: str) -> SchemaSnapshot | None:
+        """The stored snapshot for `key`; None when missing, unreadable, corrupt or for another key."""
+        p = self.path(key)
+        try:
+            raw = p.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("normalized-target cache %s unreadable (%s); normalizing again", p, exc)
+            return None
+        try:
+            head, _, body = raw.partition(b"\n")
+            meta = json.loads(head)
+            if not isinstance(meta, dict) or meta.get("key") != key or meta.get("sha256") != hashlib.sha256(body).hexdigest():
+                raise ValueError("its key or checksum does not match")
+            snap = _SnapshotUnpickler(io.BytesIO(body)).load()
+            if not isinstance(snap, SchemaSnapshot):
+                raise ValueError("it holds no snapshot")
+            return snap
+        except (ValueError, TypeError, KeyError, AttributeError, EOFError, IndexError, RecursionError, pickle.UnpicklingError) as exc:
+            log.warning("normalized-target cache %s ignored (%s); normalizing again", p, exc)
+            return None
+
+    def store(self, key: str, snap: SchemaSnapshot) -> None:
+        """Write atomically (a temp file renamed over), then keep the newest KEEP files; a failure is logged, never raised."""
+        if not self.writable:
+            return
+        body = pickle.dumps(snap, protocol=5)
+        head = json.dumps({"key": key, "sha256": hashlib.sha256(body).hexdigest()}).encode()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".target-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(head + b"\n" + body)
+                os.replace(tmp, self.path(key))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            files = sorted(self.folder.glob("target-*.bin"), key=lambda q: q.stat().st_mtime_ns, reverse=True)
+            for old in files[KEEP:]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("normalized-target cache not written to %s: %s", self.folder, exc)
+
+
+def normalized_target(dialect, metadata, settings, conn=None) -> SchemaSnapshot:
+    """`dialect.normalize_target(metadata)`, through the cache when the models allow it."""
+    from .fingerprint import fingerprint_or_reason
+
+    if os.environ.get("MIGRATION_TARGET_CACHE", "").lower() in ("0", "off", "false", "no"):
+        return dialect.normalize_target(metadata)
+    try:
+        server = dialect.normalization_key(conn)  # first: a server dialect is initialized by its first connection
+    except Exception as exc:  # noqa: BLE001 - a server without one of the settings asked: normalize as before
+        if type(exc).__name__ == "ConfigurationError":
+            raise
+        log.debug("normalized-target cache bypassed: the server's key query failed (%s)", exc)
+        return dialect.normalize_target(metadata)
+    fp, why = fingerprint_or_reason(metadata, dialect.sa_dialect)
+    if fp is None:
+        log.debug("normalized-target cache bypassed: %s", why)
+        return dialect.normalize_target(metadata)
+    key = hashlib.sha256("\n".join([fp, dialect.name, server, code_key()]).encode()).hexdigest()
+    cache = TargetCache(cache_dir(settings), writable=not settings.read_only)
+    snap = cache.load(key)
+    if snap is None:
+        snap = dialect.normalize_target(metadata)
+        cache.store(key, snap)
+    return snap

@@ -1,0 +1,327 @@
+"""The normalized-target cache (issue 15): a hit skips normalization, any change to what shapes the
+normalized target misses, a damaged file is never trusted, and models it cannot see bypass it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, DateTime, Enum, ForeignKey, Index, Integer, MetaData,
+                        Numeric, String, Table, Text, UniqueConstraint, text)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from migration_core import AutoMigrationSystem
+from migration_core import target_cache
+from migration_core.dialects.sqlite.dialect import SqliteDialect
+from migration_core.fingerprint import fingerprint_or_reason, metadata_fingerprint
+
+BODY = """
+users = Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(40), nullable=False),
+              Column("score", Numeric(8, 2), server_default=text("0")), comment="people")
+posts = Table("posts", metadata, Column("id", Integer, primary_key=True),
+              Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")), Column("body", Text))
+Index("ix_posts_user", posts.c.user_id)
+"""
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("MIGRATION_DATA_DIR", str(d))
+    return d
+
+
+class Counting:
+    """Counts the normalizations a dialect really runs (the cache's misses)."""
+
+    def __init__(self, monkeypatch, dialect_class):
+        self.calls = 0
+        original = dialect_class.normalize_target
+
+        def counted(dialect, metadata):
+            self.calls += 1
+            return original(dialect, metadata)
+        monkeypatch.setattr(dialect_class, "normalize_target", counted)
+
+
+def _files(data_dir):
+    return sorted((data_dir / "targets").rglob("target-*.bin"))
+
+
+def test_hit_skips_normalization_and_gives_the_same_target(anydb, data_dir, monkeypatch):
+    spec = anydb.models(BODY)
+    cold = AutoMigrationSystem(anydb.settings(spec))
+    counter = Counting(monkeypatch, type(cold.dialect))
+    assert cold.check_migration_status().migration_needed
+    assert counter.calls == 1
+    anydb.migrate(BODY)  # another models file, the same models: a hit
+    assert counter.calls == 1
+    [stored] = _files(data_dir)
+    assert stored.parent.name == anydb.settings(spec).database_folder_name()  # beside the backups' folder name
+    warm = AutoMigrationSystem(anydb.settings(spec))
+    assert not warm.check_migration_status().migration_needed
+    assert counter.calls == 1
+    assert warm.comparator.target_snapshot() == cold.comparator.target_snapshot()
+    # A change in the models misses and is seen as a change.
+    changed = AutoMigrationSystem(anydb.settings(anydb.models(BODY + 'extra = Table("extra", metadata, Column("id", Integer, primary_key=True))\n')))
+    assert [c.kind for c in changed.check_migration_status().changes] == ["add_table"]
+    assert counter.calls == 2 and len(_files(data_dir)) == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "other key", "bad record", "foreign class", "empty", "directory"])
+def test_damaged_cache_file_is_ignored_and_rewritten(project, data_dir, monkeypatch, damage):
+    project.migrate(BODY)
+    spec = project.models(BODY)
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    [path] = _files(data_dir)
+    good = path.read_bytes()
+    head, _, body = good.partition(b"\n")
+    if damage == "garbage":
+        path.write_bytes(b"\x00\xffnot json at all")
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "flipped":  # the body changed, its checksum did not
+        path.write_bytes(head + b"\n" + body.replace(b"users", b"usera", 1))
+    elif damage == "other key":
+        meta = json.loads(head)
+        path.write_bytes(json.dumps({**meta, "key": "0" * 64}).encode() + b"\n" + body)
+    elif damage in ("bad record", "foreign class"):  # a valid checksum over a body that is not a snapshot
+        import hashlib
+        import pickle
+
+        bad = pickle.dumps({"tables": {}}) if damage == "bad record" else pickle.dumps(print)
+        meta = json.loads(head)
+        path.write_bytes(json.dumps({**meta, "sha256": hashlib.sha256(bad).hexdigest()}).encode() + b"\n" + bad)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "directory":
+        path.unlink()
+        path.mkdir()
+    system = AutoMigrationSystem(project.settings(spec))
+    counter = Counting(monkeypatch, type(system.dialect))
+    assert not system.check_migration_status().migration_needed
+    assert counter.calls == 1  # normalized again, not trusted
+    if damage != "directory":
+        assert path.read_bytes() == good  # rewritten
+        AutoMigrationSystem(project.settings(spec)).check_migration_status()
+        assert counter.calls == 1
+
+
+def test_read_only_reads_the_cache_and_writes_nothing(project, data_dir, monkeypatch):
+    spec = project.models(BODY)
+    project.script("CREATE TABLE other (id INTEGER)")
+    AutoMigrationSystem(project.settings(spec, read_only=True)).check_migration_status()
+    assert not (data_dir / "targets").exists()
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    system = AutoMigrationSystem(project.settings(spec, read_only=True))
+    counter = Counting(monkeypatch, type(system.dialect))
+    system.check_migration_status()
+    assert counter.calls == 0 and len(_files(data_dir)) == 1
+
+
+def test_ddl_listeners_bypass_the_cache(project, data_dir):
+    body = BODY + """
+from sqlalchemy import event, DDL
+event.listen(users, "after_create", DDL("CREATE VIEW v_users AS SELECT id FROM users"))
+"""
+    project.migrate(body)
+    AutoMigrationSystem(project.settings(project.models(body))).check_migration_status()
+    assert _files(data_dir) == []
+    _, why = fingerprint_or_reason(AutoMigrationSystem(project.settings(project.models(body))).comparator.metadata(),
+                                   sqlite.dialect())
+    assert "after_create DDL listener" in why
+
+
+def test_compiles_override_bypasses_the_cache():
+    from sqlalchemy.ext.compiler import compiles, deregister
+    from sqlalchemy.schema import CreateTable
+
+    md = MetaData()
+    Table("t", md, Column("id", Integer, primary_key=True))
+    assert metadata_fingerprint(md, sqlite.dialect()) is not None
+
+    @compiles(CreateTable)
+    def _create(element, compiler, **kw):
+        return compiler.visit_create_table(element, **kw) + " STRICT"
+    try:
+        fp, why = fingerprint_or_reason(md, sqlite.dialect())
+        assert fp is None and "CreateTable" in why
+    finally:
+        deregister(CreateTable)
+
+
+def test_server_key_and_tool_version_are_in_the_key(project, data_dir, monkeypatch):
+    project.migrate(BODY)
+    spec = project.models(BODY)
+    counter = Counting(monkeypatch, SqliteDialect)
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    assert counter.calls == 0  # stored by migrate
+    monkeypatch.setattr(SqliteDialect, "normalization_key", lambda self, conn=None: "sqlite 9.99.0")
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    assert counter.calls == 1
+    monkeypatch.setattr(target_cache, "_code_key", "another release")
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    assert counter.calls == 2
+    assert len(_files(data_dir)) == 3
+
+
+def test_code_key_follows_the_source_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(target_cache, "_code_key", None)
+    first = target_cache.code_key()
+    monkeypatch.setattr(target_cache, "_code_key", None)
+    assert target_cache.code_key() == first
+
+
+def test_each_database_has_its_own_folder(tmp_path, data_dir):
+    from migration_core import MigrationSettings
+
+    a = MigrationSettings(database_url=f"sqlite:///{tmp_path / 'a.db'}")
+    b = MigrationSettings(database_url=f"sqlite:///{tmp_path / 'b.db'}")
+    assert target_cache.cache_dir(a) != target_cache.cache_dir(b)
+    assert target_cache.cache_dir(a).parent == data_dir / "targets"
+
+
+# -- every input of the fingerprint ------------------------------------------------------------
+
+def _base(md: MetaData, **over):
+    """One table with a bit of everything; `over` replaces one part."""
+    cols = over.get("cols") or [
+        Column("id", Integer, primary_key=True),
+        Column("name", over.get("name_type", String(40)), nullable=over.get("nullable", False),
+               server_default=over.get("default", text("'x'")), comment=over.get("col_comment")),
+        Column("kind", over.get("enum", Enum("a", "b", name="kind_t"))),
+        Column("parent_id", Integer, ForeignKey("t.id", ondelete=over.get("ondelete", "CASCADE"))),
+        Column("amount", Numeric(10, 2)),
+    ]
+    t = Table("t", md, *cols, CheckConstraint(over.get("check", "amount >= 0"), name="ck_amount"),
+              UniqueConstraint(*over.get("unique", ("name",)), name="uq_name"),
+              comment=over.get("comment", "a table"), **over.get("table_kw", {}))
+    Index("ix_t", *[t.c[c] for c in over.get("index_cols", ("name",))], unique=over.get("index_unique", False),
+          **over.get("index_kw", {}))
+    return md
+
+
+CHANGES = {
+    "type length": dict(name_type=String(41)),
+    "type collation": dict(name_type=String(40, collation="NOCASE")),
+    "dialect type argument": dict(name_type=mysql.VARCHAR(40, charset="latin1")),
+    "variant": dict(name_type=String(40).with_variant(Text(), "sqlite").with_variant(Text(), "postgresql")
+                    .with_variant(Text(), "mysql")),
+    "nullable": dict(nullable=True),
+    "server default": dict(default=text("'y'")),
+    "default as a plain string": dict(default="x"),
+    "column comment": dict(col_comment="a name"),
+    "enum values": dict(enum=Enum("a", "b", "c", name="kind_t")),
+    "enum name": dict(enum=Enum("a", "b", name="kind_u")),
+    "foreign key action": dict(ondelete="SET NULL"),
+    "check text": dict(check="amount > 0"),
+    "unique columns": dict(unique=("name", "kind")),
+    "table comment": dict(comment="another"),
+    "table dialect option": dict(table_kw={"sqlite_autoincrement": True, "mysql_engine": "MyISAM",
+                                           "postgresql_with_oids": False}),
+    "index columns": dict(index_cols=("name", "kind")),
+    "index unique": dict(index_unique=True),
+    "index dialect option": dict(index_kw={"sqlite_where": text("amount > 0"), "postgresql_where": text("amount > 0"),
+                                           "mysql_length": 10}),
+}
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect(), mysql.dialect()], ids=["sqlite", "pg", "mysql"])
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_each_change_gives_another_fingerprint(change, dialect):
+    base = metadata_fingerprint(_base(MetaData()), dialect)
+    assert base is not None and base == metadata_fingerprint(_base(MetaData()), dialect)  # stable
+    assert metadata_fingerprint(_base(MetaData(), **CHANGES[change]), dialect) != base
+
+
+def test_dialect_changes_the_fingerprint():
+    md = _base(MetaData())
+    assert len({metadata_fingerprint(md, d) for d in (sqlite.dialect(), postgresql.dialect(), mysql.dialect())}) == 3
+
+
+def test_naming_convention_sequence_and_custom_types_are_seen():
+    from sqlalchemy import Sequence
+    from sqlalchemy.types import TypeDecorator, UserDefinedType
+
+    class Money(TypeDecorator):
+        impl = Numeric
+        cache_ok = True
+
+        def __init__(self, scale):
+            super().__init__(12, scale)
+
+    class Point(UserDefinedType):
+        cache_ok = True
+
+        def __init__(self, dims):
+            self.dims = dims
+
+        def get_col_spec(self, **kw):
+            return f"POINT{self.dims}D"
+
+    def make(convention="ix_%(column_0_label)s", seq_start=1, scale=2, dims=2):
+        md = MetaData(naming_convention={"ix": convention})
+        Table("t", md, Column("id", Integer, Sequence("t_seq", start=seq_start), primary_key=True),
+              Column("m", Money(scale)), Column("p", Point(dims), index=True))
+        return md
+
+    d = postgresql.dialect()
+    base = metadata_fingerprint(make(), d)
+    assert base == metadata_fingerprint(make(), d)
+    for kw in ({"convention": "idx_%(column_0_label)s"}, {"seq_start": 5}, {"scale": 4}, {"dims": 3}):
+        assert metadata_fingerprint(make(**kw), d) != base, kw
+
+
+# -- property: different normalized targets never share a fingerprint ---------------------------
+
+TYPES = [Integer(), BigInteger(), Boolean(), DateTime(), Text(), String(10), String(20), Numeric(8, 2), Numeric(10, 2),
+         String(10, collation="NOCASE")]
+DEFAULTS = [None, text("0"), text("1"), "a", text("CURRENT_TIMESTAMP")]
+
+
+@st.composite
+def models(draw):
+    spec = []
+    for ti in range(draw(st.integers(1, 3))):
+        cols = [(f"c{ci}", draw(st.integers(0, len(TYPES) - 1)), draw(st.booleans()), draw(st.integers(0, len(DEFAULTS) - 1)),
+                 draw(st.sampled_from([None, "note"])))
+                for ci in range(draw(st.integers(1, 3)))]
+        spec.append((f"t{ti}", cols, draw(st.sampled_from([None, 0])), draw(st.sampled_from([None, "u", "ix"])),
+                     draw(st.booleans()), draw(st.sampled_from([None, "c0 > 0"]))))
+    return spec
+
+
+def _build(spec) -> MetaData:
+    md = MetaData()
+    for name, cols, fk_to_first, extra, sqlite_autoinc, check in spec:
+        columns = [Column("id", Integer, primary_key=True)]
+        for cname, ti, nullable, di, comment in cols:
+            columns.append(Column(cname, TYPES[ti], nullable=nullable, server_default=DEFAULTS[di], comment=comment))
+        if fk_to_first is not None and name != spec[0][0]:
+            columns.append(Column("ref", Integer, ForeignKey(f"{spec[0][0]}.id")))
+        args = [*columns]
+        if check:
+            args.append(CheckConstraint(check))
+        t = Table(name, md, *args, sqlite_autoincrement=sqlite_autoinc)
+        if extra == "u":
+            t.append_constraint(UniqueConstraint(t.c.c0))
+        elif extra == "ix":
+            Index(f"ix_{name}", t.c.c0)
+    return md
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=models(), b=models())
+def test_models_with_different_targets_never_share_a_fingerprint(tmp_path, a, b):
+    from migration_core import MigrationSettings
+
+    dialect = SqliteDialect(MigrationSettings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
+    ma, mb = _build(a), _build(b)
+    fa, fb = metadata_fingerprint(ma, dialect.sa_dialect), metadata_fingerprint(mb, dialect.sa_dialect)
+    assert fa is not None and fb is not None
+    if dialect.normalize_target(ma) != dialect.normalize_target(mb):
+        assert fa != fb
+    if a == b:
+        assert fa == fb
