@@ -1,0 +1,203 @@
+"""Whole-process `status` (issue 15): `migration-mcp status` against a whole Alembic `compare_metadata`
+process and a process that only imports the models, side by side in one run, on SQLite, PostgreSQL
+and MariaDB; the normalized-target cache cold (an empty data directory each call) and warm.
+
+    python -m bench.status_cold [--tables 500] [--repeat 3] [--dbs sqlite,postgresql,mysql]
+                                [--app prefect.server.database.orm_models:Base ...] [--rss-tables 2000]
+
+Every contender is a fresh `python` process timed from spawn to exit (wall time), rounds interleaved
+with a rotating order after an untimed warm-up round; medians are compared. The database is up to
+date with the models (created by `create_all`), so status reports nothing to do and Alembic finds
+no difference worth a migration. `--app` adds an application's models (any importable `module:attr`;
+SQLite only, its tables created from the models). `--rss-tables` measures peak RSS (ru_maxrss, see
+`common.spawn`) of warm and cold status and of the models-only process on a SQLite database of that
+many generated tables. Servers come from MIGRATION_TEST_POSTGRES_URL / MIGRATION_TEST_MYSQL_URL
+(defaults: the local ones); each run creates and drops its own databases.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import (Contender, base_parser, child_env, fmt_ratio, fmt_s, print_ratios, print_table, ratio, ratio_entry,
+                          run_rounds, spawn, summary, workdir, write_results)
+from bench.gen import write_wide_models
+
+NAME = "status_cold"
+CLI = str(Path(sys.executable).with_name("migration-mcp"))
+
+IMPORT_MODELS = """
+import importlib, importlib.util, sys
+spec = sys.argv[1]
+mod, _, attr = spec.rpartition(":")
+if mod.endswith(".py"):
+    s = importlib.util.spec_from_file_location("models", mod); m = importlib.util.module_from_spec(s); s.loader.exec_module(m)
+else:
+    m = importlib.import_module(mod)
+obj = m
+for part in attr.split("."):
+    obj = getattr(obj, part)
+metadata = getattr(obj, "metadata", obj)
+"""
+
+ALEMBIC = IMPORT_MODELS + """
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+from alembic.migration import MigrationContext
+from alembic.autogenerate import compare_metadata
+engine = create_engine(sys.argv[2], poolclass=NullPool)
+with engine.connect() as conn:
+    diff = compare_metadata(MigrationContext.configure(conn), metadata)
+print(len(diff))
+"""
+
+CREATE = IMPORT_MODELS + """
+from sqlalchemy import create_engine
+metadata.create_all(create_engine(sys.argv[2]))
+"""
+
+
+def _server_project(kind: str, tmp: Path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from servers import ServerProject
+
+    return ServerProject(kind, tmp)
+
+
+def _status_cmd(url: str, spec: str) -> list[str]:
+    return [CLI, "--database-url", url, "--models", spec, "status", "--json"]
+
+
+def _check_status(res) -> None:
+    doc = json.loads(res.stdout)
+    if doc.get("migration_needed"):
+        raise RuntimeError(f"status reports changes on an up-to-date database: {[c.get('detail') for c in doc['changes']][:5]}")
+
+
+def measure_db(label: str, url: str, spec: str, tmp: Path, args) -> dict:
+    """Time the four contenders on one database (already up to date with `spec`)."""
+    warm_dir = tmp / f"data-warm-{label}"
+    env_warm = child_env(MIGRATION_DATA_DIR=str(warm_dir), MIGRATION_BACKUP_DIR=str(tmp / "backups"))
+    _check_status(spawn(_status_cmd(url, spec), env=env_warm))  # fills the warm cache
+
+    def cold_setup():
+        d = Path(tempfile.mkdtemp(prefix="data-cold-", dir=tmp))
+        return d
+
+    def cold_run(d):
+        return spawn(_status_cmd(url, spec), env=child_env(MIGRATION_DATA_DIR=str(d), MIGRATION_BACKUP_DIR=str(tmp / "backups")))
+
+    contenders = [
+        Contender("status warm", lambda _: spawn(_status_cmd(url, spec), env=env_warm), check=_check_status),
+        Contender("status cold", cold_run, setup=cold_setup, teardown=lambda d: shutil.rmtree(d, ignore_errors=True),
+                  check=_check_status),
+        Contender("alembic compare_metadata", lambda _: spawn([sys.executable, "-c", ALEMBIC, spec, url])),
+        Contender("import models only", lambda _: spawn([sys.executable, "-c", IMPORT_MODELS, spec])),
+    ]
+    if args.baseline:  # the same CLI from another checkout (e.g. main before this change), first on PYTHONPATH
+        env_base = child_env(MIGRATION_DATA_DIR=str(tmp / "data-baseline"), MIGRATION_BACKUP_DIR=str(tmp / "backups"),
+                             PYTHONPATH=str(Path(args.baseline).resolve()), MIGRATION_TARGET_CACHE="off")
+        contenders.append(Contender("status baseline", lambda _: spawn(_status_cmd(url, spec), env=env_base), check=_check_status))
+    samples = run_rounds(contenders, args.repeat, warmup=args.warmup, label=label)
+    return {name: summary(s) for name, s in samples.items()}
+
+
+def _ratios(label: str, res: dict, *, goals: dict[str, float]) -> dict:
+    med = {k: v["median_s"] for k, v in res.items()}
+    out = {}
+    for name, base, goal_key in (("status warm", "alembic compare_metadata", "warm_alembic"),
+                                 ("status cold", "alembic compare_metadata", "cold_alembic"),
+                                 ("status warm", "import models only", "warm_models"),
+                                 ("status cold", "import models only", None),
+                                 ("alembic compare_metadata", "import models only", None),
+                                 ("status baseline", "alembic compare_metadata", None),
+                                 ("status baseline", "import models only", None)):
+        if name not in med:
+            continue
+        out[f"{label}: {name} / {base}"] = ratio_entry(ratio(med[name], med[base]), numerator=name, baseline=base,
+                                                       goal=goals.get(goal_key) if goal_key else None)
+    return out
+
+
+def measure_rss(n: int, tmp: Path, repeat: int) -> dict:
+    models = tmp / f"rss_{n}.py"
+    spec = write_wide_models(models, n)
+    db = tmp / f"rss_{n}.db"
+    url = f"sqlite:///{db}"
+    spawn([sys.executable, "-c", CREATE, spec, url])
+    warm_dir = tmp / "data-rss-warm"
+    env_warm = child_env(MIGRATION_DATA_DIR=str(warm_dir))
+    spawn(_status_cmd(url, spec), env=env_warm)
+    runs: dict[str, list[int]] = {"status warm": [], "status cold": [], "import models only": []}
+    for _ in range(repeat):
+        runs["status warm"].append(spawn(_status_cmd(url, spec), env=env_warm, rss=True).maxrss_kb)
+        cold = Path(tempfile.mkdtemp(prefix="data-rss-cold-", dir=tmp))
+        runs["status cold"].append(spawn(_status_cmd(url, spec), env=child_env(MIGRATION_DATA_DIR=str(cold)), rss=True).maxrss_kb)
+        shutil.rmtree(cold, ignore_errors=True)
+        runs["import models only"].append(spawn([sys.executable, "-c", IMPORT_MODELS, spec], rss=True).maxrss_kb)
+    return {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = base_parser(NAME, __doc__.split("\n\n")[0], repeat=3)
+    p.add_argument("--tables", type=int, default=500, help="generated tables (20 columns each; default 500)")
+    p.add_argument("--dbs", default="sqlite,postgresql,mysql", help="comma-separated: sqlite, postgresql, mysql")
+    p.add_argument("--app", action="append", default=[], help="an application's models, module:attr (SQLite; repeatable)")
+    p.add_argument("--baseline", default=None, help="a checkout of another version (e.g. main) whose status runs alongside")
+    p.add_argument("--rss-tables", type=int, default=2000, help="tables for the peak-RSS figure (0 skips it; default 2000)")
+    args = p.parse_args(argv)
+    results: dict[str, dict] = {}
+    ratios: dict[str, dict] = {}
+    goals_schema = {"warm_alembic": 0.5, "cold_alembic": 1.0}
+    with workdir(args, NAME) as tmp:
+        spec = write_wide_models(tmp / f"wide_{args.tables}.py", args.tables, portable=True)
+        for kind in [k.strip() for k in args.dbs.split(",") if k.strip()]:
+            label = f"{kind}, {args.tables} tables"
+            project = None
+            if kind == "sqlite":
+                url = f"sqlite:///{tmp / 'wide.db'}"
+            else:
+                project = _server_project(kind, tmp)
+                url = project.url
+            try:
+                spawn([sys.executable, "-c", CREATE, spec, url])
+                results[label] = measure_db(kind, url, spec, tmp, args)
+            finally:
+                if project is not None:
+                    project.drop()
+            goals = dict(goals_schema, **({"warm_models": 1.15} if kind == "sqlite" else {}))
+            ratios.update(_ratios(label, results[label], goals=goals))
+        for app in args.app:
+            label = f"{app.split(':')[0].split('.')[0]} (SQLite)"
+            url = f"sqlite:///{tmp / (label.split()[0] + '.db')}"
+            spawn([sys.executable, "-c", CREATE, app, url])
+            results[label] = measure_db(label.split()[0], url, app, tmp, args)
+            ratios.update(_ratios(label, results[label], goals={"warm_alembic": 0.8, "cold_alembic": 0.8}))
+        rss = None
+        if args.rss_tables:
+            rss = measure_rss(args.rss_tables, tmp, max(1, min(args.repeat, 3)))
+            for name in ("status warm", "status cold"):
+                ratios[f"peak RSS, {args.rss_tables} tables: {name} / import models only"] = ratio_entry(
+                    ratio(rss[name], rss["import models only"]), numerator=name, baseline="import models only",
+                    goal=1.3 if name == "status warm" else None)
+    rows = []
+    for label, res in results.items():
+        base = res["alembic compare_metadata"]["median_s"]
+        for name, s in res.items():
+            rows.append([label, name, fmt_s(s["median_s"]), fmt_s(s["min_s"]), fmt_s(s["max_s"]), fmt_ratio(ratio(s["median_s"], base))])
+    print_table(["database", "process", "median", "min", "max", "/ alembic"], rows, title=f"{NAME}: whole processes, median of {args.repeat}")
+    if rss:
+        print_table(["process", "peak RSS MB"], [[k, f"{v / 1024:.1f}"] for k, v in rss.items()],
+                    title=f"peak RSS, SQLite, {args.rss_tables} tables (median)")
+    print_ratios(ratios)
+    payload = {"results": results, "rss_kb": rss, "ratios": ratios}
+    write_results(NAME, args, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
