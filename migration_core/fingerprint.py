@@ -15,6 +15,7 @@ import enum
 import functools
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import CheckConstraint, Column, ForeignKeyConstraint, Index, MetaData, PrimaryKeyConstraint, UniqueConstraint
@@ -46,35 +47,55 @@ def metadata_fingerprint(metadata: MetaData, dialect) -> str | None:
 
 def fingerprint_or_reason(metadata: MetaData, dialect) -> tuple[str | None, str | None]:
     """(fingerprint, None), or (None, why the models bypass the cache)."""
+    h = hashlib.sha256()
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     try:
-        payload = _describe_metadata(metadata, _Describer(dialect))
+        for part in _describe_metadata(metadata, _Describer(dialect)):  # one table at a time: no model-sized payload in memory
+            h.update(encode(part).encode())
+            h.update(b"\n")
     except _Blind as exc:
         return None, str(exc)
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest(), None
+    return h.hexdigest(), None
 
 
-def _listeners_ok(target, what: str) -> None:
+def ddl_listener(metadata: MetaData) -> str | None:
+    """What DDL listener (other than SQLAlchemy's own for Enum and Boolean types) the models have, or
+    None: with one, `create_all` may run any SQL, so its statements cannot be compiled ahead."""
+    try:
+        _listeners_ok(metadata, "the MetaData")
+        for table in metadata.tables.values():
+            _listeners_ok(table, f"table {table.name}")
+    except _Blind as exc:
+        return str(exc)
+    return None
+
+
+def _listeners_ok(target, what: str) -> list[SchemaType]:
+    """The SchemaTypes whose own listeners `target` carries; raises _Blind for any other DDL listener."""
+    owners = []
     for event_name in _DDL_EVENTS:
         for fn in getattr(target.dispatch, event_name):
-            # SQLAlchemy's own: a SchemaType (Enum, Boolean) creating its type or CHECK, seen through the type.
+            # SQLAlchemy's own: a SchemaType (Enum, Boolean) creating its type or CHECK; described as a type
+            # (`Enum(..., metadata=metadata)` creates a PostgreSQL type that no column uses).
             inner = fn.func if isinstance(fn, functools.partial) else fn
             owner = getattr(inner, "__self__", None) or getattr(inner, "target", None)  # a bound method, SQLAlchemy 1.4's wrapper
             if isinstance(owner, SchemaType):
+                owners.append(owner)
                 continue
             raise _Blind(f"{what} has a {event_name} DDL listener ({getattr(fn, '__qualname__', fn)!r})")
+    return owners
 
 
-def _describe_metadata(metadata: MetaData, d: "_Describer") -> list:
+def _describe_metadata(metadata: MetaData, d: "_Describer") -> Iterator[Any]:
     for cls in _DDL_CLASSES:
         if any("_compiler_dispatcher" in c.__dict__ for c in cls.__mro__):
             raise _Blind(f"{cls.__name__} has a @compiles override")
-    _listeners_ok(metadata, "the MetaData")
-    out: list[Any] = [FORMAT, d.dialect.name, metadata.schema, d.value(dict(metadata.naming_convention)),
-                      sorted((d.value(_sequence(s, d)) for s in metadata._sequences.values()), key=repr)]
+    owners = _listeners_ok(metadata, "the MetaData")
+    yield [FORMAT, d.dialect.name, metadata.schema, d.value(dict(metadata.naming_convention)),
+           sorted((d.value(_sequence(s, d)) for s in metadata._sequences.values()), key=repr),
+           sorted({repr(d.type(t)) for t in owners})]
     for key in sorted(metadata.tables):
-        out.append(_describe_table(metadata.tables[key], d))
-    return out
+        yield _describe_table(metadata.tables[key], d)
 
 
 def _sequence(seq: Sequence, d: "_Describer") -> dict:
@@ -83,7 +104,7 @@ def _sequence(seq: Sequence, d: "_Describer") -> dict:
 
 
 def _describe_table(table, d: "_Describer") -> list:
-    _listeners_ok(table, f"table {table.name}")
+    owners = sorted({repr(d.type(t)) for t in _listeners_ok(table, f"table {table.name}")})
     constraints = []
     for c in table._sorted_constraints:  # creation order: PostgreSQL numbers unnamed CHECKs in it
         if not isinstance(c, _CONSTRAINTS) or type(c).__module__.split(".")[0] != "sqlalchemy":
@@ -102,11 +123,17 @@ def _describe_table(table, d: "_Describer") -> list:
         indexes.append([d.name(ix.name), ix.unique, [e.name if isinstance(e, Column) else d.value(e) for e in ix.expressions],
                         d.kwargs(ix)])
     indexes.sort(key=repr)
-    return [table.name, table.schema, table.comment, d.kwargs(table), [d.value(p) for p in table._prefixes],
+    return [table.name, table.schema, table.comment, d.kwargs(table), [d.value(p) for p in table._prefixes], owners,
             [_describe_column(c, d) for c in table.columns], constraints, indexes]
 
 
 def _describe_column(col: Column, d: "_Describer") -> list:
+    default, onupdate = col.server_default, col.server_onupdate
+    if onupdate is None and not isinstance(col.default, Sequence) and (default is None or type(default) is DefaultClause):
+        # the common column, described without the general walk below (a third of the time at 10,000 columns)
+        return [col.name, d.type(col.type), col.nullable, col.primary_key, d.value(col.autoincrement),
+                None if default is None else ["default", d.value(default.arg), default.for_update], col.comment, col.system,
+                d.kwargs(col)]
     defaults = []
     for what in (col.server_default, col.server_onupdate):
         if what is None:
@@ -132,6 +159,7 @@ class _Describer:
     def __init__(self, dialect):
         self.dialect = dialect
         self._types: dict[int, Any] = {}  # id(type) -> description; types are shared between columns
+        self._plain: dict[tuple, Any] = {}  # (class, attributes) -> description
 
     def name(self, name) -> str | None:
         return None if name is None else str(name)
@@ -177,7 +205,16 @@ class _Describer:
     def type(self, t: TypeEngine) -> Any:
         known = self._types.get(id(t))
         if known is None:
-            known = self._types[id(t)] = (t, self._type(t))  # keep t alive so its id is not reused
+            desc = None
+            if not isinstance(t, TypeDecorator) and not getattr(t, "_variant_mapping", None):
+                try:  # equal plain types (Integer() in every table) described once
+                    same = (type(t), tuple(vars(t).items()))
+                    desc = self._plain.get(same)
+                    if desc is None:
+                        desc = self._plain[same] = self._type(t)
+                except TypeError:  # an unhashable attribute (an Enum's list of values)
+                    desc = None
+            known = self._types[id(t)] = (t, desc if desc is not None else self._type(t))  # keep t alive: ids not reused
         return known[1]
 
     def _type(self, t: TypeEngine) -> Any:

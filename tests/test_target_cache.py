@@ -236,6 +236,19 @@ def test_each_change_gives_another_fingerprint(change, dialect):
     assert metadata_fingerprint(_base(MetaData(), **CHANGES[change]), dialect) != base
 
 
+def test_types_declared_on_the_metadata_alone_are_seen():
+    """`Enum(..., metadata=metadata)`: a PostgreSQL type that no column uses yet."""
+    def make(*spare):
+        md = _base(MetaData())
+        if spare:
+            Enum(*spare, name="spare", metadata=md)
+        return md
+
+    d = postgresql.dialect()
+    fps = {metadata_fingerprint(make(), d), metadata_fingerprint(make("x", "y"), d), metadata_fingerprint(make("x", "z"), d)}
+    assert None not in fps and len(fps) == 3
+
+
 def test_dialect_changes_the_fingerprint():
     md = _base(MetaData())
     assert len({metadata_fingerprint(md, d) for d in (sqlite.dialect(), postgresql.dialect(), mysql.dialect())}) == 3
@@ -325,3 +338,17 @@ def test_models_with_different_targets_never_share_a_fingerprint(tmp_path, a, b)
         assert fa != fb
     if a == b:
         assert fa == fb
+
+
+def test_fingerprint_does_not_change_once_the_models_are_compiled():
+    """SQLAlchemy fills memoized attributes (dialect options, types' caches) on first compile."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    for dialect in (sqlite.dialect(), postgresql.dialect(), mysql.dialect()):
+        md = _base(MetaData())
+        before = metadata_fingerprint(md, dialect)
+        for t in md.tables.values():
+            str(CreateTable(t).compile(dialect=dialect))
+            for ix in t.indexes:
+                str(CreateIndex(ix).compile(dialect=dialect))
+        assert metadata_fingerprint(md, dialect) == before

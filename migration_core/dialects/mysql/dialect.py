@@ -10,12 +10,15 @@ plan created, and checks the result against the dump's checksums and the startin
 from __future__ import annotations
 
 import secrets
+import struct
 import time
 from contextlib import suppress
 from typing import Callable
 
 from dataclasses import replace
 
+from pymysql.constants import COMMAND
+from pymysql.err import MySQLError as PyMySQLError
 from sqlalchemy import MetaData
 from sqlalchemy import UniqueConstraint as SaUnique
 from sqlalchemy.engine import URL
@@ -26,6 +29,7 @@ from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot, split_key
 from ..base import Progress
+from ..server.batch import compiled_ddl, script
 from ..server.connection import ServerConnection, errno, message
 from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
@@ -142,7 +146,7 @@ class MysqlDialect(ServerDialect):
         afterwards (DDL cannot be rolled back here)."""
         with scratch_database(conn, charset_of=self.schema()) as scratch:
             conn.execute(f"USE {quote_ident(scratch)}")
-            metadata.create_all(conn.sa, checkfirst=False)
+            create_models(conn, metadata, scratch)
             return read_snapshot(conn, scratch, (), objects=False)
 
     def normalize_target(self, metadata: MetaData) -> SchemaSnapshot:
@@ -314,3 +318,40 @@ class MysqlDialect(ServerDialect):
                     raise MigrationInterrupted(undone, signum) from None
                 kind = ExecutionTimeout if isinstance(exc, ExecutionTimeout) else MigrationError
                 raise kind(undone) from None
+
+
+def create_models(conn: ServerConnection, metadata: MetaData, scratch: str) -> None:
+    """The models in one script (`server/batch.py`): PyMySQL connects without multi-statement support,
+    so it is switched on for this script alone with COM_SET_OPTION (https://mariadb.com/kb/en/com_set_option/)
+    and every result is read before it is switched off. A script that fails leaves what it created
+    (DDL commits here): that is dropped and the models are created one statement at a time, so the
+    error is the statement's own."""
+    statements = compiled_ddl(metadata, conn.sa.dialect)
+    if statements:
+        driver = conn.driver
+        try:
+            _multi_statements(driver, True)
+            try:
+                with driver.cursor() as cur:
+                    cur.execute(script(statements))
+                    while cur.nextset():
+                        pass
+            finally:
+                _multi_statements(driver, False)
+            return
+        except PyMySQLError:
+            tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                                                  (scratch,)).fetchall()]
+            if tables:
+                conn.execute("SET SESSION foreign_key_checks = 0")
+                try:
+                    conn.execute("DROP TABLE IF EXISTS " + ", ".join(quote_ident(t) for t in tables))
+                finally:
+                    conn.execute("SET SESSION foreign_key_checks = 1")
+    metadata.create_all(conn.sa, checkfirst=False)
+
+
+def _multi_statements(driver, on: bool) -> None:
+    """MYSQL_OPTION_MULTI_STATEMENTS_ON (0) / _OFF (1); the server answers with an EOF packet, or an error."""
+    driver._execute_command(COMMAND.COM_SET_OPTION, struct.pack("<H", 0 if on else 1))
+    driver._read_packet()

@@ -12,13 +12,14 @@ import time
 from typing import Callable
 
 from sqlalchemy import MetaData
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
 from ..base import Progress
+from ..server.batch import compiled_ddl, script
 from ..server.connection import ServerConnection, message
 from ..server.dialect import ServerDialect
 from .backup import PgDumpBackupEngine
@@ -121,7 +122,7 @@ class PostgresDialect(ServerDialect):
             paths = conn.execute("SELECT current_schemas(false)").scalar() or []
             conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
             conn.execute("SET LOCAL search_path TO " + ", ".join(quote_ident(p) for p in [scratch, *paths]))
-            metadata.create_all(conn.sa, checkfirst=False)
+            create_models(conn, metadata)
             return read_snapshot(conn, scratch, (), objects=False,
                                  check_texts=model_check_texts(conn, scratch, metadata, conn.sa.dialect))
         finally:
@@ -251,3 +252,19 @@ class PostgresDialect(ServerDialect):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+def create_models(conn: ServerConnection, metadata: MetaData) -> None:
+    """The models in one script (`server/batch.py`; psycopg sends a statement without parameters by
+    the simple query protocol, which takes several). A script that fails is undone to its savepoint
+    and the models are created one statement at a time, so the error is the statement's own."""
+    statements = compiled_ddl(metadata, conn.sa.dialect)
+    if statements:
+        conn.execute("SAVEPOINT _migration_models")
+        try:
+            conn.execute(script(statements))
+            conn.execute("RELEASE SAVEPOINT _migration_models")
+            return
+        except SQLAlchemyError:
+            conn.execute("ROLLBACK TO SAVEPOINT _migration_models")
+    metadata.create_all(conn.sa, checkfirst=False)

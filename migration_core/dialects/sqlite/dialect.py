@@ -86,13 +86,16 @@ class SqliteDialect:
     # -- schema --------------------------------------------------------------------------
     def read_live(self, conn: sqlite3.Connection | None) -> SchemaSnapshot:
         """Reused while `sqlite_schema` is unchanged: SQLite derives every pragma from that text,
-        so a repeated status costs one catalog query instead of four plus parsing."""
+        so a repeated status costs one catalog query instead of four plus parsing; kept between
+        processes too (`target_cache.stored_sqlite_live`)."""
         if conn is None:
             return SchemaSnapshot("sqlite")
         rows = schema_rows(conn)
         if self._live is not None and self._live[0] == rows:
             return self._live[1]
-        snapshot = read_snapshot(conn, self.ignore, rows=rows)
+        from ...target_cache import stored_sqlite_live
+
+        snapshot = stored_sqlite_live(self.settings, rows, lambda: read_snapshot(conn, self.ignore, rows=rows))
         self._live = (rows, snapshot)
         return snapshot
 
@@ -373,28 +376,12 @@ class SqliteProbe:
             return None  # not evaluable outside the table (e.g. a subquery); the copy enforces it
 
 
-class _NeedsEngine(Exception):
-    """A DDL listener ran something other than DDL (rows to insert, say): only a real
-    connection runs that faithfully."""
-
-
 def _compiled_ddl(metadata: MetaData) -> list[str] | None:
     """The models' CREATE statements, compiled without a connection (a third of the cost of
-    create_all on an engine); None when that fails, e.g. a DDL listener needs a real connection.
-    A listener's Python side effects may then run twice: once here, once on the engine."""
-    from sqlalchemy import create_mock_engine
-    from sqlalchemy.sql.ddl import ExecutableDDLElement
+    create_all on an engine; `dialects/ddl.py`); None when that fails, e.g. a DDL listener needs a
+    real connection. A listener's Python side effects may then run twice: once here, once on the engine."""
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-    statements: list[str] = []
+    from ..ddl import compiled_create_all
 
-    def executor(sql, parameters=None, *_):
-        if not isinstance(sql, ExecutableDDLElement) or parameters:
-            raise _NeedsEngine
-        statements.append(str(sql.compile(dialect=engine.dialect)))
-
-    engine = create_mock_engine("sqlite://", executor)
-    try:
-        metadata.create_all(engine, checkfirst=False)
-    except Exception:  # noqa: BLE001 - _NeedsEngine, or a listener using what a mock lacks (inspect(),
-        return None   # exec_driver_sql); the engine path reports genuine model errors
-    return statements
+    return compiled_create_all(metadata, SQLiteDialect_pysqlite())
