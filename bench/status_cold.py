@@ -9,7 +9,7 @@ Every contender is a fresh `python` process timed from spawn to exit (wall time)
 with a rotating order after an untimed warm-up round; medians are compared. The database is up to
 date with the models (created by `create_all`), so status reports nothing to do and Alembic finds
 no difference worth a migration. `--app` adds an application's models (any importable `module:attr`;
-SQLite only, its tables created from the models). `--rss-tables` measures peak RSS (ru_maxrss, see
+SQLite only, its tables created by `migration-mcp migrate`). `--rss-tables` measures peak RSS (ru_maxrss, see
 `common.spawn`) of warm and cold status and of the models-only process on a SQLite database of that
 many generated tables. Servers come from MIGRATION_TEST_POSTGRES_URL / MIGRATION_TEST_MYSQL_URL
 (defaults: the local ones); each run creates and drops its own databases.
@@ -23,8 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import (Contender, base_parser, child_env, fmt_ratio, fmt_s, print_ratios, print_table, ratio, ratio_entry,
-                          run_rounds, spawn, summary, workdir, write_results)
+from bench.common import (Contender, base_parser, child_env, fmt_ratio, fmt_s, have_alembic, print_ratios, print_table, ratio,
+                          ratio_entry, run_rounds, spawn, summary, workdir, write_results)
 from bench.gen import write_wide_models
 
 NAME = "status_cold"
@@ -95,9 +95,10 @@ def measure_db(label: str, url: str, spec: str, tmp: Path, args) -> dict:
         Contender("status warm", lambda _: spawn(_status_cmd(url, spec), env=env_warm), check=_check_status),
         Contender("status cold", cold_run, setup=cold_setup, teardown=lambda d: shutil.rmtree(d, ignore_errors=True),
                   check=_check_status),
-        Contender("alembic compare_metadata", lambda _: spawn([sys.executable, "-c", ALEMBIC, spec, url])),
         Contender("import models only", lambda _: spawn([sys.executable, "-c", IMPORT_MODELS, spec])),
     ]
+    if have_alembic():
+        contenders.insert(2, Contender("alembic compare_metadata", lambda _: spawn([sys.executable, "-c", ALEMBIC, spec, url])))
     if args.baseline:  # the same CLI from another checkout (e.g. main before this change), first on PYTHONPATH
         env_base = child_env(MIGRATION_DATA_DIR=str(tmp / "data-baseline"), MIGRATION_BACKUP_DIR=str(tmp / "backups"),
                              PYTHONPATH=str(Path(args.baseline).resolve()), MIGRATION_TARGET_CACHE="off")
@@ -116,7 +117,7 @@ def _ratios(label: str, res: dict, *, goals: dict[str, float]) -> dict:
                                  ("alembic compare_metadata", "import models only", None),
                                  ("status baseline", "alembic compare_metadata", None),
                                  ("status baseline", "import models only", None)):
-        if name not in med:
+        if name not in med or base not in med:
             continue
         out[f"{label}: {name} / {base}"] = ratio_entry(ratio(med[name], med[base]), numerator=name, baseline=base,
                                                        goal=goals.get(goal_key) if goal_key else None)
@@ -174,7 +175,10 @@ def main(argv: list[str] | None = None) -> dict:
         for app in args.app:
             label = f"{app.split(':')[0].split('.')[0]} (SQLite)"
             url = f"sqlite:///{tmp / (label.split()[0] + '.db')}"
-            spawn([sys.executable, "-c", CREATE, app, url])
+            # Created by migrate: an application's models need not survive a bare create_all (Prefect 3 declares
+            # one index twice, which migrate creates once).
+            spawn([CLI, "--database-url", url, "--models", app, "migrate", "--no-backup"],
+                  env=child_env(MIGRATION_DATA_DIR=str(tmp / "data-create")))
             results[label] = measure_db(label.split()[0], url, app, tmp, args)
             ratios.update(_ratios(label, results[label], goals={"warm_alembic": 0.8, "cold_alembic": 0.8}))
         rss = None
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
                     goal=1.3 if name == "status warm" else None)
     rows = []
     for label, res in results.items():
-        base = res["alembic compare_metadata"]["median_s"]
+        base = res.get("alembic compare_metadata", {}).get("median_s")
         for name, s in res.items():
             rows.append([label, name, fmt_s(s["median_s"]), fmt_s(s["min_s"]), fmt_s(s["max_s"]), fmt_ratio(ratio(s["median_s"], base))])
     print_table(["database", "process", "median", "min", "max", "/ alembic"], rows, title=f"{NAME}: whole processes, median of {args.repeat}")

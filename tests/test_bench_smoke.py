@@ -25,6 +25,7 @@ TINY = {
     "backup_throughput": ["--size-mb", "1"],
     "memory": ["--rows-small", "100", "--rows", "300", "--tables", "4"],
     "cli_help": [],
+    "status_cold": ["--tables", "4", "--dbs", "sqlite", "--rss-tables", "6"],
 }
 # Ratios whose baseline is Alembic: null when it is not installed.
 NEEDS_ALEMBIC = {"check_status cold / alembic", "check_status warm / alembic", "alembic / floor", "migrate / alembic batch",
