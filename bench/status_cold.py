@@ -99,16 +99,24 @@ def measure_db(label: str, url: str, spec: str, tmp: Path, args) -> dict:
     ]
     if have_alembic():
         contenders.insert(2, Contender("alembic compare_metadata", lambda _: spawn([sys.executable, "-c", ALEMBIC, spec, url])))
+    notes = []
     if args.baseline:  # the same CLI from another checkout (e.g. main before this change), first on PYTHONPATH
         env_base = child_env(MIGRATION_DATA_DIR=str(tmp / "data-baseline"), MIGRATION_BACKUP_DIR=str(tmp / "backups"),
                              PYTHONPATH=str(Path(args.baseline).resolve()), MIGRATION_TARGET_CACHE="off")
-        contenders.append(Contender("status baseline", lambda _: spawn(_status_cmd(url, spec), env=env_base), check=_check_status))
+        tried = spawn(_status_cmd(url, spec), env=env_base, check=False)
+        if tried.returncode == 0:
+            contenders.append(Contender("status baseline", lambda _: spawn(_status_cmd(url, spec), env=env_base), check=_check_status))
+        else:
+            notes.append(f"status baseline fails here (exit {tried.returncode}): {tried.stderr.strip().splitlines()[-1][:300]}")
     samples = run_rounds(contenders, args.repeat, warmup=args.warmup, label=label)
-    return {name: summary(s) for name, s in samples.items()}
+    out = {name: summary(s) for name, s in samples.items()}
+    if notes:
+        out["notes"] = notes
+    return out
 
 
 def _ratios(label: str, res: dict, *, goals: dict[str, float]) -> dict:
-    med = {k: v["median_s"] for k, v in res.items()}
+    med = {k: v["median_s"] for k, v in res.items() if k != "notes"}
     out = {}
     for name, base, goal_key in (("status warm", "alembic compare_metadata", "warm_alembic"),
                                  ("status cold", "alembic compare_metadata", "cold_alembic"),
@@ -172,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
                     project.drop()
             goals = dict(goals_schema, **({"warm_models": 1.15} if kind == "sqlite" else {}))
             ratios.update(_ratios(label, results[label], goals=goals))
+            write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})  # kept if a later part fails
         for app in args.app:
             label = f"{app.split(':')[0].split('.')[0]} (SQLite)"
             url = f"sqlite:///{tmp / (label.split()[0] + '.db')}"
@@ -181,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
                   env=child_env(MIGRATION_DATA_DIR=str(tmp / "data-create")))
             results[label] = measure_db(label.split()[0], url, app, tmp, args)
             ratios.update(_ratios(label, results[label], goals={"warm_alembic": 0.8, "cold_alembic": 0.8}))
+            write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})
         rss = None
         if args.rss_tables:
             rss = measure_rss(args.rss_tables, tmp, max(1, min(args.repeat, 3)))
@@ -192,12 +202,17 @@ def main(argv: list[str] | None = None) -> dict:
     for label, res in results.items():
         base = res.get("alembic compare_metadata", {}).get("median_s")
         for name, s in res.items():
+            if name == "notes":
+                continue
             rows.append([label, name, fmt_s(s["median_s"]), fmt_s(s["min_s"]), fmt_s(s["max_s"]), fmt_ratio(ratio(s["median_s"], base))])
     print_table(["database", "process", "median", "min", "max", "/ alembic"], rows, title=f"{NAME}: whole processes, median of {args.repeat}")
     if rss:
         print_table(["process", "peak RSS MB"], [[k, f"{v / 1024:.1f}"] for k, v in rss.items()],
                     title=f"peak RSS, SQLite, {args.rss_tables} tables (median)")
     print_ratios(ratios)
+    for label, res in results.items():
+        for note in res.get("notes", []):
+            print(f"note ({label}): {note}")
     payload = {"results": results, "rss_kb": rss, "ratios": ratios}
     write_results(NAME, args, payload)
     return payload
