@@ -352,3 +352,50 @@ def test_fingerprint_does_not_change_once_the_models_are_compiled():
             for ix in t.indexes:
                 str(CreateIndex(ix).compile(dialect=dialect))
         assert metadata_fingerprint(md, dialect) == before
+
+
+# -- the batched scratch creation on a server (dialects/server/batch.py) --------------------------
+
+from servers import server  # noqa: E402,F401 - fixture
+
+
+def test_a_model_the_server_refuses_names_its_own_error_and_leaves_the_scratch_clean(server, data_dir):  # noqa: F811
+    """The script fails at its third table; the models are then created one statement at a time, so the
+    error is that statement's own, and the connection and scratch place are left usable."""
+    from migration_core.errors import ConfigurationError
+
+    bad = BODY + 'broken = Table("broken", metadata, Column("id", Integer, primary_key=True), Column("v", Integer, server_default=text("no_such_fn()")))\n'
+    with pytest.raises(ConfigurationError, match="the models cannot be created on .*no_such_fn"):
+        AutoMigrationSystem(server.settings(server.models(bad))).check_migration_status()
+    assert _files(data_dir) == []  # nothing stored for models that cannot be created
+    status = AutoMigrationSystem(server.settings(server.models(BODY))).check_migration_status()
+    assert [c.kind for c in status.changes] == ["add_table", "add_table"]
+    if server.kind == "mysql":
+        leftovers = server.sql("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '\\_mig\\_scratch\\_%%' "
+                               "AND IS_FREE_LOCK(schema_name) = 0")
+        assert leftovers == []
+
+
+def test_batched_target_equals_one_statement_at_a_time(server, monkeypatch):  # noqa: F811
+    """The script and create_all give the same normalized target (the scratch names in stored index
+    text aside, which nothing compares)."""
+    from dataclasses import replace
+
+    import migration_core.dialects.mysql.dialect as my_dialect
+    import migration_core.dialects.postgresql.dialect as pg_dialect
+
+    body = BODY + """
+Table("kinds", metadata, Column("id", Integer, primary_key=True), Column("k", Enum("a", "b", name="kind_e"), nullable=False),
+      Column("pct", Numeric(5, 2), CheckConstraint("pct >= 0 AND pct <= 100")), Column("label", String(30), unique=True))
+"""
+    monkeypatch.setenv("MIGRATION_TARGET_CACHE", "off")
+    system = AutoMigrationSystem(server.settings(server.models(body)))
+    metadata = system.comparator.metadata()
+    batched = system.dialect.normalize_target(metadata)
+    for module in (pg_dialect, my_dialect):
+        monkeypatch.setattr(module, "compiled_ddl", lambda *a: None)
+    single = system.dialect.normalize_target(metadata)
+
+    def plain(snap):
+        return {n: replace(t, indexes=tuple(replace(i, sql="") for i in t.indexes)) for n, t in snap.tables.items()}
+    assert plain(batched) == plain(single) and batched.enums == single.enums
