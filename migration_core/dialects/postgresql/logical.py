@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...errors import BackupError
+from ...errors import BackupError, RestoreRefused
 from ..server.backup import ServerBackupEngine
 from ..server.connection import message
 from .catalog import quote_ident as q
 from .objects import all_kept, clear_schema_sql, drop_statement, functions, read_objects, table_grants
+from .outside import guard_sql, make_again_sql, read_outside, set_aside_sql
 from .tabledef import read_schema
 
 FORMAT = "migration-mcp-postgresql-logical-dump"
@@ -92,6 +93,9 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             conn.execute("BEGIN")
             try:
                 schema = self._schema()
+                aside = read_outside(conn, schema)  # other schemas' objects that the emptying would drop
+                for stmt in (*set_aside_sql(aside), guard_sql(schema)):
+                    conn.execute(stmt)
                 _session(conn, schema)
                 conn.execute(clear_schema_sql(schema))  # the schema, its owner and privileges stay
                 for stmt in raw["types"]:
@@ -113,9 +117,14 @@ class PgLogicalBackupEngine(ServerBackupEngine):
                 for stmt in objects:  # after the rows: materialized views fill, triggers fire for none of them
                     if stmt not in funcs:
                         conn.execute(stmt)
+                conn.execute("SET LOCAL search_path TO pg_catalog")  # as they were read: every name qualified
+                for stmt in make_again_sql(aside):
+                    conn.execute(stmt)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 conn.execute("ROLLBACK")
+                if isinstance(exc, RestoreRefused):
+                    raise
                 raise BackupError(f"restore failed and was rolled back: {message(exc)}") from None
         finally:
             conn.close()
