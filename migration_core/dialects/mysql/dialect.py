@@ -31,7 +31,7 @@ from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .definers import check_definers, definers
-from .dump import take_dump
+from .dump import RunStep, take_dump
 from .lock import MysqlNamedLock, lock_name
 from .objects import MysqlKeptRules, broken_views
 from .planner import MysqlPlanner
@@ -59,18 +59,14 @@ HISTORY_FLAVOR = HistoryFlavor(
 )
 
 
-def _reverses(plan: Plan, done: int) -> list[str]:
-    """The reverses of the steps whose statements all committed, latest first (the run's undo where it
-    can be undone in place)."""
-    out: list[str] = []
-    n = 0
-    for step in plan.steps:
-        n += len(step.statements)
-        if n > done:
-            break
-        if step.reverse:
-            out = [*step.reverse, *out]
-    return out
+def _run_steps(plan: Plan) -> tuple[RunStep, ...]:
+    """The plan's steps with their reverses, kept in the run's dump so that a restore (after a kill -9
+    too) undoes the committed ones in place (undo.py)."""
+    return tuple(RunStep(st.description, tuple(st.statements), None if st.reverse is None else tuple(st.reverse), st.table)
+                 for st in plan.steps)
+
+
+_LOST = {2006, 2013, 2055}  # CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED: the server may have run it
 
 
 _STATEMENT_TIMEOUT = 1969  # ER_STATEMENT_TIMEOUT: "Query execution was interrupted (max_statement_time exceeded)"
@@ -237,7 +233,8 @@ class MysqlDialect(ServerDialect):
             try:
                 conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                 try:
-                    dump = take_dump(conn, schema, list(plan.tables), path, self._kept_statements(conn, plan.kept))
+                    dump = take_dump(conn, schema, list(plan.tables), path, self._kept_statements(conn, plan.kept),
+                                     _run_steps(plan))
                 finally:
                     conn.execute("COMMIT")
                 path.chmod(0o600)
@@ -290,20 +287,24 @@ class MysqlDialect(ServerDialect):
                     cause = str(exc).removesuffix("; rolled back, nothing changed")
                 else:
                     cause = f"unexpected {exc.__class__.__name__}: {exc}"
+                # Did the statement in flight take effect? Not when the server refused it; perhaps when the client gave up.
+                maybe = isinstance(exc, Interrupted) or (isinstance(exc, DBAPIError) and errno(exc) in _LOST)
                 with signals_deferred() as later:
                     try:
-                        restore_run(lambda: self.connect(write=True), schema, dump, statements, _reverses(plan, done))
+                        report = restore_run(lambda: self.connect(write=True), schema, dump, statements, done,
+                                             in_flight_maybe=maybe)
                     except BaseException as restore_exc:  # noqa: BLE001
                         raise MigrationError(
                             f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the "
-                            f"automatic restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; "
+                            f"automatic undo of the run on {', '.join(dump.table_names()) or 'its new tables'} FAILED: {restore_exc}; "
                             f"the dump of those tables is kept at {path}; the next migrate, rollback or server start tries "
                             "the restore again, and `migration-mcp rollback` restores the pre-migration backup") from None
                 path.unlink(missing_ok=True)
-                undone = (f"{cause}; {done} statement(s) had committed and were undone: tables "
-                          f"{', '.join(dump.table_names()) or '(none existed)'} restored on a fresh connection from the dump "
-                          "taken before the first statement and verified (definitions and CHECKSUM TABLE match); "
-                          "rolled back, nothing changed")
+                verified = "definitions" + (", and CHECKSUM TABLE of the reloaded tables," if report.reloaded else "")
+                undone = (f"{cause}; {done} statement(s) had committed and were undone on a fresh connection: "
+                          f"{report.sentence()}; verified ({verified} as before the run); "
+                          + ("rolled back: the run's changes are undone, the reloaded tables' later rows as said"
+                             if report.reloaded else "rolled back, nothing changed"))
                 signum = exc.signum if isinstance(exc, Interrupted) else (later[0] if later else None)
                 if signum is not None:
                     raise MigrationInterrupted(undone, signum) from None
