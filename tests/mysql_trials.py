@@ -139,7 +139,7 @@ class Trials:
         finished = " applied " in err  # the signal came after the plan, when Python's own handler is back
         if fault != "kill9" and proc.returncode != 0 and not finished:
             assert proc.returncode in (1, 130, 143), (where, proc.returncode, err)
-            assert "nothing changed" in err and "restored" in err, (where, err)  # it says what state the database is in
+            assert "rolled back" in err and ("undone" in err or "restored" in err), (where, err)  # it says what state the database is in
         before_next = self.state(p)
         if fault != "kill9":  # the process put it right itself
             assert before_next in ("old", "new"), (where, before_next, err)

@@ -301,8 +301,9 @@ class MysqlDialect(ServerDialect):
                             "the restore again, and `migration-mcp rollback` restores the pre-migration backup") from None
                 path.unlink(missing_ok=True)
                 verified = "definitions" + (", and CHECKSUM TABLE of the reloaded tables," if report.reloaded else "")
-                undone = (f"{cause}; {done} statement(s) had committed and were undone on a fresh connection: "
-                          f"{report.sentence()}; verified ({verified} as before the run); "
+                undone = (f"{cause}; " + (f"{done} statement(s) had committed and were undone on a fresh connection: "
+                                          if done or report.changed_anything else "no statement had committed: ")
+                          + f"{report.sentence()}; verified ({verified} as before the run); "
                           + ("rolled back: the run's changes are undone, the reloaded tables' later rows as said"
                              if report.reloaded else "rolled back, nothing changed"))
                 signum = exc.signum if isinstance(exc, Interrupted) else (later[0] if later else None)

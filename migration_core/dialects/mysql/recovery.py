@@ -154,6 +154,7 @@ def restore_run(connect, schema: str, dump: Dump, statements: list[str], done: i
             report, need = RestoreReport(legacy=True), {t.name.lower() for t in dump.tables}
         report.dropped = _created(conn, schema, dump)
         report.reloaded = restore_dump(conn, schema, dump, drop=report.dropped, keep_unchanged=True, force=need)
+        report.remade = [key for key, _stmts in dump.objects]
         reloaded = {t.lower() for t in report.reloaded}
         report.undone = [u for u in report.undone if u.split(" (", 1)[0].lower() not in reloaded]
         report.took_added = [u for u in report.took_added if u in report.undone]

@@ -28,6 +28,7 @@ class RestoreReport:
     dropped: list[str] = field(default_factory=list)     # tables the run had created
     legacy: bool = False  # a dump without the run's steps (an older version's): every table it holds was reloaded
     took_added: list[str] = field(default_factory=list)  # undone steps whose reverse drops what the run added
+    remade: list[str] = field(default_factory=list)      # views and triggers the run set aside, made again from the dump
 
     @property
     def changed_anything(self) -> bool:
@@ -37,6 +38,8 @@ class RestoreReport:
         parts = []
         if self.undone:
             parts.append(f"undone in place by their reverse statements, rows written meanwhile kept: {'; '.join(self.undone)}")
+        if self.remade:
+            parts.append(f"made again as they were: {', '.join(self.remade)}")
         if self.dropped:
             parts.append(f"tables it had created dropped: {', '.join(self.dropped)}")
         if self.reloaded:
