@@ -13,6 +13,7 @@ from .errors import MigrationError, RecoveryError, RestoreRefused, SafetyRefusal
 from .history import MigrationHistoryManager, new_migration_id, now_iso, progress_of
 from .plan import Plan
 from .results import BackupInfo, HistoryEntry, MigrateResult, RollbackResult
+from .rowcount import live_row_counts, row_changes
 from .settings import MigrationSettings
 
 log = logging.getLogger("migration_core")
@@ -261,6 +262,7 @@ class MigrationManager:
                 if progress:
                     progress(1, 3, f"restoring backup {backup_id}")
                 rollback_id = new_migration_id()
+                rows_before = live_row_counts(self.dialect)
                 try:
                     self._restore_or_undo(backup_id, safety.id)
                 except MigrationError as exc:
@@ -271,8 +273,14 @@ class MigrationManager:
                 if progress:
                     progress(3, 3, "rollback complete")
                 log.info("rolled back to backup %s (safety backup %s)", backup_id, safety.id)
+                tables = row_changes(rows_before, live_row_counts(self.dialect))
+                notes = self.backups.last_restore
+                lost = [f"{-t.change} row(s) of {t.table}" + (" (the table is not in the backup: dropped)" if t.note.startswith("not in")
+                                                             else " (net)") for t in tables if t.change and t.change < 0]
                 return RollbackResult(success=True, backup_id=backup_id, migration_id=entry.id if entry else None,
-                                      safety_backup_id=safety.id)
+                                      safety_backup_id=safety.id, tables=tables,
+                                      kept=[f"the migration history ({len(rows)} entries)", *notes["kept"]],
+                                      lost=[*lost, *notes["lost"]])
             finally:
                 conn.close()
 

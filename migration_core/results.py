@@ -64,6 +64,9 @@ class RollbackResult(BaseModel):
     migration_id: str | None = Field(default=None, description="The migration that was undone.")
     safety_backup_id: str | None = Field(default=None, description="Backup of the state just before the rollback, so it can be undone too.")
     error: str | None = None
+    tables: list["TableRows"] = Field(default_factory=list, description="Each table's rows before and after the restore, counted.")
+    kept: list[str] = Field(default_factory=list, description="What the restore kept as it was (the history, objects of other schemas set aside and made again, objects the backup could not save).")
+    lost: list[str] = Field(default_factory=list, description="What the restore took away (rows, tables and objects made after the backup); all of it is in the safety backup.")
 
 
 class TableRows(BaseModel):
@@ -148,3 +151,4 @@ class HistoryStatistics(BaseModel):
 StatusResult.model_rebuild()
 PreviewResult.model_rebuild()
 RollbackPreview.model_rebuild()
+RollbackResult.model_rebuild()

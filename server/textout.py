@@ -177,7 +177,17 @@ def rollback_preview_text(p: RollbackPreview) -> str:
 
 def rollback_text(r: RollbackResult) -> str:
     undid = f" (undid migration {r.migration_id})" if r.migration_id else ""
-    return (f"rolled back to backup {r.backup_id}{undid}\n"
+    lines = [f"rolled back to backup {r.backup_id}{undid}"]
+    changed = [t for t in r.tables if t.change]
+    if changed:
+        lines.append("rows:     " + "; ".join(f"{t.table} {t.rows_now if t.rows_now is not None else 'absent'} -> "
+                                             + ("dropped" if t.note.startswith("not in") else str(t.rows_after))
+                                             for t in changed))
+    if r.kept:
+        lines.append("kept:     " + "; ".join(r.kept))
+    lines.append("lost:     " + ("; ".join(r.lost) if r.lost else "no table has fewer rows and no object was dropped")
+                 + "; rows changed after the backup have the backup's values again")
+    return ("\n".join(lines) + "\n"
             f"the state before the rollback was saved as backup {r.safety_backup_id}; "
             f"to go back to it: migration-mcp rollback --backup-id {r.safety_backup_id}")
 

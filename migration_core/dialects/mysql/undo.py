@@ -83,6 +83,8 @@ def undo_in_place(conn, dump: Dump, done: int, *, in_flight_maybe: bool) -> tupl
     need_dump: set[str] = set()
     if flight is not None and (in_flight_maybe and not whole):
         need_dump.add((flight.table or "").lower() or "*")  # part of a multi-statement step may have run
+    if flight is not None and flight.reverse is None and flight.table:  # shown only if its table had to be reloaded
+        report.why_reloaded[flight.table] = f"step '{flight.description}', running when the run stopped, took effect and has no reverse"
     todo = [(st, False) for st in committed]
     if flight is not None and in_flight_maybe and whole and flight.reverse:
         todo.append((flight, True))

@@ -84,6 +84,7 @@ class PgDumpBackupEngine(ToolBackupEngine):
         finally:
             Path(fh.name).unlink(missing_ok=True)
         aside = self._outside(schema)  # other schemas' objects that the emptying would drop: set aside, made again
+        self.restore_notes = [f"{o.description}: of another schema, set aside and made again" for o in aside]
         prefix = "".join(f"{s};\n" for s in ("SET client_min_messages = warning", *set_aside_sql(aside), guard_sql(schema),
                                              clear_schema_sql(schema))).encode()
         suffix = "".join(f"{s};\n" for s in make_again_sql(aside)).encode()

@@ -94,6 +94,7 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             try:
                 schema = self._schema()
                 aside = read_outside(conn, schema)  # other schemas' objects that the emptying would drop
+                self.restore_notes = [f"{o.description}: of another schema, set aside and made again" for o in aside]
                 for stmt in (*set_aside_sql(aside), guard_sql(schema)):
                     conn.execute(stmt)
                 _session(conn, schema)
