@@ -325,6 +325,7 @@ def clear_schema_sql(schema: str) -> str:
     lit = _lit(schema)
     not_extension = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cls}'::regclass AND d.objid = {oid} "
                      "AND d.deptype = 'e')")
+    not_internal = not_extension.replace("'e'", "'i'")
     return f"""DO $mig$
 DECLARE r record;
 BEGIN
@@ -341,12 +342,14 @@ BEGIN
                   ELSE 'FUNCTION' END, p.oid::regprocedure) AS sql
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = {lit} AND {not_extension.format(cls='pg_proc', oid='p.oid')}
+             AND {not_internal.format(cls='pg_proc', oid='p.oid')}  -- a range type's constructors go with it
   LOOP EXECUTE r.sql; END LOOP;
   FOR r IN SELECT format('DROP TYPE IF EXISTS %s CASCADE', t.oid::regtype) AS sql
            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
            WHERE n.nspname = {lit} AND t.typtype IN ('e', 'd', 'r', 'm', 'c')
              AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
              AND {not_extension.format(cls='pg_type', oid='t.oid')}
+             AND {not_internal.format(cls='pg_type', oid='t.oid')}  -- a multirange goes with its range
   LOOP EXECUTE r.sql; END LOOP;
 END $mig$"""
 
