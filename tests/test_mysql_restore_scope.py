@@ -178,5 +178,8 @@ def test_a_step_without_reverse_falls_back_to_the_dump_and_names_what_it_replace
     assert my.sql("SELECT count(*) FROM audit") == [(0,)]
     assert re.search(r"restored from the dump taken before the run: t1 \[t1: step '[^']*drop column t1\.old' has no reverse\]",
                      message), message
-    assert "rows other sessions wrote to it after that dump were replaced by the dump's" in message, message
+    assert "rows other sessions wrote to it after that dump were replaced by the dump's (the state found was saved as backup " \
+        in message, message
+    saved = re.search(r"the state found was saved as backup (\S+)\)", message)[1]
+    assert (my.backups / f"{saved}.json").exists()  # row 3 is in it
     assert "nothing lost" not in message and "no row lost" not in message and "nothing changed" not in message, message

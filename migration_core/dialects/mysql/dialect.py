@@ -36,7 +36,8 @@ from .lock import MysqlNamedLock, lock_name
 from .objects import MysqlKeptRules, broken_views
 from .planner import MysqlPlanner
 from .proof import MysqlShadow
-from .recovery import Interrupted, dump_path, fsync_file, recover_runs, restore_run, signals_deferred, signals_interrupt
+from .recovery import (Interrupted, dump_path, fsync_file, recover_runs, restore_run, save_found_state, signals_deferred,
+                       signals_interrupt)
 from .scratch import scratch_database
 
 HISTORY_FLAVOR = HistoryFlavor(
@@ -292,7 +293,7 @@ class MysqlDialect(ServerDialect):
                 with signals_deferred() as later:
                     try:
                         report = restore_run(lambda: self.connect(write=True), schema, dump, statements, done,
-                                             in_flight_maybe=maybe)
+                                             in_flight_maybe=maybe, save_state=lambda: save_found_state(self, run_id))
                     except BaseException as restore_exc:  # noqa: BLE001
                         raise MigrationError(
                             f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the "

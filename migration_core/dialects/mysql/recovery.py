@@ -32,7 +32,7 @@ from pathlib import Path
 from ...errors import BackupError, MigrationError, RecoveryError
 from ...history import progress_of
 from .catalog import quote_ident
-from .dump import AUTO_INCREMENT, Dump, list_tables, read_dump, restore_dump, run_created
+from .dump import AUTO_INCREMENT, Dump, list_tables, read_dump, restore_dump, run_created, unchanged_tables
 from .undo import RestoreReport, undo_in_place
 from .scratch import remove_orphan_scratch_databases
 
@@ -139,12 +139,13 @@ def differences(conn, schema: str, dump: Dump) -> list[str]:
 
 
 def restore_run(connect, schema: str, dump: Dump, statements: list[str], done: int, *,
-                in_flight_maybe: bool) -> RestoreReport:
+                in_flight_maybe: bool, save_state=None) -> RestoreReport:
     """On a fresh connection (the run's own may be lost): stop the run's statements still executing,
     undo the `done` committed statements' steps in place by their reverses (`undo.py`: rows other
     sessions wrote meanwhile stay), reload from the dump only the tables that could not be put back so,
     drop the tables the run created (never those other sessions made), and verify (checksums of the
-    reloaded tables, then definitions). Returns what was done, for a truthful message."""
+    reloaded tables, then definitions). `save_state()`, called only when a table must be reloaded, backs
+    up the state found first and returns the backup's id. Returns what was done, for a truthful message."""
     conn = connect()
     try:
         stop_run_statements(conn, schema, statements)
@@ -153,6 +154,13 @@ def restore_run(connect, schema: str, dump: Dump, statements: list[str], done: i
         else:  # an older version's dump: it holds no reverses
             report, need = RestoreReport(legacy=True), {t.name.lower() for t in dump.tables}
         report.dropped = _created(conn, schema, dump)
+        forced = {n.lower() for n in need}
+        if save_state is not None and any(t.name not in unchanged_tables(conn, schema, dump) or t.name.lower() in forced
+                                          for t in dump.tables):
+            try:
+                report.saved_as = save_state()  # rows other sessions wrote to the tables about to be reloaded stay in it
+            except Exception as exc:  # noqa: BLE001 - the undo matters more; the message says the rows are not saved
+                report.save_failed = str(exc)
         report.reloaded = restore_dump(conn, schema, dump, drop=report.dropped, keep_unchanged=True, force=need)
         report.remade = [key for key, _stmts in dump.objects]
         reloaded = {t.lower() for t in report.reloaded}
@@ -217,7 +225,7 @@ def _recover_one(dialect, conn, history, entry, path: Path) -> str:
         note = f"interrupted{where}; no statement had taken effect (definitions as dumped), so nothing needed undoing"
     else:
         try:
-            safety = _save_current_state(dialect, entry.id)
+            safety = save_found_state(dialect, entry.id, "pre-recovery")
             # The statement after the last recorded one may have committed too: the server may finish a dead client's ALTER.
             report = restore_run(lambda: dialect.connect(write=True), schema, dump, entry.statements, done, in_flight_maybe=True)
         except MigrationError as exc:
@@ -229,14 +237,15 @@ def _recover_one(dialect, conn, history, entry, path: Path) -> str:
             raise RecoveryError(msg, entry.id, entry.backup_id) from None
         note = (f"interrupted{where}; recovered: {report.sentence(saved_as=safety)}; verified (definitions"
                 f"{', and CHECKSUM TABLE of the reloaded tables' if report.reloaded else ''}): the tables the run touched are "
-                f"as they were before the migration; the state found was saved as backup {safety}")
+                f"as they were before the migration"
+                + ("" if report.reloaded else f"; the state found was saved as backup {safety}"))
     history.close_run(conn, entry.id, "failed", prefix + note)
     path.unlink(missing_ok=True)
     return f"migration {entry.id} {note}"
 
 
-def _save_current_state(dialect, run_id: str) -> str:
-    """Back up the half-migrated state before replacing it: rows written since the run died live in it."""
+def save_found_state(dialect, run_id: str | None, reason: str = "pre-restore") -> str:
+    """Back up the half-migrated state before replacing it: rows written since the run began live in it."""
     from ...backup import BackupManager
 
-    return BackupManager(dialect.settings, dialect.backup_engine()).create_backup("pre-recovery", migration_id=run_id).id
+    return BackupManager(dialect.settings, dialect.backup_engine()).create_backup(reason, migration_id=run_id).id

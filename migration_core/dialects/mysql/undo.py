@@ -29,12 +29,15 @@ class RestoreReport:
     legacy: bool = False  # a dump without the run's steps (an older version's): every table it holds was reloaded
     took_added: list[str] = field(default_factory=list)  # undone steps whose reverse drops what the run added
     remade: list[str] = field(default_factory=list)      # views and triggers the run set aside, made again from the dump
+    saved_as: str | None = None  # backup of the state found, taken before reloading
+    save_failed: str | None = None  # why that backup could not be taken
 
     @property
     def changed_anything(self) -> bool:
         return bool(self.undone or self.reloaded or self.dropped)
 
     def sentence(self, *, saved_as: str | None = None) -> str:
+        saved_as = saved_as or self.saved_as
         parts = []
         if self.undone:
             parts.append(f"undone in place by their reverse statements, rows written meanwhile kept: {'; '.join(self.undone)}")
@@ -44,7 +47,8 @@ class RestoreReport:
             parts.append(f"tables it had created dropped: {', '.join(self.dropped)}")
         if self.reloaded:
             why = "; ".join(f"{t}: {self.why_reloaded[t]}" for t in self.reloaded if t in self.why_reloaded)
-            kept = (f" (the state found was saved as backup {saved_as})" if saved_as else "")
+            kept = (f" (the state found was saved as backup {saved_as})" if saved_as else
+                    f" (the state found could not be saved first: {self.save_failed})" if self.save_failed else "")
             parts.append(f"restored from the dump taken before the run: {', '.join(self.reloaded)}"
                          + (f" [{why}]" if why else "")
                          + f"; rows other sessions wrote to {'it' if len(self.reloaded) == 1 else 'them'} after that dump "
