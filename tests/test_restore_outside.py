@@ -116,3 +116,18 @@ def test_rollback_refuses_when_an_outside_object_needs_what_the_backup_lacks(pg,
     with pytest.raises(MigrationError, match=r"cannot make constraint child_user_id_fkey on table other\.child .*again"):
         system.rollback_last_migration()
     assert pg.sql("SELECT count(*) FROM other.child") == [(3,)]
+
+
+@pytest.mark.parametrize("engine", ["pg_dump", "builtin"])
+def test_an_outside_object_made_after_the_restore_looked_stops_it(pg, engine, monkeypatch):
+    """The restore reads what to set aside, then empties the schema with CASCADE; an object of another
+    schema made in between must stop it (the check inside its transaction), not be dropped."""
+    from migration_core.dialects.postgresql import backup, logical
+
+    system = _setup(pg, engine)
+    before = _state(pg)
+    monkeypatch.setattr(backup, "read_outside", lambda conn, schema: [])  # as if other.* came after the look
+    monkeypatch.setattr(logical, "read_outside", lambda conn, schema: [])
+    with pytest.raises(MigrationError, match=r"restore refused, nothing was changed: .*view other\.v.* made after the restore looked"):
+        system.rollback_last_migration()
+    assert _state(pg) == before
