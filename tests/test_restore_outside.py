@@ -95,9 +95,13 @@ def test_rollback_refuses_to_lose_a_column_typed_by_the_schema(pg, engine):
     system = _setup(pg, engine)
     pg.sql("CREATE TABLE other.feelings (id int, m public.mood)")
     pg.sql("INSERT INTO other.feelings VALUES (1, 'ok')")
+    pg.sql("CREATE STATISTICS other.users_stats ON id, name FROM public.users")  # CASCADE would drop it too
+    pg.sql("CREATE PUBLICATION users_pub FOR TABLE public.users")
     before, users = _state(pg), pg.sql("SELECT * FROM users ORDER BY id")
-    with pytest.raises(MigrationError, match=r"restore refused, nothing was changed: .*column m of table other\.feelings"):
+    with pytest.raises(MigrationError, match=r"restore refused, nothing was changed: .*column m of table other\.feelings") as exc:
         system.rollback_last_migration()
+    assert "statistics object other.users_stats" in str(exc.value) and "publication of table public.users in publication users_pub" \
+        in str(exc.value), exc.value
     assert _state(pg) == before and pg.sql("SELECT * FROM users ORDER BY id") == users
     assert pg.sql("SELECT m::text FROM other.feelings") == [("ok",)]
 

@@ -28,7 +28,8 @@ _Q_DEPENDENTS = """
 WITH refs(refclassid, refobjid) AS (SELECT * FROM unnest(%(classes)s::oid[], %(oids)s::oid[])),
 deps AS (
   SELECT DISTINCT d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid FROM pg_depend d JOIN refs r USING (refclassid, refobjid)
-  WHERE d.deptype = 'n'),
+  WHERE d.deptype IN ('n', 'a')  -- 'a': a statistics object, a sequence owned by a column, a publication entry
+  ),
 resolved AS (
   SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass THEN 'pg_class'::regclass::oid ELSE d.classid END AS classid,
          CASE WHEN d.classid = 'pg_rewrite'::regclass THEN (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = d.objid)
@@ -183,7 +184,7 @@ def read_outside(conn, schema: str) -> list[SetAside]:
             if nsp == ns or objid is None:
                 continue  # the schema's own: dumped and restored with it
             if kind not in _SETTABLE:
-                refused.append(f"{description} ({kind})")
+                refused.append(description)
                 continue
             key = (classid, objid, 0)
             depth[key] = level  # the longest path: dropped before anything it depends on
@@ -195,7 +196,7 @@ def read_outside(conn, schema: str) -> list[SetAside]:
     if refused:
         raise RestoreRefused(
             f"restore refused, nothing was changed: {len(set(refused))} object(s) of other schemas depend on schema {schema} and "
-            f"cannot be set aside and made again without losing data: {'; '.join(sorted(set(refused)))}. The restore replaces "
+            f"that a restore cannot set aside and make again: {'; '.join(sorted(set(refused)))}. The restore replaces "
             f"everything in {schema}, which would drop them; change or drop them first")
     order = sorted(depth, key=lambda k: (-depth[k], k))
     return [_definition(conn, info[k][0], k[1], info[k][1]) for k in order]
@@ -210,7 +211,7 @@ DECLARE found text;
 BEGIN
   SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO found
   FROM pg_depend d
-  WHERE d.deptype = 'n' AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.refclassid AND e.objid = d.refobjid
+  WHERE d.deptype IN ('n', 'a') AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.refclassid AND e.objid = d.refobjid
                                           AND e.deptype = 'e')
     AND NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_depend e ON e.classid = 'pg_type'::regclass AND e.objid = t.typelem
                     AND e.deptype = 'e' WHERE d.refclassid = 'pg_type'::regclass AND t.oid = d.refobjid) AND (
