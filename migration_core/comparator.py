@@ -11,6 +11,7 @@ from .diff import Diff, RenameHints, diff_snapshots
 from .errors import MigrationError
 from .gcpause import gc_paused
 from .plan import Plan
+from .planid import PlanIdentity, PlanOptions
 from .settings import MigrationSettings
 from .snapshot import SchemaSnapshot
 from .target import load_metadata
@@ -29,6 +30,11 @@ class Comparison:
     @property
     def migration_needed(self) -> bool:
         return not self.diff.empty
+
+    def identity(self, options: PlanOptions) -> PlanIdentity:
+        """The plan id's inputs: both fingerprints, the options and every statement the plan would run."""
+        return PlanIdentity(self.live.fingerprint(), self.target.fingerprint(), options,
+                            tuple(s.rstrip() for s in self.plan.full_sql()) if self.plan is not None and self.migration_needed else ())
 
     def refusals(self, allow_destructive: bool) -> list[str]:
         out = self.assessment.refusals(allow_destructive)

@@ -40,6 +40,23 @@ class StatusResult(BaseModel):
 class PreviewResult(StatusResult):
     sql: list[str] = Field(description="Statements in the order they would run (PRAGMA/BEGIN/COMMIT included).")
     reverse_sql: list[str] = Field(default_factory=list, description="Statements that undo the plan, where every step has a reverse.")
+    plan_id: str = Field(description="SHA-256 over the database's schema fingerprint, the models' fingerprint, the options and the "
+                         "statements. Show the user this plan, then pass plan_id to migrate: it runs only this exact plan, "
+                         "and refuses if the database or the models changed meanwhile.")
+    database_fingerprint: str = Field(description="SHA-256 of the live schema this plan was computed from.")
+    models_fingerprint: str = Field(description="SHA-256 of the models' schema (the target).")
+    options: dict = Field(default_factory=dict, description="The options the plan id covers: renames, fills, using, allow_destructive.")
+
+
+class PlanCheckResult(BaseModel):
+    """`check --plan FILE`: is the checked-in plan still the one migrate would run?"""
+
+    database: str
+    matches: bool = Field(description="True when migrate, with the file's options, would run exactly the file's statements now.")
+    plan_id: str = Field(description="The plan file's id.")
+    plan_id_now: str = Field(description="The id of the plan migrate would run now.")
+    differences: list[str] = Field(default_factory=list, description="What changed since the file was written.")
+    safe_to_apply: bool = Field(description="True when the plan matches and migrate would not refuse it.")
 
 
 class MigrateResult(BaseModel):
@@ -55,6 +72,7 @@ class MigrateResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
     refused: bool = Field(default=False, description="True when refused for safety; the database was not changed.")
+    plan_id: str | None = Field(default=None, description="Id of the plan that ran (or would run, with dry_run); the history records it.")
     planned_statements: int = Field(default=0, description="Statements of the plan, BEGIN, COMMIT and pragmas not counted: what operations_executed is, or will be, when the plan runs.")
 
 
@@ -128,7 +146,10 @@ class HistoryEntry(BaseModel):
     started_at: datetime
     finished_at: datetime | None = None
     duration_ms: float | None = None
-    plan_checksum: str | None = None
+    plan_checksum: str | None = Field(default=None, description="The plan id of the migration that ran (SHA-256 over both "
+                                      "fingerprints, the options and the statements; runs recorded before plan ids hold a "
+                                      "SHA-256 of the statements alone). Same as plan_id.")
+    plan_id: str | None = Field(default=None, description="The plan id of the migration that ran (see preview_diff).")
     backup_id: str | None = None
     error: str | None = None
     statements: list[str] = Field(default_factory=list)

@@ -89,18 +89,42 @@ def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Bas
     """Run the command; (result for --json, text for a person, exit code)."""
     renames = getattr(args, "rename", None) or None
     command = args.command
+    if command == "check" and args.plan:
+        from migration_core import planfile
+
+        result = system.check_plan(planfile.read(args.plan).identity)
+        return result, textout.plan_check_text(result, args.plan), EXIT_OK if result.matches else EXIT_FAILURE
+    if command == "plan":
+        from migration_core import planfile
+
+        preview, text = system.plan_text(renames=renames, allow_destructive=args.allow_destructive or None)
+        if args.out == "-":
+            return {"plan_id": preview.plan_id, "written_to": "-"}, text.rstrip("\n"), EXIT_OK
+        planfile.write(args.out, text)
+        return ({"plan_id": preview.plan_id, "written_to": args.out},
+                f"plan {preview.plan_id} written to {args.out} ({len(preview.changes)} change(s), {len(preview.sql)} statement(s))",
+                EXIT_OK)
     if command in ("status", "check"):
         result = system.check_migration_status(renames=renames)
         check = command == "check" or args.exit_code
         return result, textout.status_text(result), _pending_code(result) if check else EXIT_OK
     if command == "diff":
-        result = system.preview_diff(renames=renames)
-        return result, textout.preview_text(result, args.sql), _pending_code(result) if args.exit_code else EXIT_OK
+        if args.sql:
+            result, text = system.plan_text(renames=renames, allow_destructive=args.allow_destructive or None)
+            return result, text.rstrip("\n"), _pending_code(result) if args.exit_code else EXIT_OK
+        result = system.preview_diff(renames=renames, allow_destructive=args.allow_destructive or None)
+        return result, textout.preview_text(result), _pending_code(result) if args.exit_code else EXIT_OK
     if command == "migrate":
+        reviewed = None
+        if args.plan:
+            from migration_core import planfile
+
+            reviewed = planfile.read(args.plan).identity
         with terminal.progress_bars() as progress:
             result = system.execute_auto_migration(
                 dry_run=args.dry_run or None, allow_destructive=args.allow_destructive or None,
-                create_backup=False if args.no_backup else None, timeout_ms=args.timeout_ms, renames=renames, progress=progress)
+                create_backup=False if args.no_backup else None, timeout_ms=args.timeout_ms, renames=renames, progress=progress,
+                plan_id=args.plan_id, reviewed=reviewed)
         return result, textout.migrate_text(result), EXIT_OK
     if command == "rollback":
         return _rollback(system, args)

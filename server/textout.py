@@ -11,7 +11,7 @@ import textwrap
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from migration_core.results import (BackupListResult, ChangeModel, HealthResult, HistoryEntry, MigrateResult, PreviewResult,
+from migration_core.results import (BackupListResult, ChangeModel, HealthResult, HistoryEntry, MigrateResult, PlanCheckResult, PreviewResult,
                                     RollbackPreview, RollbackResult, StatusResult)
 
 MIN_WRAP = 10
@@ -101,11 +101,22 @@ def status_text(r: StatusResult) -> str:
     return "\n".join(out)
 
 
-def preview_text(r: PreviewResult, sql: bool) -> str:
+def preview_text(r: PreviewResult) -> str:
     text = status_text(r)
-    if sql and r.sql:
-        text += "\n\n-- planned SQL\n" + "\n".join(s.rstrip() + ";" for s in r.sql)
+    if r.migration_needed:
+        text += (f"\n\nplan id: {r.plan_id}\n"
+                 f"apply exactly this plan with: migration-mcp migrate --plan-id {r.plan_id}"
+                 + (" --allow-destructive" if r.options.get("allow_destructive") else "")
+                 + "".join(f" --rename {n}" for n in r.options.get("renames", []))
+                 + "\n(`diff --sql` prints its SQL; `plan --out FILE` writes it for review)")
     return text
+
+
+def plan_check_text(r: PlanCheckResult, path: str) -> str:
+    if r.matches:
+        return f"{path}: plan {r.plan_id} is what migrate would run now" + ("" if r.safe_to_apply else " (but migrate would refuse it)")
+    return (f"{path}: stale: the plan migrate would run now is {r.plan_id_now}, not the file's {r.plan_id}:\n- "
+            + "\n- ".join(r.differences))
 
 
 def migrate_text(r: MigrateResult) -> str:
@@ -117,7 +128,8 @@ def migrate_text(r: MigrateResult) -> str:
         return head + "\n\n" + changes_table(r.changes)
     out = [f"migrated: {len(r.changes)} change(s), {r.operations_executed} statement(s) in {ms(r.execution_time_ms)} ms",
            "", changes_table(r.changes), "",
-           f"migration id: {r.migration_id}", f"backup id:    {r.backup_id or '(none: no backup was taken)'}"]
+           f"migration id: {r.migration_id}", f"backup id:    {r.backup_id or '(none: no backup was taken)'}",
+           f"plan id:      {r.plan_id}"]
     out += [paragraph("warning: ", w) for w in r.warnings]
     return "\n".join(out)
 

@@ -406,5 +406,8 @@ class PostgresPlanner(ServerPlanner):
         return [f"COMMENT ON TABLE {self.q(c.table)} IS {_lit(c.new) if c.new else 'NULL'}"]
 
     def plan_extras(self) -> dict:
-        return {"postamble": tuple(self.postamble), "begin": ("BEGIN", "SET LOCAL lock_timeout = <ddl_lock_timeout_ms>",
-                                                              "SET LOCAL statement_timeout = <remaining time limit>")}
+        # Concrete values, so the printed plan runs as printed; migrate sets statement_timeout again
+        # before each statement, to what is left of its time limit.
+        return {"postamble": tuple(self.postamble),
+                "begin": ("BEGIN", f"SET LOCAL lock_timeout = {int(self.settings.ddl_lock_timeout_ms)}",
+                          f"SET LOCAL statement_timeout = {int(self.settings.max_execution_time_ms)}")}

