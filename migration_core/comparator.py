@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 from .assess import Assessment, assess
 from .diff import Diff, RenameHints, diff_snapshots
 from .errors import MigrationError
+from .fills import parse_specs, resolve
 from .gcpause import gc_paused
 from .plan import Plan
 from .planid import PlanIdentity, PlanOptions
@@ -61,8 +62,11 @@ class SchemaComparator:
             self._target = self.dialect.normalize_target(self.metadata())
         return self._target
 
-    def compare_schemas(self, conn=None, renames: list[str] | None = None) -> Comparison:
+    def compare_schemas(self, conn=None, renames: list[str] | None = None, fills: list[str] | None = None,
+                        using: list[str] | None = None) -> Comparison:
+        """`fills` / `using`: `table.column=EXPR` items (fills.py), checked against the diff before planning."""
         hints = RenameHints.parse([*self.settings.renames, *(renames or [])])
+        specs = [*parse_specs("fill", fills), *parse_specs("using", using)]
         own = conn is None
         if own:
             conn = self.dialect.connect(write=False)
@@ -72,13 +76,15 @@ class SchemaComparator:
                 live = self.dialect.read_live(conn)
                 diff = diff_snapshots(live, target, hints)
                 plan, error = None, None
+                resolved = resolve(specs, diff, live, target, self.dialect.name) if specs else {}
                 if not diff.empty:
                     try:
-                        plan = self.dialect.make_plan(conn, live, target, diff, self.metadata())
+                        plan = (self.dialect.make_plan(conn, live, target, diff, self.metadata(), fills=resolved) if resolved
+                                else self.dialect.make_plan(conn, live, target, diff, self.metadata()))
                     except MigrationError as exc:
                         error = str(exc)
                         plan = getattr(exc, "plan", None)  # a plan that failed its proof is still shown, with why
-                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)
+                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan, resolved)
                 return Comparison(live, target, diff, plan, assessment, error, conn is not None)
         finally:
             if own and conn is not None:

@@ -75,23 +75,26 @@ class MigrationManager:
     def execute_migrations(self, *, dry_run: bool, allow_destructive: bool, create_backup: bool, timeout_ms: int,
                            renames: list[str] | None = None, progress: Progress | None = None,
                            options: PlanOptions | None = None, plan_id: str | None = None,
-                           previewed: PlanIdentity | None = None) -> MigrateResult:
+                           previewed: PlanIdentity | None = None, rehearse: bool = False) -> MigrateResult:
         """`plan_id`: run only the plan with that id (see planid.py), checked under the lock against the plan
         computed there; `previewed` is that plan's identity when known, to say what differs (StalePlan)."""
         started = time.monotonic()
         options = options or PlanOptions.make(renames, allow_destructive=allow_destructive)
         if dry_run:
-            comparison = self.comparator.compare_schemas(renames=renames)
+            comparison = self.comparator.compare_schemas(renames=renames, fills=list(options.fills), using=list(options.using))
             identity = self._check_plan_id(comparison, options, plan_id, previewed)
             self._refuse_if_needed(comparison, allow_destructive)
-            return self._result(comparison, started, allow_destructive, dry_run=True, executed=0, identity=identity)
+            result = self._result(comparison, started, allow_destructive, dry_run=True, executed=0, identity=identity)
+            if rehearse and comparison.migration_needed:
+                result.rehearsal = self._rehearse(comparison, timeout_ms, refuse=False)
+            return result
 
         self.comparator.target_snapshot()  # a models error must not create the database file or take the lock
         with self.dialect.lock(self.settings.lock_timeout_ms).acquire("migrate"):
             conn = self.dialect.connect(write=True)
             try:
                 self.recover(conn, "migrate")
-                comparison = self.comparator.compare_schemas(conn, renames)
+                comparison = self.comparator.compare_schemas(conn, renames, fills=list(options.fills), using=list(options.using))
                 identity = self._check_plan_id(comparison, options, plan_id, previewed)
                 if not comparison.migration_needed:
                     return self._result(comparison, started, allow_destructive, dry_run=False, executed=0, identity=identity)
@@ -99,7 +102,10 @@ class MigrationManager:
                 if problem:
                     raise MigrationError(f"migration refused, nothing was changed: {problem}")
                 self._refuse_if_needed(comparison, allow_destructive)
-                return self._apply(conn, comparison, started, allow_destructive, create_backup, timeout_ms, progress, identity)
+                rehearsal = self._rehearse(comparison, timeout_ms, refuse=True) if rehearse else None
+                result = self._apply(conn, comparison, started, allow_destructive, create_backup, timeout_ms, progress, identity)
+                result.rehearsal = rehearsal
+                return result
             finally:
                 conn.close()
 
@@ -115,6 +121,17 @@ class MigrationManager:
             log.warning("%s: marked %d interrupted migration(s) as failed", purpose, interrupted)
         for name in self.backups.remove_leftovers():
             log.info("%s: removed %s, left by an interrupted backup", purpose, name)
+
+    def _rehearse(self, comparison: Comparison, timeout_ms: int, *, refuse: bool):
+        """The plan on a copy of the data (rehearse.py); with `refuse`, a failed rehearsal stops the migration."""
+        from .rehearse import rehearse
+
+        result = rehearse(self.dialect, comparison, timeout_ms, read_only=self.settings.read_only)
+        if refuse and not result.ran:
+            why = result.error or "; ".join(c for c in result.checks if ": no" in c or "failed" in c)
+            raise SafetyRefusal(f"migration refused, nothing was changed: the rehearsal on a copy of the data failed: {why}",
+                                [f"rehearsal: {why}"])
+        return result
 
     @staticmethod
     def _check_plan_id(comparison: Comparison, options: PlanOptions, plan_id: str | None,
@@ -145,7 +162,8 @@ class MigrationManager:
         try:
             self.history.record_migration_start(
                 conn, migration_id, plan_checksum=identity.plan_id, statements=plan.full_sql(),
-                changes=[c.detail for c in comparison.diff.changes], backup_id=backup_id, started_at=started_at)
+                changes=[c.detail for c in comparison.diff.changes] + [f"fill {f}" for f in identity.options.fills]
+                + [f"using {f}" for f in identity.options.using], backup_id=backup_id, started_at=started_at)
         except Exception as exc:
             if backup_id:  # no history row will ever name it
                 self.backups.delete_backup(backup_id)

@@ -89,40 +89,54 @@ class AutoMigrationSystem:
             fields["warnings"].append("read-only mode: the pending changes are reported, not applied (migrate is refused)")
         return fields
 
-    def check_migration_status(self, *, renames: list[str] | None = None) -> StatusResult:
-        return StatusResult(**self._reported_status(self.comparator.compare_schemas(renames=renames)))
+    def check_migration_status(self, *, renames: list[str] | None = None, fills: list[str] | None = None,
+                               using: list[str] | None = None) -> StatusResult:
+        return StatusResult(**self._reported_status(self.comparator.compare_schemas(renames=renames, fills=fills, using=using)))
 
-    def plan_options(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None) -> PlanOptions:
-        """The options a plan id covers: the configured rename hints with the call's, and allow_destructive."""
+    def plan_options(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None,
+                     fills: list[str] | None = None, using: list[str] | None = None) -> PlanOptions:
+        """The options a plan id covers: the configured rename hints with the call's, the data fills and
+        conversions, and allow_destructive."""
         allow = self.settings.allow_destructive if allow_destructive is None else allow_destructive
-        return PlanOptions.make([*self.settings.renames, *(renames or [])], allow_destructive=allow)
+        return PlanOptions.make([*self.settings.renames, *(renames or [])], fills, using, allow_destructive=allow)
 
-    def preview_diff(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None) -> PreviewResult:
-        """The status plus the SQL and its plan id; `allow_destructive` is part of the id (a plan approved
-        without it is not the plan that drops data)."""
-        comparison = self.comparator.compare_schemas(renames=renames)
+    def preview_diff(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None,
+                     fills: list[str] | None = None, using: list[str] | None = None, rehearse: bool = False) -> PreviewResult:
+        """The status plus the SQL and its plan id; `allow_destructive`, `fills` and `using` are part of the
+        id (a plan approved without them is not the plan that drops or fills data). `fills` / `using`:
+        `table.column=EXPR` items (fills.py); a malformed or unneeded one is a ConfigurationError.
+        `rehearse`: also run the plan on a copy of the data (rehearse.py) and report it."""
+        comparison = self.comparator.compare_schemas(renames=renames, fills=fills, using=using)
         plan = comparison.plan
-        identity = comparison.identity(self.plan_options(renames=renames, allow_destructive=allow_destructive))
+        identity = comparison.identity(self.plan_options(renames=renames, allow_destructive=allow_destructive,
+                                                         fills=fills, using=using))
         self._remember(identity)
         if not self.settings.read_only and comparison.migration_needed:
             save_preview(identity)
         fields = self._reported_status(comparison, identity.options.allow_destructive)
-        return PreviewResult(**fields, sql=plan.full_sql() if plan and comparison.migration_needed else [],
+        rehearsal = None
+        if rehearse and comparison.migration_needed:
+            from .rehearse import rehearse as run_rehearsal
+
+            rehearsal = run_rehearsal(self.dialect, comparison, self.settings.max_execution_time_ms, read_only=self.settings.read_only)
+        return PreviewResult(**fields, rehearsal=rehearsal, sql=plan.full_sql() if plan and comparison.migration_needed else [],
                              reverse_sql=plan.reverse_sql() if plan else [], plan_id=identity.plan_id,
                              database_fingerprint=identity.live_fingerprint, models_fingerprint=identity.target_fingerprint,
                              options=identity.options.as_dict())
 
-    def plan_text(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None) -> tuple[PreviewResult, str]:
+    def plan_text(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None,
+                  fills: list[str] | None = None, using: list[str] | None = None) -> tuple[PreviewResult, str]:
         """(preview, plan file text): the plan as a SQL script that runs as printed, with its review header."""
         from .planfile import render
 
-        preview = self.preview_diff(renames=renames, allow_destructive=allow_destructive)
+        preview = self.preview_diff(renames=renames, allow_destructive=allow_destructive, fills=fills, using=using)
         return preview, render(preview, self.dialect.name)
 
     def check_plan(self, reviewed: PlanIdentity) -> PlanCheckResult:
         """Whether the plan migrate would run now, with the reviewed plan's options, is that plan (CI's
         `check --plan FILE`); changes nothing."""
-        comparison = self.comparator.compare_schemas(renames=list(reviewed.options.renames))
+        comparison = self.comparator.compare_schemas(renames=list(reviewed.options.renames), fills=list(reviewed.options.fills),
+                                                     using=list(reviewed.options.using))
         options = PlanOptions.make([*self.settings.renames, *reviewed.options.renames], reviewed.options.fills,
                                    reviewed.options.using, reviewed.options.allow_destructive)
         now = comparison.identity(options)
@@ -181,7 +195,9 @@ class AutoMigrationSystem:
     def execute_auto_migration(self, *, dry_run: bool | None = None, allow_destructive: bool | None = None,
                                create_backup: bool | None = None, timeout_ms: int | None = None,
                                renames: list[str] | None = None, progress: Progress | None = None,
-                               plan_id: str | None = None, reviewed: PlanIdentity | None = None) -> MigrateResult:
+                               plan_id: str | None = None, reviewed: PlanIdentity | None = None,
+                               fills: list[str] | None = None, using: list[str] | None = None,
+                               rehearse: bool = False) -> MigrateResult:
         """Apply the pending changes. `plan_id` (from preview_diff): apply only that exact plan; a StalePlan
         refusal (exit 3) says what changed when the database, the models or the options differ.
         `reviewed` (a plan file's identity): its options are used and its plan id is required."""
@@ -189,10 +205,11 @@ class AutoMigrationSystem:
         if plan_id is not None:
             plan_id = validate_plan_id(plan_id)
         if reviewed is not None:
-            if renames or allow_destructive is not None or (plan_id and plan_id != reviewed.plan_id):
+            if renames or fills or using or allow_destructive is not None or (plan_id and plan_id != reviewed.plan_id):
                 raise ConfigurationError("a plan file carries its own options and plan id; do not combine it with renames, "
-                                         "allow_destructive or another plan id")
+                                         "fills, using, allow_destructive or another plan id")
             plan_id, renames, allow_destructive = reviewed.plan_id, list(reviewed.options.renames), reviewed.options.allow_destructive
+            fills, using = list(reviewed.options.fills), list(reviewed.options.using)
             self._remember(reviewed)
         if not (s.dry_run if dry_run is None else dry_run):
             self._refuse_if_read_only("migrate")
@@ -204,8 +221,9 @@ class AutoMigrationSystem:
             allow_destructive=allow,
             create_backup=s.auto_backup if create_backup is None else create_backup,
             timeout_ms=s.max_execution_time_ms if timeout_ms is None else timeout_ms,
-            renames=renames, progress=progress, options=self.plan_options(renames=renames, allow_destructive=allow),
-            plan_id=plan_id, previewed=(self._previews.get(plan_id) or load_preview(plan_id)) if plan_id else None,
+            renames=renames, progress=progress,
+            options=self.plan_options(renames=renames, allow_destructive=allow, fills=fills, using=using),
+            rehearse=rehearse, plan_id=plan_id, previewed=(self._previews.get(plan_id) or load_preview(plan_id)) if plan_id else None,
         )
 
     def rollback_target(self, backup_id: str | None = None):

@@ -63,6 +63,30 @@ Renames = Annotated[
 ]
 
 
+Fills = Annotated[
+    list[Annotated[str, Field(min_length=3, max_length=2000)]] | None,
+    Field(
+        max_length=100,
+        description=(
+            "Optional data fills, 'table.column=EXPR' each: the value existing rows get for a new NOT NULL column "
+            "without a default, or for the NULL rows of a column made NOT NULL (only those rows change). EXPR is one SQL "
+            "expression over the row's own columns (no subquery, no other table). Use one only when the user chose the "
+            "value; it is part of the plan id."
+        ),
+    ),
+]
+Using = Annotated[
+    list[Annotated[str, Field(min_length=3, max_length=2000)]] | None,
+    Field(
+        max_length=100,
+        description=(
+            "Optional conversions for type changes, 'table.column=EXPR' each: how each existing value becomes the "
+            "new type (PostgreSQL USING). EXPR is one SQL expression over the row's own columns; part of the plan id."
+        ),
+    ),
+]
+
+
 class ConfirmChange(BaseModel):
     """What the user is asked to tick; flat primitive fields, as elicitation requires. Strict: only a
     real true is consent ("yes" or 1 from a confused client is an answer that does not fit)."""
@@ -138,7 +162,7 @@ def build_server(
 
     # -- read-only tools -------------------------------------------------------------
 
-    async def check_status(renames: Renames = None) -> StatusResult:
+    async def check_status(renames: Renames = None, fills: Fills = None, using: Using = None) -> StatusResult:
         """Compare the configured database with the application's SQLAlchemy models and report whether a migration is needed.
 
         Returns each pending change with its risk (safe, data_dependent, destructive) and whether it
@@ -148,13 +172,19 @@ def build_server(
         database schema or its migrations, and before migrate. The database and the models are
         fixed by the server's configuration; no argument selects them.
         """
-        return await run_core("check_status", system.check_migration_status, renames=renames)
+        return await run_core("check_status", system.check_migration_status, renames=renames, fills=fills, using=using)
 
     async def preview_diff(
         renames: Renames = None,
         allow_destructive: Annotated[
             bool,
             Field(description="Preview the plan as migrate(allow_destructive=true) would run it. It is part of the plan id, so preview with the value you will migrate with."),
+        ] = False,
+        fills: Fills = None,
+        using: Using = None,
+        rehearse: Annotated[
+            bool,
+            Field(description="Also run the plan on a copy of the real data and report what happened (real duration, rows per table before and after, integrity and foreign-key checks, the first error). The live data is not changed, but on PostgreSQL the rehearsal runs in a transaction that is rolled back and holds the plan's locks on the live tables while it runs; on MariaDB it copies the touched tables (refused above 256 MiB)."),
         ] = False,
     ) -> PreviewResult:
         """Show exactly what migrate would do: the check_status report plus the SQL statements it would run, in order, the reverse SQL where every step has one, and the plan's plan_id.
@@ -163,9 +193,14 @@ def build_server(
         and once the user agrees, call migrate with the same options and plan_id set to this result's
         plan_id. migrate then runs exactly this plan, or refuses and says what changed if the database
         or the models changed since this preview (then preview again and show the user the new plan).
+        When a change is refused because existing rows have no value (a new NOT NULL column, NULLs in a
+        column made NOT NULL) or values do not convert, the refusal names the fills or using item that
+        would resolve it: ask the user for the value, then preview with it. With rehearse=true the plan
+        also runs on a copy of the data first (on PostgreSQL: in a rolled-back transaction that holds the
+        plan's locks for its duration), so the user sees the real duration and row counts.
         """
         return await run_core("preview_diff", system.preview_diff, renames=renames,
-                              allow_destructive=allow_destructive or None)
+                              allow_destructive=allow_destructive or None, fills=fills, using=using, rehearse=rehearse)
 
     async def list_backups() -> BackupListResult:
         """List the backups of the configured database: id, creation time, size, SHA-256 checksum, file path, reason and the migration each was taken for.
@@ -222,8 +257,10 @@ def build_server(
         renames: Renames = None,
         plan_id: Annotated[
             str | None,
-            Field(max_length=200, description="The plan_id preview_diff returned for the plan the user approved. migrate then runs only that exact plan and refuses, changing nothing, if the database or the models changed since the preview. Pass the same renames and allow_destructive as the preview."),
+            Field(max_length=200, description="The plan_id preview_diff returned for the plan the user approved. migrate then runs only that exact plan and refuses, changing nothing, if the database or the models changed since the preview. Pass the same renames, fills, using and allow_destructive as the preview."),
         ] = None,
+        fills: Fills = None,
+        using: Using = None,
         consent: Annotated[ElicitationResult[ConfirmChange], Resolve(migrate_consent)] = None,
     ) -> MigrateResult:
         """Apply the pending schema changes so the configured database matches the application's models.
@@ -272,6 +309,8 @@ def build_server(
             renames=renames,
             progress=progress,
             plan_id=plan_id,
+            fills=fills,
+            using=using,
         )
 
     def rollback_consent(backup_id: str | None, ctx: Context) -> Elicit[ConfirmChange] | str:

@@ -49,3 +49,27 @@ async def test_preview_then_migrate_with_plan_id(anydb):
         assert system.get_migration_history(1)[0].plan_id == plan_id
         result, text = await _call(client, "migrate", {"plan_id": "not-an-id"})
         assert result.is_error and "64 hex digits" in text
+
+
+ADD_EMAIL = ('Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)), '
+             'Column("email", String(100), nullable=False))\n')
+
+
+async def test_fills_through_the_tools(anydb):
+    anydb.migrate(V1)
+    anydb.sql("INSERT INTO users (id, name) VALUES (1, 'ann'), (2, 'bob')")
+    system = anydb.system(ADD_EMAIL)
+    app = build_server(system, run_startup_migration=False)
+    fill = "users.email=" + ("CONCAT(name, '@example.com')" if anydb.kind == "mysql" else "name || '@example.com'")
+    async with Client(app) as client:
+        result, text = await _call(client, "migrate", {})
+        assert result.is_error and 'fills=["users.email=EXPR"]' in text and "--fill" not in text
+        result, text = await _call(client, "preview_diff", {"fills": ["users.email=(SELECT 1)"]})
+        assert result.is_error and "no query, subquery" in text
+        result, text = await _call(client, "preview_diff", {"fills": [fill]})
+        assert not result.is_error, text
+        preview = result.structured_content
+        assert preview["safe_to_apply"] and preview["options"]["fills"] == [fill]
+        result, text = await _call(client, "migrate", {"fills": [fill], "plan_id": preview["plan_id"]})
+        assert not result.is_error, text
+    assert anydb.sql("SELECT id, email FROM users ORDER BY id") == [(1, "ann@example.com"), (2, "bob@example.com")]
