@@ -174,7 +174,10 @@ class SchemaSnapshot:
     outside: tuple[tuple[str, str, "str | None"], ...] = ()
     names: Names = field(default_factory=Names)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)  # PostgreSQL enum types of the schema: name -> values
-    sequences: tuple[str, ...] = ()  # PostgreSQL sequences of the schema that no column owns (SERIAL/IDENTITY ones are markers)
+    sequences: tuple[str, ...] = ()
+    # Code that names tables only as text, checked, not kept: PostgreSQL functions and procedures no
+    # trigger calls, MariaDB routines and events, views of other MariaDB databases: ("kind name", text).
+    code: tuple[tuple[str, str], ...] = ()  # PostgreSQL sequences of the schema that no column owns (SERIAL/IDENTITY ones are markers)
 
     def kept_objects(self) -> dict[str, str]:
         """`kind name` -> definition of every object beside the tables: what a restore must give back."""

@@ -26,7 +26,7 @@ from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot, split_key
 from ..base import Progress
-from ..server.connection import ServerConnection, errno, message
+from ..server.connection import ServerConnection, errno, message, one_line
 from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
@@ -80,7 +80,7 @@ def _message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     args = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[1], str):
-        return f"({args[0]}) {args[1]}"
+        return one_line(f"({args[0]}) {args[1]}")
     return message(exc)
 
 

@@ -17,7 +17,7 @@ from ...snapshot import CheckConstraint, Column, ForeignKey, Index, Names, Prima
 from ..server.catalog import squeeze_expr
 from ..server.connection import runnable
 from ..sqlite.catalog import is_ignored
-from .objects import OBJECT_QUERIES, read_objects, read_outside
+from .objects import OBJECT_QUERIES, read_code, read_objects, read_outside
 
 SERIAL = "serial"  # default marker: nextval() of a sequence owned by the column
 IDENTITY = {"a": "identity always", "d": "identity by default"}
@@ -260,7 +260,8 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         return SchemaSnapshot("postgresql", tables, names=NAMES, enums=enums, sequences=sequences)
     views, triggers, routines = read_objects(conn, schema)
     outside = read_outside(conn, schema, {t.lower() for t in tables} | {v.lower() for v in views})  # views are kept, not outside
-    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums, sequences)
+    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums, sequences,
+                          read_code(conn, schema))
 
 
 def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[str, str], str]:
