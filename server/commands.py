@@ -94,6 +94,9 @@ def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Bas
     if command == "check" and args.plan:
         from migration_core import planfile
 
+        if renames or data["fills"] or data["using"]:
+            raise ConfigurationError("check --plan uses the plan file's own renames, fills and conversions; do not give them again")
+
         result = system.check_plan(planfile.read(args.plan).identity)
         return result, textout.plan_check_text(result, args.plan), EXIT_OK if result.matches else EXIT_FAILURE
     if command == "plan":
