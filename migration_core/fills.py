@@ -1,5 +1,10 @@
 """Data fills: the value existing rows get where a change needs one, so a refusal has a way forward.
 
+Peers leave this to hand-written SQL: Prisma refuses "a required column without a default on a
+non-empty table", migra (issue 101) emits an ADD COLUMN .. NOT NULL that fails on data, EF Core users
+ask for "a value for existing rows only, future rows must set it" (efcore issue 27084), and Atlas'
+reviewed plans show the same `UPDATE .. SET .. WHERE col IS NULL` written by hand.
+
 `--fill table.column=EXPR` (MCP `fills`) gives existing rows a value for a new NOT NULL column without
 a default, or for the NULL rows of a column made NOT NULL (only those rows are updated).
 `--using table.column=EXPR` gives the conversion of a type change (PostgreSQL `ALTER COLUMN .. TYPE ..

@@ -4,8 +4,8 @@ A plan id is a SHA-256 over everything the plan was computed from and everything
 the live schema's fingerprint, the models' (target) fingerprint, the options that shape it
 (rename hints, data fills and conversions, allow_destructive) and the statements. A preview returns
 it; `migrate(plan_id=...)` recomputes the plan under the migration lock and runs it only when the
-id is the same, so what the user approved is what runs (as Atlas' reviewed plans and Terraform's
-saved plans do).
+id is the same, so what the user approved is what runs (as Atlas' `schema plan`, approved for one
+schema transition State1 -> State2, and Terraform's saved plans do).
 """
 
 from __future__ import annotations
