@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", "exit 0 when the database matches the models, 1 when changes are pending and can be applied, "
                      "3 when they would be refused (for CI; prints what status prints)",
             epilog="With --plan FILE: exit 0 when migrate would run exactly the plan in FILE now\n"
-                   "(its plan id matches), 1 when the plan no longer matches, with what changed.")
+                   "(its plan id matches), 1 when the plan no longer matches, with what changed,\n"
+                   "3 when it matches but migrate would refuse it.")
     p.add_argument("--rename", action="append", default=[], help=rename_help)
     data_options(p)
     p.add_argument("--plan", metavar="FILE", default=None, help="check that this plan file (from `plan --out`) is still what migrate would run")

@@ -98,7 +98,8 @@ def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Bas
             raise ConfigurationError("check --plan uses the plan file's own renames, fills and conversions; do not give them again")
 
         result = system.check_plan(planfile.read(args.plan).identity)
-        return result, textout.plan_check_text(result, args.plan), EXIT_OK if result.matches else EXIT_FAILURE
+        code = EXIT_FAILURE if not result.matches else EXIT_OK if result.safe_to_apply else EXIT_REFUSED
+        return result, textout.plan_check_text(result, args.plan), code
     if command == "plan":
         from migration_core import planfile
 

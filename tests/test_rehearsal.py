@@ -87,3 +87,19 @@ async def test_rehearsal_through_the_tool(anydb):
         r = result.structured_content["rehearsal"]
         assert r["ran"] is True and {t["table"]: t["rows_after"] for t in r["tables"]}["users"] == 40
     assert anydb.snapshot() == before
+
+
+def test_read_only_mode_rehearses_only_where_nothing_is_written(anydb):
+    """SQLite's rehearsal only reads the live file; a server's writes (a rolled-back transaction holding
+    locks, a scratch database), so read-only mode refuses it there."""
+    from migration_core.errors import SafetyRefusal
+
+    _seed(anydb)
+    system = anydb.system(V2, read_only=True)
+    before = anydb.snapshot()
+    if anydb.kind == "sqlite":
+        assert system.preview_diff(rehearse=True, fills=[FILL]).rehearsal.ran is True
+    else:
+        with pytest.raises(SafetyRefusal, match="read-only mode is on"):
+            system.preview_diff(rehearse=True, fills=[FILL])
+    assert anydb.snapshot() == before

@@ -85,6 +85,14 @@ def test_destructive_plan_id_needs_the_same_flag_in_preview_and_migrate(project)
     assert plain["plan_id"] != allowed["plan_id"] and plain["sql"] == allowed["sql"]
     assert plain["safe_to_apply"] is False and allowed["safe_to_apply"] is True
     assert run_cli("migrate", "--plan-id", plain["plan_id"], env=env).returncode == 3  # still destructive without the flag
+    plain_file, allowed_file = project.tmp / "plain.sql", project.tmp / "allowed.sql"
+    run_cli("plan", "--out", str(plain_file), env=env)
+    run_cli("plan", "--out", str(allowed_file), "--allow-destructive", env=env)
+    assert "-- safe-to-apply: no" in plain_file.read_text() and "[destructive, refused]" in plain_file.read_text()
+    assert run_cli("check", "--plan", str(plain_file), env=env).returncode == 3  # matches, but migrate would refuse it
+    assert run_cli("check", "--plan", str(allowed_file), env=env).returncode == 0
+    run = run_cli("check", "--plan", str(allowed_file), "--rename", "a:b", env=env)
+    assert run.returncode == 2 and "uses the plan file's own" in run.stderr
     run = run_cli("migrate", "--plan-id", allowed["plan_id"], "--allow-destructive", env=env)
     assert run.returncode == 0, run.stderr
     assert project.sql("SELECT * FROM users") == [(1,)]
