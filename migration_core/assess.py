@@ -80,6 +80,10 @@ def _length(type_: str) -> tuple[str, int] | None:
     return (m["base"].strip(), int(m["n"])) if m else None
 
 
+def _verb(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -134,7 +138,7 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             return ChangeAssessment(c, "safe", "relaxes NOT NULL")
         n = probe.null_count(c.table, c.column)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} hold NULL in {c.table}.{c.column}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} {_verb(n, 'holds', 'hold')} NULL in {c.table}.{c.column}", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: no NULL values")
     if isinstance(c, ch.AlterColumnType):
         old_len, new_len = _length(c.old.type), _length(c.new.type)
@@ -143,15 +147,15 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
                 return ChangeAssessment(c, "safe", "widens the column")
             n = probe.too_long_count(c.table, c.column, new_len[1])
             if n:
-                return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} are longer than {new_len[1]} characters", blocked=True)
+                return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {_verb(n, 'is', 'are')} longer than {new_len[1]} characters", blocked=True)
             return ChangeAssessment(c, "data_dependent", f"narrows the column; checked: every value fits {new_len[1]} characters")
         n = probe.unconvertible_count(c.table, c.column, c.old.type, c.new.type)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {'does' if n == 1 else 'do'} not convert to {c.new.type}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {_verb(n, 'does', 'do')} not convert to {c.new.type}", blocked=True)
         if new_len:
             m = probe.too_long_count(c.table, c.column, new_len[1])
             if m:
-                return ChangeAssessment(c, "data_dependent", f"{_plural(m, 'value')} in {c.table}.{c.column} are longer than {new_len[1]} characters", blocked=True)
+                return ChangeAssessment(c, "data_dependent", f"{_plural(m, 'value')} in {c.table}.{c.column} {_verb(m, 'is', 'are')} longer than {new_len[1]} characters", blocked=True)
         lossy = probe.lossy_count(c.table, c.column, c.old.type, c.new.type)
         if lossy and lossy[0]:
             return ChangeAssessment(c, "destructive", f"{_plural(lossy[0], 'value')} in {c.table}.{c.column} would be {lossy[1]}")
@@ -174,20 +178,20 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             return ChangeAssessment(c, "data_dependent", "unique over an expression: checked when the index is built")
         n = probe.duplicate_count(c.table, tuple(cols))
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} of ({', '.join(cols)}) {'appears' if n == 1 else 'appear'} more than once in {c.table}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} of ({', '.join(cols)}) {_verb(n, 'appears', 'appear')} more than once in {c.table}", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: no duplicates")
     if isinstance(c, ch.AddCheckConstraint):
         n = probe.check_violation_count(c.table, c.constraint.expression)
         if n is None:
             return ChangeAssessment(c, "data_dependent", "cannot be checked in advance; enforced as rows are copied (a violation rolls back)")
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} violate CHECK ({c.constraint.expression})", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} {_verb(n, 'violates', 'violate')} CHECK ({c.constraint.expression})", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: every row satisfies the constraint")
     if isinstance(c, ch.AddForeignKey):
         fk = c.fk
         n = probe.orphan_count(c.table, fk.columns, fk.ref_table, fk.ref_columns)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} reference missing {fk.ref_table} rows", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} {_verb(n, 'references', 'reference')} missing {fk.ref_table} rows", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: every row's reference exists")
     if isinstance(c, ch.AlterPrimaryKey):
         if c.new is None:

@@ -222,7 +222,7 @@ def test_numeric_range_narrowing_is_refused_ahead(anydb):
 def test_set_not_null_checks_nulls_and_back(anydb):
     seed(anydb)
     body = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, nullable=False)')
-    assert_refused(anydb, body, match="1 row hold NULL in users.age")
+    assert_refused(anydb, body, match="1 row holds NULL in users.age")
     anydb.sql("UPDATE users SET age = 0 WHERE age IS NULL")
     anydb.migrate(body)
     assert anydb.nullable("users", "age") is False
@@ -261,7 +261,7 @@ def test_unique_constraint_checked_against_duplicates(anydb):
 def test_check_constraint_added_and_checked(anydb):
     seed(anydb, rows=[(1, "ann", 30, "a"), (2, "bob", -1, "b")])
     body = with_cols('CheckConstraint("age >= 0", name="ck_users_age")')
-    assert_refused(anydb, body, match="1 row in users violate CHECK")
+    assert_refused(anydb, body, match="1 row in users violates CHECK")
     anydb.sql("UPDATE users SET age = 1 WHERE id = 2")
     anydb.migrate(body)
     assert users(anydb, "id, age") == [(1, 30), (2, 1)]
@@ -291,7 +291,7 @@ def test_foreign_key_added_checked_and_dropped(anydb):
     anydb.sql("INSERT INTO children VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 99, 'orphan')")
     name = "" if anydb.kind == "sqlite" else ', name="fk_children_parent"'  # SQLite: an unnamed FK; servers: a named one
     with_fk = PARENT_CHILD.format(fk=f', ForeignKey("parents.id", ondelete="CASCADE"{name})')
-    assert_refused(anydb, with_fk, match="1 row in children reference missing parents rows")
+    assert_refused(anydb, with_fk, match="1 row in children references missing parents rows")
     anydb.sql("DELETE FROM children WHERE id = 3")
     anydb.migrate(with_fk)
     # Change the parent table (on SQLite a rebuild): dropping the old table must not cascade into children.
