@@ -70,7 +70,7 @@ def test_fill_makes_a_column_not_null_updating_only_null_rows(anydb):
     _seed(anydb)
     env = _env(anydb, NAME_NOT_NULL)
     run = run_cli("migrate", env=env)
-    assert run.returncode == 3 and "1 row hold NULL in users.name" in run.stderr and "--fill users.name=EXPR" in run.stderr
+    assert run.returncode == 3 and "1 row holds NULL in users.name" in run.stderr and "--fill users.name=EXPR" in run.stderr
     fill = "users.name=" + _concat(anydb.kind, "'user '", "id")
     run = run_cli("migrate", "--fill", fill, env=env)
     assert run.returncode == 0, run.stderr
