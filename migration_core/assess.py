@@ -207,9 +207,12 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
     return ChangeAssessment(c, "data_dependent", "unclassified change; verified during execution")
 
 
-def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None) -> Assessment:
+def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None, fills: dict | None = None) -> Assessment:
+    """`fills`: the resolved data fills and conversions (fills.resolve); each change is re-checked with them."""
+    from .fills import reassess
+
     rows: dict[str, int] = {}
-    items = [assess_change(c, probe, rows) for c in changes]
+    items = [reassess(assess_change(c, probe, rows), probe, fills or {}, rows) for c in changes]
     if plan is not None and plan.change_notes:
         items = [replace(a, warnings=tuple(note for c, note in plan.change_notes if c is a.change or c == a.change)) for a in items]
     downtime = 0.0

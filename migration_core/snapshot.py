@@ -199,7 +199,16 @@ class SchemaSnapshot:
         return next((c for c in table.columns if self.names.column(c.name) == key), None)
 
     def fingerprint(self) -> str:
-        """SHA-256 over the compared parts of the schema (DDL text and order excluded)."""
+        """SHA-256 over the compared parts of the schema (DDL text and order excluded). Kept on the
+        snapshot once computed (snapshots are not changed after they are made): plan ids and backups
+        ask for it again for the same snapshot."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            cached = self._compute_fingerprint()
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def _compute_fingerprint(self) -> str:
         payload = []
         for name in sorted(self.tables):
             t = asdict(self.tables[name])

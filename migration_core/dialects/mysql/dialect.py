@@ -177,6 +177,14 @@ class MysqlDialect(ServerDialect):
                 out.append(f"view {name} does not work: {_message(exc)}")
         return out
 
+    rehearsal_writes = True  # a scratch database with copies of the touched tables
+
+    def rehearse(self, comparison, timeout_ms: int):
+        """Run the plan on copies of the touched tables in a scratch database (mysql/rehearsal.py)."""
+        from .rehearsal import rehearse_mysql
+
+        return rehearse_mysql(self, comparison, timeout_ms)
+
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Foreign keys that the data violates (possible here: checks can be switched off per session)."""
         problems = []

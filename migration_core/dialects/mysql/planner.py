@@ -128,6 +128,10 @@ class MysqlPlanner(ServerPlanner):
                 self.emit("; ".join(x.detail for x in same), [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, c.column)}"],
                           None, table, change=c, requires=joined, rewrites_table=table if rewrite else None)
 
+    def not_null_after_fill(self, table: str, column: str, spec: str) -> str:
+        """MariaDB states a column whole: `MODIFY COLUMN` with its full definition (KB "ALTER TABLE")."""
+        return f"ALTER TABLE {self.q(table)} MODIFY COLUMN {spec}"
+
     def regenerate(self, table: str, c: ch.AlterColumnGenerated) -> None:
         """VIRTUAL <-> STORED, or a plain column made generated (or back): MariaDB refuses that in a MODIFY
         (error 1907, "not yet supported for generated columns"), so the column is dropped and added again,

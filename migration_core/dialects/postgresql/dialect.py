@@ -155,6 +155,14 @@ class PostgresDialect(ServerDialect):
                            + ", ".join(f"NEW.{c}" for c in missing) + f", which {t.table} does not have")
         return out
 
+    rehearsal_writes = True  # a rolled-back transaction, holding the plan's locks while it runs
+
+    def rehearse(self, comparison, timeout_ms: int):
+        """Run the plan in a transaction that is always rolled back (postgresql/rehearsal.py)."""
+        from .rehearsal import rehearse_postgresql
+
+        return rehearse_postgresql(self, comparison, timeout_ms)
+
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Invalid indexes (left by a failed CREATE INDEX CONCURRENTLY) are the one inconsistency
         PostgreSQL itself tolerates in a schema."""

@@ -126,10 +126,13 @@ class ServerDialect:
         finally:
             conn.close()
 
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData, fills=None) -> Plan:
         """Plan the changes, set aside and make again the views and triggers they disturb, then prove
-        the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work."""
-        plan = self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
+        the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work.
+        `fills`: data fills and conversions (fills.resolve) written into the steps that need them."""
+        planner = self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn)
+        planner.fills = fills or {}
+        plan = planner.plan(diff)
         plan, notes = plan_kept_objects(plan, diff, live, self.kept_rules)
         scope = proof_scope(diff, live, views_need_tables=self.views_need_tables, kept=plan.kept)
         shadow = self.shadow_class(lambda: self.connect(write=True), self.schema())

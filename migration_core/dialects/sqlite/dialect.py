@@ -124,10 +124,11 @@ class SqliteDialect:
         finally:
             engine.dispose()
 
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata=None) -> Plan:
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata=None, fills=None) -> Plan:
+        """`fills`: data fills and conversions (fills.resolve), written into the copy of a rebuilt table."""
         shadow = open_shadow(conn) if conn is not None else sqlite3.connect(":memory:", isolation_level=None)
         try:
-            return SqlitePlanner(shadow, live, target, self.ignore).plan(diff)
+            return SqlitePlanner(shadow, live, target, self.ignore, fills).plan(diff)
         finally:
             shadow.close()
 
@@ -156,6 +157,14 @@ class SqliteDialect:
             except sqlite3.Error as exc:
                 out.append(f"view {name} does not work: {exc}")
         return out
+
+    rehearsal_writes = False  # a rehearsal only reads the live file
+
+    def rehearse(self, comparison, timeout_ms: int):
+        """Run the plan on a copy of the data (sqlite/rehearsal.py); the live file is only read."""
+        from .rehearsal import rehearse_sqlite
+
+        return rehearse_sqlite(self, comparison, timeout_ms)
 
     def integrity_check(self, conn: sqlite3.Connection) -> str | None:
         """What `PRAGMA quick_check` finds wrong (https://sqlite.org/pragma.html#pragma_quick_check),
