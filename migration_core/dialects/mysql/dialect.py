@@ -38,6 +38,7 @@ from .planner import MysqlPlanner
 from .proof import MysqlShadow
 from .recovery import Interrupted, dump_path, fsync_file, recover_runs, restore_run, signals_deferred, signals_interrupt
 from .scratch import scratch_database
+from .trial import trial
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -106,6 +107,11 @@ class MysqlDialect(ServerDialect):
     text_cast = "CAST({} AS CHAR)"
     numeric_cast = "CAST(CAST({} AS CHAR) AS DECIMAL(65,30))"  # through the text: FLOAT 1.1 is 1.1, not 1.10000002
     regex_op = "REGEXP"
+    bit_types = frozenset({"BIT"})
+    bit_value = "({} + 0)"
+    text_types = frozenset({"CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
+    label_types = frozenset({"ENUM", "SET"})
+    trial = staticmethod(trial)
     client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))
     lock_class = MysqlNamedLock
     tool_backup_class = MysqldumpBackupEngine
