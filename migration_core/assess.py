@@ -93,19 +93,23 @@ def _shown(value: str | None, limit: int = 60) -> str:
     return "NULL" if value is None else "'" + (value if len(value) <= limit else value[: limit - 3] + "...") + "'"
 
 
-def _failed(c: ch.AlterColumnType, t: Trial) -> ChangeAssessment:
+def _failed(c: ch.Change, column: str, target: str, t: Trial) -> ChangeAssessment:
     """Values the server would refuse to convert: the plan's statement would fail on them."""
     count = _plural(t.failed, "value") if t.exact else f"at least {_plural(t.failed, 'value')}"
     example = f"{_shown(t.failed_example)}: " if t.failed_example is not None else ""
-    return ChangeAssessment(c, "data_dependent", f"{count} in {c.table}.{c.column} {_verb(t.failed, 'does', 'do')} not convert "
-                                                 f"to {c.new.type} (e.g. {example}{t.why})", blocked=True)
+    return ChangeAssessment(c, "data_dependent", f"{count} in {c.table}.{column} {_verb(t.failed, 'does', 'do')} not convert "
+                                                 f"to {target} (e.g. {example}{t.why})", blocked=True)
 
 
-def _changed(c: ch.AlterColumnType, t: Trial) -> ChangeAssessment:
+def _changed(c: ch.Change, column: str, t: Trial) -> ChangeAssessment:
     """Values the server would convert without a word but store differently: a silent loss."""
     before, after = t.changed_example or (None, None)
-    return ChangeAssessment(c, "destructive", f"{_plural(t.changed, 'value')} in {c.table}.{c.column} would change "
+    return ChangeAssessment(c, "destructive", f"{_plural(t.changed, 'value')} in {c.table}.{column} would change "
                                               f"(e.g. {_shown(before)} would become {_shown(after)})")
+
+
+def _collation(options: tuple[str, ...]) -> str | None:
+    return next((o.split(" ", 1)[1] for o in options if o.startswith("COLLATE ")), None)
 
 
 def assess_or_refuse(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAssessment:
@@ -190,12 +194,12 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
                                                              f"than {new_len[1]} characters", blocked=True)
         trial = probe.conversion_trial(c.table, c.column, c.old.type, c.new.type)
         if trial and trial.failed:
-            return _failed(c, trial)
+            return _failed(c, c.column, c.new.type, trial)
         lossy = probe.lossy_count(c.table, c.column, c.old.type, c.new.type)
         if lossy and lossy[0]:
             return ChangeAssessment(c, "destructive", f"{_plural(lossy[0], 'value')} in {c.table}.{c.column} would be {lossy[1]}")
         if trial and trial.changed:  # what the counts above do not look for (an ENUM's label, a CHAR's spaces)
-            return _changed(c, trial)
+            return _changed(c, c.column, trial)
         clash = probe.key_duplicates_after(c.table, c.column, c.new.type, None)
         if clash:
             return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in "
@@ -239,6 +243,19 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
         if nulls or dups:
             return ChangeAssessment(c, "data_dependent", f"new primary key ({', '.join(cols)}) has {_plural(dups, 'duplicate value')} and {_plural(nulls, 'NULL')}", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: new key values are unique and not NULL")
+    if isinstance(c, ch.AlterTableOptions) and _collation(c.old) != _collation(c.new):
+        problems, clash = probe.collation_change(c.table, _collation(c.new))
+        under = f"collation {_collation(c.new)}" if _collation(c.new) else "the database's default collation"
+        for column, t in problems:
+            if t.failed:
+                return _failed(c, column, under, t)
+        if clash:
+            return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in {c.table} "
+                                                         f"would collide under {under}", blocked=True)
+        changed = [(column, t) for column, t in problems if t.changed]
+        if changed:
+            return _changed(c, changed[0][0], changed[0][1])
+        return ChangeAssessment(c, "data_dependent", f"checked: every text value converts and no unique key collides under {under}")
     if isinstance(c, ch.AlterTableOptions):
         return ChangeAssessment(c, "data_dependent", "stricter storage rules are enforced as rows are copied; a violation rolls back")
     return ChangeAssessment(c, "data_dependent", "unclassified change; verified during execution")

@@ -45,6 +45,9 @@ class Probe(Protocol):
     def conversion_trial(self, table: str, column: str, old_type: str, new_type: str) -> Trial | None:
         """The values the conversion refuses or alters (None: nothing more to check than the counts above)."""
         ...
+    def collation_change(self, table: str, collation: str | None) -> tuple[list[tuple[str, Trial]], tuple[int, tuple] | None]:
+        """(columns whose values a new table collation refuses or alters, a unique key that would collide)."""
+        ...
     def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
         """(rows of a unique key of the models over `column` that would collide once it has `new_type` or
         compares by `collation` ('1' and '01' as INTEGER; 'a' and 'A' case-insensitively), that key);

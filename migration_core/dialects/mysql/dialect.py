@@ -171,7 +171,9 @@ class MysqlDialect(ServerDialect):
                             "AND table_name = %s", (table,)).scalar()
 
     def collate(self, expr: str, collation: str | None) -> str | None:
-        return f"{expr} COLLATE {collation}" if collation else None
+        """Converted to the collation's character set first (its name's first part, as `CONVERT TO
+        CHARACTER SET` in the planner), so a change of character set compares too."""
+        return f"CONVERT({expr} USING {collation.split('_', 1)[0]}) COLLATE {collation}" if collation else None
 
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")

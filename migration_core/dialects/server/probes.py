@@ -183,6 +183,39 @@ class SqlProbe:
                 return n, tuple(key)
         return None
 
+    def collation_change(self, table: str, collation: str | None) -> tuple[list[tuple[str, object]], tuple[int, tuple] | None]:
+        """A table's default collation changed (MariaDB converts every text column without its own):
+        each such column's conversion tried (`Trial`s of the columns whose values it refuses or
+        alters: a character set that lacks a character), and the first unique key whose values would
+        collide once compared by `collation` ('a' and 'A' under a case-insensitive one), with its
+        count. `collation` None: the database's default."""
+        t, live = self.target.table(table), self.live.table(self.diff.live_table(table))
+        if t is None or live is None or self._source(table) is None:
+            return [], None
+        d = self.dialect
+        if collation is None:
+            collation = self.conn.execute("SELECT @@collation_database").scalar()
+        follow = {c.name.lower() for c in t.columns if c.collation is None and _base(c.type) in d.text_types | d.label_types}
+        problems = []
+        for c in t.columns:
+            old = self.live_type(table, c.name)
+            if c.name.lower() in follow and old is not None:
+                trial = self.conversion_trial(table, c.name, old, c.type)
+                if trial and (trial.failed or trial.changed):
+                    problems.append((c.name, trial))
+        keys = [k.columns for k in ([t.primary_key] if t.primary_key else [])] + [u.columns for u in t.unique_constraints]
+        keys += [i.columns for i in t.indexes if i.unique and None not in i.columns]
+        for key in keys:
+            if not follow & {k.lower() for k in key}:
+                continue
+            parts = [d.collate(self.q(k), collation) if k.lower() in follow else self.q(k) for k in key]
+            not_null = " AND ".join(f"{self.q(k)} IS NOT NULL" for k in key)
+            n = self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {self._source(table)} WHERE {not_null} "
+                             f"GROUP BY {', '.join(parts)} HAVING count(*) > 1) AS d")
+            if n:
+                return problems, (n, tuple(key))
+        return problems, None
+
     def _exact(self, col: str, old_kind: str | None) -> str:
         """The column's exact decimal value; text that is not a number gives NULL (those values
         are counted by the pattern check), floats go by their shortest round-trip text."""
