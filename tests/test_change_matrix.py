@@ -5,8 +5,6 @@ tested in test_migrations_sqlite.py / test_migrations_servers.py."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from matrix import PARENT_CHILD, ROWS, USERS_NO_BIO, USERS_V1, assert_refused, seed, users, with_cols
@@ -97,7 +95,7 @@ def test_type_change_converts_values_or_is_refused(anydb):
         assert anydb.sql("SELECT typeof(age) FROM users ORDER BY id") == [("integer",), ("null",)]
     anydb.migrate(as_text)
     anydb.sql("INSERT INTO users VALUES (3, 'cy', 'thirty', 'c')")
-    assert_refused(anydb, USERS_V1, match="1 value in users.age (does|do) not convert to INT")  # INT or INTEGER
+    assert_refused(anydb, USERS_V1, match="1 value in users.age does not convert to INT")  # INT or INTEGER
 
 
 NUMS = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", {v}), Column("f", {f}))\n'
@@ -112,7 +110,7 @@ def test_numeric_narrowing_never_rounds_silently(anydb):
     to_int = NUMS.format(v="Integer", f="Integer")
     msg = assert_refused(anydb, to_int)
     if anydb.kind == "sqlite":
-        assert re.search("1 value in t.v (does|do) not convert to INT", msg) and re.search("1 value in t.f (does|do) not convert to INT", msg)
+        assert "1 value in t.v does not convert to INT" in msg and "1 value in t.f does not convert to INT" in msg
     else:
         assert "1 value in t.v would be rounded to whole numbers (destructive" in msg
         assert "1 value in t.f would be rounded to whole numbers (destructive" in msg
@@ -177,7 +175,7 @@ def test_text_and_integer_sources_are_checked_like_numbers(anydb):
     if anydb.kind == "sqlite":
         # NUMERIC affinity stores '1.756' as the REAL 1.756 (exact enough for SQLite: it converts);
         # 2**53 + 1 does not fit a REAL exactly, so it would stay an INTEGER: refused as not converting.
-        assert_refused(anydb, after, match="1 value in t.n (does|do) not convert to FLOAT")
+        assert_refused(anydb, after, match="1 value in t.n does not convert to FLOAT")
         return
     msg = assert_refused(anydb, after)
     assert "1 value in t.s would be rounded to 2 decimal places (destructive" in msg
@@ -215,7 +213,7 @@ def test_numeric_range_narrowing_is_refused_ahead(anydb):
         assert anydb.sql("SELECT v, f FROM t ORDER BY id") == [(100000, 12345.5), (5, 1.25)]
         return
     msg = assert_refused(anydb, narrow)
-    assert re.search("1 value in t.v (does|do) not convert to SMALLINT", msg) and re.search("1 value in t.f (does|do) not convert to", msg)
+    assert "1 value in t.v does not convert to SMALLINT" in msg and "1 value in t.f does not convert to" in msg
     anydb.sql("DELETE FROM t WHERE id = 1")
     anydb.migrate(narrow)
     assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(5.0, 1.25)]
@@ -251,7 +249,7 @@ def test_default_change(anydb):
 def test_unique_constraint_checked_against_duplicates(anydb):
     seed(anydb, rows=[(1, "ann", 30, "a"), (2, "ann", 31, "b"), (3, "cy", None, None)])
     body = with_cols('UniqueConstraint("name", name="uq_users_name")')
-    assert_refused(anydb, body, match="1 value of \\(name\\) appears? more than once in users")
+    assert_refused(anydb, body, match="1 value of \\(name\\) appears more than once in users")
     anydb.sql("UPDATE users SET name = 'ann2' WHERE id = 2")
     anydb.migrate(body)
     with pytest.raises(Exception):

@@ -26,6 +26,7 @@ _FAILS = "_migration_probe_fails"
 
 
 def _state(exc: BaseException) -> str:
+    """The SQLSTATE: class 22 is a value the type refuses, 23 one a domain's CHECK refuses."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
 
 
@@ -61,7 +62,7 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
     conv = _cast(arg, new_type)
     first = _rows(conn, f"SELECT count(*) FROM {src} WHERE {col} IS NOT NULL AND {conv} IS NULL")
     if isinstance(first, DBAPIError):
-        if not _state(first).startswith("22"):  # not a value's fault (no such cast): the plan's proof says why
+        if not _state(first).startswith(("22", "23")):  # not a value's fault (no such cast): the plan's proof says why
             return None
         return _failures(conn, src, col, arg, new_type, message(first))
     if compare == "none":

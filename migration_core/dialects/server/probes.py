@@ -314,7 +314,10 @@ class SqlProbe:
             return None
         if d._numeric_kind(old_type) and d._numeric_kind(new_type):
             return None
-        old_base, new_base = _base(old_type), _base(new_type)
+        if _is_array(old_type) and _is_array(new_type):  # PostgreSQL converts element by element
+            old_base, new_base = _base(_element(old_type)), _base(_element(new_type))
+        else:
+            old_base, new_base = _base(old_type), _base(new_type)
         if _enum_values(old_type) is not None or old_base in d.label_types:
             compare = "labels"  # an enum's value is its label (MariaDB converts it to a number by its position)
         elif old_base in d.text_types and new_base not in d.text_types:
