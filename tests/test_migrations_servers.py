@@ -10,7 +10,7 @@ import threading
 import pytest
 from sqlalchemy import event
 
-from matrix import ROWS, USERS_V1, seed, users, with_cols
+from matrix import ROWS, seed, users, with_cols
 from migration_core import AutoMigrationSystem
 from migration_core.errors import LockTimeout, MigrationError
 from servers import server  # noqa: F401 - fixture
