@@ -18,9 +18,11 @@ import pytest
 from matrix import assert_refused
 from servers import ServerProject
 
+DOMAIN = ("DO $$ BEGIN CREATE DOMAIN short_code AS text CHECK (length(VALUE) <= 3); "
+          "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
 MY = """
 from sqlalchemy import Time, Date, LargeBinary, SmallInteger, UUID
-from sqlalchemy.dialects.mysql import TIME, CHAR, SET, YEAR, TIMESTAMP, BIT, TINYTEXT
+from sqlalchemy.dialects.mysql import TIME, CHAR, SET, YEAR, TIMESTAMP, BIT, TINYTEXT, MEDIUMTEXT
 from sqlalchemy.types import UserDefinedType
 class INET4(UserDefinedType):
     cache_ok = True
@@ -30,6 +32,11 @@ class INET4(UserDefinedType):
 PG = """
 from sqlalchemy import Time, Interval, ARRAY
 from sqlalchemy.dialects.postgresql import TIME, INTERVAL, BIT, MONEY, UUID, INET, JSONB
+from sqlalchemy.types import UserDefinedType
+class ShortCode(UserDefinedType):  # CREATE DOMAIN short_code AS text CHECK (length(VALUE) <= 3)
+    cache_ok = True
+    def get_col_spec(self, **kw):
+        return "short_code"
 """
 TABLE = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", {type}){extra})\n'
 
@@ -44,6 +51,7 @@ class Case(NamedTuple):
     rows: tuple[str, ...]  # SQL literals for t.v, ids 1, 2, ...
     refusal: str | None  # the refusal's pattern; None: the change applies
     after: tuple[str | None, ...] | None  # t.v as text once applied (with allow_destructive for a destructive change)
+    setup: str = ""  # run first (once per database)
 
 
 CASES = {
@@ -84,6 +92,7 @@ CASES = {
     "my_time_to_time6": Case("mysql", "Time", "TIME(fsp=6)", ("'10:00:00'",), None, ("10:00:00.000000",)),
     "my_set_member_added": Case("mysql", "SET('a', 'b')", "SET('a', 'b', 'c')", ("'a,b'",), None, ("a,b",)),
     "my_text_to_tinytext_fits": Case("mysql", "Text", "TINYTEXT", ("REPEAT('a', 255)",), None, ("a" * 255,)),
+    "my_varchar_to_mediumtext": Case("mysql", "String(10)", "MEDIUMTEXT", ("'a  '",), None, ("a  ",)),
     # PostgreSQL, silent losses
     "pg_timestamp_to_time": Case("postgresql", "DateTime", "Time", ("'2024-01-02 13:45:00'",),
                                  CHANGES.format(n=1, before="2024-01-02 13:45:00", after="13:45:00"), ("13:45:00",)),
@@ -111,6 +120,10 @@ CASES = {
                              None),
     "pg_text_array_to_int_array": Case("postgresql", "ARRAY(Text)", "ARRAY(Integer)", ("ARRAY['1', 'x']", "ARRAY['2']"),
                                        FAILS.format(n=1, to=r"INTEGER\[\]"), None),
+    "pg_text_to_domain_check": Case("postgresql", "Text", "ShortCode", ("'abcd'", "'abc'"),
+                                    FAILS.format(n=1, to="SHORT_CODE") + r" \(e\.g\. 'abcd': .*short_code", None, DOMAIN),
+    "pg_text_to_domain_fits": Case("postgresql", "Text", "ShortCode", ("'abc'",), None, ("abc",), DOMAIN),
+    "pg_char_to_text": Case("postgresql", "String(5)", "Text", ("'a  '",), None, ("a  ",)),
     "pg_text_to_float_overflow": Case("postgresql", "String(20)", "Float", ("'1e400'", "'1.5'"),  # status raised DataError here
                                       FAILS.format(n=1, to="FLOAT8") + r" \(e\.g\. '1e400': .*out of range", None),
     # PostgreSQL, conversions that keep every value
@@ -163,6 +176,8 @@ def _body(case: Case, type_: str) -> str:
 def test_type_change_refused_with_count_or_converted(dbs, name):
     case = CASES[name]
     p = dbs(case.kind)
+    if case.setup:
+        p.sql(case.setup)
     try:
         p.migrate(_body(case, case.old), create_backup=False)
         for i, value in enumerate(case.rows, 1):

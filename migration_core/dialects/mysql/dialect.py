@@ -111,6 +111,7 @@ class MysqlDialect(ServerDialect):
     bit_value = "({} + 0)"
     text_types = frozenset({"CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
     label_types = frozenset({"ENUM", "SET"})
+    roomy_text_types = frozenset({"MEDIUMTEXT", "LONGTEXT"})  # 16 MiB and more: beyond any VARCHAR or TEXT
     trial = staticmethod(trial)
     client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))
     lock_class = MysqlNamedLock

@@ -71,6 +71,7 @@ class PostgresDialect(ServerDialect):
     numeric_cast = "(({})::text)::numeric"  # through the text: float8 -> numeric directly keeps 15 digits
     regex_op = "~"
     text_types = frozenset({"VARCHAR", "CHAR", "TEXT", "BPCHAR", "CITEXT", "NAME"})
+    roomy_text_types = frozenset({"TEXT"})
     trial = staticmethod(trial)
     client_tools = (("pg_dump",), ("pg_restore",), ("psql",))
     lock_class = PgAdvisoryLock

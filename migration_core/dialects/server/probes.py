@@ -314,6 +314,8 @@ class SqlProbe:
             return None
         if d._numeric_kind(old_type) and d._numeric_kind(new_type):
             return None
+        if _base(old_type) in d.text_types and _base(new_type) in d.roomy_text_types and self._same_collation(table, column):
+            return None  # text into text with room for any of it, characters unchanged: nothing to try
         if _is_array(old_type) and _is_array(new_type):  # PostgreSQL converts element by element
             old_base, new_base = _base(_element(old_type)), _base(_element(new_type))
         else:
@@ -325,6 +327,13 @@ class SqlProbe:
         else:
             compare = "round"
         return d.trial(self, table, column, old_type, new_type, compare)
+
+    def _same_collation(self, table: str, column: str) -> bool:
+        t, live = self.target.table(table), self.live.table(self.diff.live_table(table))
+        new = t.column(column) if t else None
+        old = next((c for c in (live.columns if live else ()) if self.diff.names.column(self._target_col(table, c.name))
+                    == self.diff.names.column(column)), None)
+        return new is not None and old is not None and old.collation == new.collation and live.options == t.options
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
         """Values longer than `max_length` characters; of an array, its elements."""
