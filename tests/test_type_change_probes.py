@@ -123,7 +123,7 @@ CASES = {
     "pg_text_to_domain_check": Case("postgresql", "Text", "ShortCode", ("'abcd'", "'abc'"),
                                     FAILS.format(n=1, to="SHORT_CODE") + r" \(e\.g\. 'abcd': .*short_code", None, DOMAIN),
     "pg_text_to_domain_fits": Case("postgresql", "Text", "ShortCode", ("'abc'",), None, ("abc",), DOMAIN),
-    "pg_char_to_text": Case("postgresql", "String(5)", "Text", ("'a  '",), None, ("a  ",)),
+    "pg_varchar_to_text": Case("postgresql", "String(5)", "Text", ("'a  '",), None, ("a  ",)),
     "pg_text_to_float_overflow": Case("postgresql", "String(20)", "Float", ("'1e400'", "'1.5'"),  # status raised DataError here
                                       FAILS.format(n=1, to="FLOAT8") + r" \(e\.g\. '1e400': .*out of range", None),
     # PostgreSQL, conversions that keep every value

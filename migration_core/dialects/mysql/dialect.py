@@ -171,6 +171,9 @@ class MysqlDialect(ServerDialect):
         return conn.execute("SELECT table_collation FROM information_schema.tables WHERE table_schema = DATABASE() "
                             "AND table_name = %s", (table,)).scalar()
 
+    def database_collation(self, conn) -> str | None:
+        return conn.execute("SELECT @@collation_database").scalar()
+
     def collate(self, expr: str, collation: str | None) -> str | None:
         """Converted to the collation's character set first (its name's first part, as `CONVERT TO
         CHARACTER SET` in the planner), so a change of character set compares too."""

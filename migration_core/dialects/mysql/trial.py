@@ -34,7 +34,7 @@ def _new_spec(probe, table: str, column: str, new_type: str) -> str:
     coll = (c.collation if c else None) or next((o.split(" ", 1)[1] for o in (t.options if t else ()) if o.startswith("COLLATE ")),
                                                 None)
     if coll is None:
-        coll = probe.conn.execute("SELECT @@collation_database").scalar()
+        coll = probe.dialect.database_collation(probe.conn)
     return f"{new_type} COLLATE {coll}"
 
 

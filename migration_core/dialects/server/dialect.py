@@ -160,6 +160,10 @@ class ServerDialect:
         """The collation a column of `table` without one of its own compares by (None: unknown)."""
         return None
 
+    def database_collation(self, conn) -> str | None:
+        """The collation a table without one of its own takes (None: no such thing here)."""
+        return None
+
     def collate(self, expr: str, collation: str | None) -> str | None:
         """`expr` compared by `collation` (None: the column's table's default, which cannot be named here)."""
         return None

@@ -122,14 +122,15 @@ class SqlProbe:
             where = f"EXISTS (SELECT 1 FROM unnest({col}) AS el({col}) WHERE {where})"
         return 0 if src is None else self._scalar(f"SELECT count(*) FROM {src} WHERE {where}")
 
-    def live_type(self, table: str, column: str) -> str | None:
-        """The live type of the column the models call `table.column` (renames mapped back)."""
+    def _live_column(self, table: str, column: str):
+        """The live column the models call `table.column` (renames mapped back), or None."""
         t = self.live.table(self.diff.live_table(table))
         N = self.diff.names
-        for c in t.columns if t else ():
-            if N.column(self._target_col(table, c.name)) == N.column(column):
-                return c.type
-        return None
+        return next((c for c in (t.columns if t else ()) if N.column(self._target_col(table, c.name)) == N.column(column)), None)
+
+    def live_type(self, table: str, column: str) -> str | None:
+        c = self._live_column(table, column)
+        return c.type if c else None
 
     def _per_element(self, check, table: str, column: str, old_type: str, new_type: str):
         """`check` over the elements of an array column (both types arrays): PostgreSQL converts
@@ -194,7 +195,7 @@ class SqlProbe:
             return [], None
         d = self.dialect
         if collation is None:
-            collation = self.conn.execute("SELECT @@collation_database").scalar()
+            collation = d.database_collation(self.conn)
         follow = {c.name.lower() for c in t.columns if c.collation is None and _base(c.type) in d.text_types | d.label_types}
         problems = []
         for c in t.columns:
@@ -330,9 +331,7 @@ class SqlProbe:
 
     def _same_collation(self, table: str, column: str) -> bool:
         t, live = self.target.table(table), self.live.table(self.diff.live_table(table))
-        new = t.column(column) if t else None
-        old = next((c for c in (live.columns if live else ()) if self.diff.names.column(self._target_col(table, c.name))
-                    == self.diff.names.column(column)), None)
+        new, old = t.column(column) if t else None, self._live_column(table, column)
         return new is not None and old is not None and old.collation == new.collation and live.options == t.options
 
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
