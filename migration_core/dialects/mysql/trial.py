@@ -23,6 +23,7 @@ _TEXT_LIKE = frozenset({"CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LO
 _AT_ROW = re.compile(r" at row (\d+)$")
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.|'')*)'")
 _MAX_ERRORS = 65535  # the most warnings a statement keeps (max_error_count)
+_ENGINE = "Aria TRANSACTIONAL=0"  # a scratch copy needs no redo log (MariaDB's own engine for internal temporary tables)
 
 
 def _new_spec(probe, table: str, column: str, new_type: str) -> str:
@@ -56,32 +57,37 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
     created = False
     try:
         conn.execute(f"SET SESSION sql_mode = '{lax}', max_error_count = {_MAX_ERRORS}")
-        conn.execute(f"CREATE TEMPORARY TABLE {name} (k BIGINT AUTO_INCREMENT PRIMARY KEY) "
-                     f"SELECT {col} AS o, {col} AS n, {col} AS r FROM {probe._source(table)} WHERE {col} IS NOT NULL")
+        back = compare == "round"  # a second copy, converted there and back again
+        # No key: the copy's rows stay in the order they came, which is the order a warning's
+        # "at row N" counts them in (an index would cost more than the copy itself).
+        conn.execute(f"CREATE TEMPORARY TABLE {name} ENGINE={_ENGINE} SELECT {col} AS o, {col} AS n"
+                     f"{f', {col} AS r' if back else ''} FROM {probe._source(table)} WHERE {col} IS NOT NULL")
         created = True
         spec = _new_spec(probe, table, column, new_type)
-        conn.execute(f"ALTER TABLE {name} MODIFY n {spec}, MODIFY r {spec}")
+        conn.execute(f"ALTER TABLE {name} MODIFY n {spec}" + (f", MODIFY r {spec}" if back else ""))
         warnings = conn.execute("SHOW WARNINGS").fetchall()
         total = conn.execute("SELECT @@warning_count").scalar() or 0
         failed, why = _rows(conn, name, [w for w in warnings if w[0] == "Warning"])
         old_base, new_base = _base(old_type), _base(new_type)
+        shown = f"{_shown(old_base, 'o')}, {_shown(new_base, 'n')}"
         if failed:
-            example = conn.execute(f"SELECT {_shown(old_base, 'o')} FROM {name} WHERE k IN ({', '.join(map(str, failed))}) "
-                                   "ORDER BY k LIMIT 1").scalar()
-            return Trial(failed=len(failed), failed_example=example, why=why, exact=total < _MAX_ERRORS)
-        changed, _ = _rows(conn, name, [w for w in warnings if w[0] == "Note"])
+            example = conn.execute(f"SELECT {shown} FROM {name} LIMIT 1 OFFSET {min(failed) - 1}").fetchone()
+            return Trial(failed=len(failed), failed_example=example[0] if example else None, why=why, exact=total < _MAX_ERRORS)
+        trimmed, _ = _rows(conn, name, [w for w in warnings if w[0] == "Note"])
+        cond = None
         if compare == "labels":
             cond = "NOT (CAST(CAST(n AS CHAR) AS BINARY) <=> CAST(CAST(o AS CHAR) AS BINARY))"
-        elif compare == "round":
+        elif back:
             _f, old_sql, coll = conn.execute(f"SHOW FULL COLUMNS FROM {name} LIKE 'o'").fetchone()[:3]
             conn.execute(f"ALTER TABLE {name} MODIFY r {old_sql}" + (f" COLLATE {coll}" if coll else ""))
             cond = "NOT (o <=> r) OR NOT (CAST(o AS BINARY) <=> CAST(r AS BINARY))"
-        else:
-            cond = "FALSE"
-        keys = f" OR k IN ({', '.join(map(str, changed))})" if changed else ""
-        row = conn.execute(f"SELECT count(*) OVER (), {_shown(old_base, 'o')}, {_shown(new_base, 'n')} FROM {name} "
-                           f"WHERE {cond}{keys} ORDER BY k LIMIT 1").fetchone()
-        return Trial(changed=row[0], changed_example=(row[1], row[2])) if row else Trial()
+        row = conn.execute(f"SELECT count(*) OVER (), {shown} FROM {name} WHERE {cond} LIMIT 1").fetchone() if cond else None
+        if row:
+            return Trial(changed=max(row[0], len(trimmed)), changed_example=(row[1], row[2]))
+        if trimmed:  # trimmed with a Note, the same when brought back (text read as a date without its time)
+            example = conn.execute(f"SELECT {shown} FROM {name} LIMIT 1 OFFSET {min(trimmed) - 1}").fetchone()
+            return Trial(changed=len(trimmed), changed_example=(example[0], example[1]) if example else None)
+        return Trial()
     except DBAPIError:
         return None  # the conversion itself cannot be tried (no such type here): the plan's proof says why
     finally:
@@ -91,8 +97,8 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
 
 
 def _rows(conn, name: str, warnings: list) -> tuple[set[int], str | None]:
-    """The rows (`k`) the warnings name, by row number or else by the value they quote, and the first
-    one's words without the scratch copy's name."""
+    """The rows (by position, from 1) the warnings name, by row number or else by the value they
+    quote, and the first one's words without the scratch copy's name."""
     rows: set[int] = set()
     quoted: set[str] = set()
     for _level, _code, text in warnings:
@@ -103,7 +109,8 @@ def _rows(conn, name: str, warnings: list) -> tuple[set[int], str | None]:
             quoted.update(v.replace("''", "'") for v in _QUOTED.findall(text)[:1])
     if quoted:
         marks = ", ".join(["%s"] * len(quoted))
-        found = conn.execute(f"SELECT k FROM {name} WHERE CAST(o AS BINARY) IN ({marks})", tuple(quoted)).fetchall()
+        found = conn.execute(f"SELECT pos FROM (SELECT ROW_NUMBER() OVER () AS pos, o FROM {name}) AS x "
+                             f"WHERE CAST(o AS BINARY) IN ({marks})", tuple(quoted)).fetchall()
         rows.update(r[0] for r in found)
         if not found:
             rows.add(1)  # quoted as MariaDB shortens it: at least one value, which one unknown
