@@ -58,10 +58,11 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
     try:
         conn.execute(f"SET SESSION sql_mode = '{lax}', max_error_count = {_MAX_ERRORS}")
         back = compare == "round"  # a second copy, converted there and back again
-        # No key: the copy's rows stay in the order they came, which is the order a warning's
-        # "at row N" counts them in (an index would cost more than the copy itself).
-        conn.execute(f"CREATE TEMPORARY TABLE {name} ENGINE={_ENGINE} SELECT {col} AS o, {col} AS n"
-                     f"{f', {col} AS r' if back else ''} FROM {probe._source(table)} WHERE {col} IS NOT NULL")
+        # `k` numbers the rows in the order they are copied, which is the order a warning's "at row N"
+        # counts them in (a user variable, not a key: an index would cost more than the copy itself).
+        conn.execute("SET @_migration_probe_row = 0")
+        conn.execute(f"CREATE TEMPORARY TABLE {name} ENGINE={_ENGINE} SELECT (@_migration_probe_row := @_migration_probe_row + 1) AS k, "
+                     f"{col} AS o, {col} AS n{f', {col} AS r' if back else ''} FROM {probe._source(table)} WHERE {col} IS NOT NULL")
         created = True
         spec = _new_spec(probe, table, column, new_type)
         conn.execute(f"ALTER TABLE {name} MODIFY n {spec}" + (f", MODIFY r {spec}" if back else ""))
@@ -71,7 +72,7 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
         old_base, new_base = _base(old_type), _base(new_type)
         shown = f"{_shown(old_base, 'o')}, {_shown(new_base, 'n')}"
         if failed:
-            example = conn.execute(f"SELECT {shown} FROM {name} LIMIT 1 OFFSET {min(failed) - 1}").fetchone()
+            example = conn.execute(f"SELECT {shown} FROM {name} WHERE k = {min(failed)}").fetchone()
             return Trial(failed=len(failed), failed_example=example[0] if example else None, why=why, exact=total < _MAX_ERRORS)
         trimmed, _ = _rows(conn, name, [w for w in warnings if w[0] == "Note"])
         cond = None
@@ -81,11 +82,12 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
             _f, old_sql, coll = conn.execute(f"SHOW FULL COLUMNS FROM {name} LIKE 'o'").fetchone()[:3]
             conn.execute(f"ALTER TABLE {name} MODIFY r {old_sql}" + (f" COLLATE {coll}" if coll else ""))
             cond = "NOT (o <=> r) OR NOT (CAST(o AS BINARY) <=> CAST(r AS BINARY))"
-        row = conn.execute(f"SELECT count(*) OVER (), {shown} FROM {name} WHERE {cond} LIMIT 1").fetchone() if cond else None
-        if row:
-            return Trial(changed=max(row[0], len(trimmed)), changed_example=(row[1], row[2]))
+        count = conn.execute(f"SELECT count(*) FROM {name} WHERE {cond}").scalar() if cond else 0
+        if count:  # the example: the first such row
+            row = conn.execute(f"SELECT {shown} FROM {name} WHERE {cond} ORDER BY k LIMIT 1").fetchone()
+            return Trial(changed=max(count, len(trimmed)), changed_example=(row[0], row[1]))
         if trimmed:  # trimmed with a Note, the same when brought back (text read as a date without its time)
-            example = conn.execute(f"SELECT {shown} FROM {name} LIMIT 1 OFFSET {min(trimmed) - 1}").fetchone()
+            example = conn.execute(f"SELECT {shown} FROM {name} WHERE k = {min(trimmed)}").fetchone()
             return Trial(changed=len(trimmed), changed_example=(example[0], example[1]) if example else None)
         return Trial()
     except DBAPIError:
@@ -97,7 +99,7 @@ def trial(probe, table: str, column: str, old_type: str, new_type: str, compare:
 
 
 def _rows(conn, name: str, warnings: list) -> tuple[set[int], str | None]:
-    """The rows (by position, from 1) the warnings name, by row number or else by the value they
+    """The rows (`k`) the warnings name, by row number or else by the value they
     quote, and the first one's words without the scratch copy's name."""
     rows: set[int] = set()
     quoted: set[str] = set()
@@ -109,8 +111,7 @@ def _rows(conn, name: str, warnings: list) -> tuple[set[int], str | None]:
             quoted.update(v.replace("''", "'") for v in _QUOTED.findall(text)[:1])
     if quoted:
         marks = ", ".join(["%s"] * len(quoted))
-        found = conn.execute(f"SELECT pos FROM (SELECT ROW_NUMBER() OVER () AS pos, o FROM {name}) AS x "
-                             f"WHERE CAST(o AS BINARY) IN ({marks})", tuple(quoted)).fetchall()
+        found = conn.execute(f"SELECT k FROM {name} WHERE CAST(o AS BINARY) IN ({marks})", tuple(quoted)).fetchall()
         rows.update(r[0] for r in found)
         if not found:
             rows.add(1)  # quoted as MariaDB shortens it: at least one value, which one unknown
