@@ -39,6 +39,7 @@ from .proof import MysqlShadow
 from .recovery import (Interrupted, dump_path, fsync_file, recover_runs, restore_run, save_found_state, signals_deferred,
                        signals_interrupt)
 from .scratch import scratch_database
+from .trial import trial
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -103,6 +104,12 @@ class MysqlDialect(ServerDialect):
     text_cast = "CAST({} AS CHAR)"
     numeric_cast = "CAST(CAST({} AS CHAR) AS DECIMAL(65,30))"  # through the text: FLOAT 1.1 is 1.1, not 1.10000002
     regex_op = "REGEXP"
+    bit_types = frozenset({"BIT"})
+    bit_value = "({} + 0)"
+    text_types = frozenset({"CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
+    label_types = frozenset({"ENUM", "SET"})
+    roomy_text_types = frozenset({"MEDIUMTEXT", "LONGTEXT"})  # 16 MiB and more: beyond any VARCHAR or TEXT
+    trial = staticmethod(trial)
     client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))
     lock_class = MysqlNamedLock
     tool_backup_class = MysqldumpBackupEngine
@@ -161,8 +168,13 @@ class MysqlDialect(ServerDialect):
         return conn.execute("SELECT table_collation FROM information_schema.tables WHERE table_schema = DATABASE() "
                             "AND table_name = %s", (table,)).scalar()
 
+    def database_collation(self, conn) -> str | None:
+        return conn.execute("SELECT @@collation_database").scalar()
+
     def collate(self, expr: str, collation: str | None) -> str | None:
-        return f"{expr} COLLATE {collation}" if collation else None
+        """Converted to the collation's character set first (its name's first part, as `CONVERT TO
+        CHARACTER SET` in the planner), so a change of character set compares too."""
+        return f"CONVERT({expr} USING {collation.split('_', 1)[0]}) COLLATE {collation}" if collation else None
 
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")

@@ -113,13 +113,15 @@ def normalize_type(formatted: str, typtype: str, typname: str, enums: dict[str, 
     if typtype == "e":
         values = enums.get(typname, ())
         return f"ENUM {typname}(" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+    dims = re.search(r"(\[\])*$", formatted)[0]  # an array: `character varying(10)[]` is VARCHAR(10)[]
+    formatted = formatted[: len(formatted) - len(dims)]
     base, paren, rest = formatted.partition("(")
     if paren:  # e.g. character varying(50), numeric(10,2), timestamp(3) without time zone
         size, _, tail = rest.partition(")")
         base = (base + tail).strip()
         name = _TYPE_NAMES.get(base, base.upper())
-        return f"{name}({size.replace(' ', '')})"
-    return _TYPE_NAMES.get(formatted, formatted.upper())
+        return f"{name}({size.replace(' ', '')}){dims}"
+    return _TYPE_NAMES.get(formatted, formatted.upper()) + dims
 
 
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}

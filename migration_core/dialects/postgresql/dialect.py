@@ -28,6 +28,7 @@ from .logical import PgLogicalBackupEngine
 from .objects import PgKeptRules, function_columns
 from .planner import PostgresPlanner, parse_enum
 from .proof import PgShadow
+from .trial import trial
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -69,6 +70,9 @@ class PostgresDialect(ServerDialect):
     text_cast = "{}::text"
     numeric_cast = "(({})::text)::numeric"  # through the text: float8 -> numeric directly keeps 15 digits
     regex_op = "~"
+    text_types = frozenset({"VARCHAR", "CHAR", "TEXT", "BPCHAR", "CITEXT", "NAME"})
+    roomy_text_types = frozenset({"TEXT"})
+    trial = staticmethod(trial)
     client_tools = (("pg_dump",), ("pg_restore",), ("psql",))
     lock_class = PgAdvisoryLock
     tool_backup_class = PgDumpBackupEngine

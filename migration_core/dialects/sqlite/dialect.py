@@ -342,6 +342,14 @@ class SqliteProbe:
         integers into floats, is counted by `unconvertible_count`."""
         return None
 
+    def conversion_trial(self, table: str, column: str, old_type: str, new_type: str) -> None:
+        """None: the two counts above are the whole story under SQLite's type affinity."""
+        return None
+
+    def collation_change(self, table: str, collation: str | None) -> tuple[list, None]:
+        """Nothing: SQLite tables have no default collation of their own."""
+        return [], None
+
     def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
         """None: the rebuild's copy enforces the unique key, and a collision rolls the whole plan back."""
         return None
