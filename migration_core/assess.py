@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import changes as ch
-from .dialects.base import Probe
+from .dialects.base import Probe, Trial
+from .errors import ProbeFailed
 from .plan import Plan
 from .results import ChangeModel
 
@@ -25,7 +26,7 @@ MANY_CHANGES = 25
 
 # Lengths of character and binary strings; TIMESTAMP(6) or FLOAT(24) are not lengths.
 _LEN = re.compile(r"^(?P<base>(?:N?VAR)?CHAR|CHARACTER(?: VARYING)?|NATIONAL (?:VAR)?CHAR|(?:VAR)?BINARY|VARBIT|BIT VARYING)"
-                  r"\((?P<n>\d+)\)$")
+                  r"\((?P<n>\d+)\)(?P<array>(?:\[\d*\])*)$")  # VARCHAR(10)[]: each element's length
 
 # How a refused destructive change says it can be permitted, in the Python API's terms; the command
 # line and the MCP server put their own (`--allow-destructive`, `allow_destructive=true`) in its place.
@@ -77,11 +78,47 @@ class Assessment:
 
 def _length(type_: str) -> tuple[str, int] | None:
     m = _LEN.match(type_)
-    return (m["base"].strip(), int(m["n"])) if m else None
+    return (m["base"].strip() + m["array"], int(m["n"])) if m else None
+
+
+def _verb(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _shown(value: str | None, limit: int = 60) -> str:
+    return "NULL" if value is None else "'" + (value if len(value) <= limit else value[: limit - 3] + "...") + "'"
+
+
+def _failed(c: ch.Change, column: str, target: str, t: Trial) -> ChangeAssessment:
+    """Values the server would refuse to convert: the plan's statement would fail on them."""
+    count = _plural(t.failed, "value") if t.exact else f"at least {_plural(t.failed, 'value')}"
+    example = f"{_shown(t.failed_example)}: " if t.failed_example is not None else ""
+    return ChangeAssessment(c, "data_dependent", f"{count} in {c.table}.{column} {_verb(t.failed, 'does', 'do')} not convert "
+                                                 f"to {target} (e.g. {example}{t.why})", blocked=True)
+
+
+def _changed(c: ch.Change, column: str, t: Trial) -> ChangeAssessment:
+    """Values the server would convert without a word but store differently: a silent loss."""
+    before, after = t.changed_example or (None, None)
+    return ChangeAssessment(c, "destructive", f"{_plural(t.changed, 'value')} in {c.table}.{column} would change "
+                                              f"(e.g. {_shown(before)} would become {_shown(after)})")
+
+
+def _collation(options: tuple[str, ...]) -> str | None:
+    return next((o.split(" ", 1)[1] for o in options if o.startswith("COLLATE ")), None)
+
+
+def assess_or_refuse(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAssessment:
+    """`assess_change`, with a check the server could not run turned into a refusal that says why:
+    a change is never promised on a check that did not happen."""
+    try:
+        return assess_change(c, probe, rows)
+    except ProbeFailed as exc:
+        return ChangeAssessment(c, "data_dependent", f"the live data could not be checked for this change: {exc}", blocked=True)
 
 
 def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAssessment:
@@ -134,7 +171,8 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             return ChangeAssessment(c, "safe", "relaxes NOT NULL")
         n = probe.null_count(c.table, c.column)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} hold NULL in {c.table}.{c.column}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} {_verb(n, 'holds', 'hold')} NULL in {c.table}.{c.column}",
+                                    blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: no NULL values")
     if isinstance(c, ch.AlterColumnType):
         old_len, new_len = _length(c.old.type), _length(c.new.type)
@@ -143,18 +181,25 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
                 return ChangeAssessment(c, "safe", "widens the column")
             n = probe.too_long_count(c.table, c.column, new_len[1])
             if n:
-                return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} are longer than {new_len[1]} characters", blocked=True)
+                return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {_verb(n, 'is', 'are')} longer "
+                                                             f"than {new_len[1]} characters", blocked=True)
             return ChangeAssessment(c, "data_dependent", f"narrows the column; checked: every value fits {new_len[1]} characters")
         n = probe.unconvertible_count(c.table, c.column, c.old.type, c.new.type)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {'does' if n == 1 else 'do'} not convert to {c.new.type}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} in {c.table}.{c.column} {_verb(n, 'does', 'do')} not convert to {c.new.type}", blocked=True)
         if new_len:
             m = probe.too_long_count(c.table, c.column, new_len[1])
             if m:
-                return ChangeAssessment(c, "data_dependent", f"{_plural(m, 'value')} in {c.table}.{c.column} are longer than {new_len[1]} characters", blocked=True)
+                return ChangeAssessment(c, "data_dependent", f"{_plural(m, 'value')} in {c.table}.{c.column} {_verb(m, 'is', 'are')} longer "
+                                                             f"than {new_len[1]} characters", blocked=True)
+        trial = probe.conversion_trial(c.table, c.column, c.old.type, c.new.type)
+        if trial and trial.failed:
+            return _failed(c, c.column, c.new.type, trial)
         lossy = probe.lossy_count(c.table, c.column, c.old.type, c.new.type)
         if lossy and lossy[0]:
             return ChangeAssessment(c, "destructive", f"{_plural(lossy[0], 'value')} in {c.table}.{c.column} would be {lossy[1]}")
+        if trial and trial.changed:  # what the counts above do not look for (an ENUM's label, a CHAR's spaces)
+            return _changed(c, c.column, trial)
         clash = probe.key_duplicates_after(c.table, c.column, c.new.type, None)
         if clash:
             return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in "
@@ -174,20 +219,20 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
             return ChangeAssessment(c, "data_dependent", "unique over an expression: checked when the index is built")
         n = probe.duplicate_count(c.table, tuple(cols))
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} of ({', '.join(cols)}) {'appears' if n == 1 else 'appear'} more than once in {c.table}", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'value')} of ({', '.join(cols)}) {_verb(n, 'appears', 'appear')} more than once in {c.table}", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: no duplicates")
     if isinstance(c, ch.AddCheckConstraint):
         n = probe.check_violation_count(c.table, c.constraint.expression)
         if n is None:
             return ChangeAssessment(c, "data_dependent", "cannot be checked in advance; enforced as rows are copied (a violation rolls back)")
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} violate CHECK ({c.constraint.expression})", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} {_verb(n, 'violates', 'violate')} CHECK ({c.constraint.expression})", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: every row satisfies the constraint")
     if isinstance(c, ch.AddForeignKey):
         fk = c.fk
         n = probe.orphan_count(c.table, fk.columns, fk.ref_table, fk.ref_columns)
         if n:
-            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} reference missing {fk.ref_table} rows", blocked=True)
+            return ChangeAssessment(c, "data_dependent", f"{_plural(n, 'row')} in {c.table} {_verb(n, 'references', 'reference')} missing {fk.ref_table} rows", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: every row's reference exists")
     if isinstance(c, ch.AlterPrimaryKey):
         if c.new is None:
@@ -198,14 +243,30 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
         if nulls or dups:
             return ChangeAssessment(c, "data_dependent", f"new primary key ({', '.join(cols)}) has {_plural(dups, 'duplicate value')} and {_plural(nulls, 'NULL')}", blocked=True)
         return ChangeAssessment(c, "data_dependent", "checked: new key values are unique and not NULL")
+    if isinstance(c, ch.AlterTableOptions) and _collation(c.old) != _collation(c.new):
+        problems, clash = probe.collation_change(c.table, _collation(c.new))
+        under = f"collation {_collation(c.new)}" if _collation(c.new) else "the database's default collation"
+        for column, t in problems:
+            if t.failed:
+                return _failed(c, column, under, t)
+        if clash:
+            return ChangeAssessment(c, "data_dependent", f"{_plural(clash[0], 'value')} of unique key ({', '.join(clash[1])}) in {c.table} "
+                                                         f"would collide under {under}", blocked=True)
+        changed = [(column, t) for column, t in problems if t.changed]
+        if changed:
+            return _changed(c, changed[0][0], changed[0][1])
+        return ChangeAssessment(c, "data_dependent", f"checked: every text value converts and no unique key collides under {under}")
     if isinstance(c, ch.AlterTableOptions):
         return ChangeAssessment(c, "data_dependent", "stricter storage rules are enforced as rows are copied; a violation rolls back")
     return ChangeAssessment(c, "data_dependent", "unclassified change; verified during execution")
 
 
-def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None) -> Assessment:
+def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None, fills: dict | None = None) -> Assessment:
+    """`fills`: the resolved data fills and conversions (fills.resolve); each change is re-checked with them."""
+    from .fills import reassess
+
     rows: dict[str, int] = {}
-    items = [assess_change(c, probe, rows) for c in changes]
+    items = [reassess(assess_or_refuse(c, probe, rows), probe, fills or {}, rows) for c in changes]
     if plan is not None and plan.change_notes:
         items = [replace(a, warnings=tuple(note for c, note in plan.change_notes if c is a.change or c == a.change)) for a in items]
     downtime = 0.0

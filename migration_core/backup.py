@@ -138,6 +138,7 @@ class BackupManager:
         self.settings = settings
         self.engine = engine if engine is not None else backup_engine_for(settings)
         self.row_counter = row_counter
+        self.last_restore: dict[str, list[str]] = {"kept": [], "lost": []}
 
     @property
     def backup_dir(self) -> Path:
@@ -306,10 +307,16 @@ class BackupManager:
         the views, triggers and routines must be exactly the backup's (objects made since are dropped,
         those the backup could not save are left as they are): BackupError otherwise."""
         info = self.verify_backup(backup_id)
+        before = self.engine.kept_objects()
         self.engine.restore_backup(Path(info.path))
         expected = self._raw(backup_id).get("kept_objects")
+        unsaved = {u.split(" (", 1)[0] for u in info.unsaved_objects}
+        kept = list(getattr(self.engine, "restore_notes", None) or [])
+        kept += [f"{u} (the backup could not save it; left as it was)" for u in sorted(unsaved) if u in before]
+        lost = [f"{k} (made after the backup)" for k in sorted(before) if expected is not None and k not in expected and k not in unsaved]
+        self.last_restore = {"kept": kept, "lost": lost}  # what the restore kept and took away, for its result
         if expected is not None:
-            self._check_kept(backup_id, expected, {u.split(" (", 1)[0] for u in info.unsaved_objects})
+            self._check_kept(backup_id, expected, unsaved)
         return info
 
     def _raw(self, backup_id: str) -> dict:

@@ -334,12 +334,3 @@ class AlterTableComment(Change):
     @property
     def detail(self) -> str:
         return f"change comment of table {self.table}"
-
-
-@dataclass(frozen=True)
-class AlterColumnComment(_AlterColumn):
-    kind: ClassVar[str] = "alter_column_comment"
-
-    @property
-    def detail(self) -> str:
-        return f"change comment of {self.table}.{self.column}"

@@ -9,8 +9,10 @@ from sqlalchemy import MetaData
 from .assess import Assessment, assess
 from .diff import Diff, RenameHints, diff_snapshots
 from .errors import MigrationError
+from .fills import parse_specs, resolve
 from .gcpause import gc_paused
 from .plan import Plan
+from .planid import PlanIdentity, PlanOptions
 from .settings import MigrationSettings
 from .snapshot import SchemaSnapshot
 from .target import load_metadata
@@ -29,6 +31,11 @@ class Comparison:
     @property
     def migration_needed(self) -> bool:
         return not self.diff.empty
+
+    def identity(self, options: PlanOptions) -> PlanIdentity:
+        """The plan id's inputs: both fingerprints, the options and every statement the plan would run."""
+        return PlanIdentity(self.live.fingerprint(), self.target.fingerprint(), options,
+                            tuple(s.rstrip() for s in self.plan.full_sql()) if self.plan is not None and self.migration_needed else ())
 
     def refusals(self, allow_destructive: bool) -> list[str]:
         out = self.assessment.refusals(allow_destructive)
@@ -58,8 +65,11 @@ class SchemaComparator:
             self._target = normalized_target(self.dialect, self.metadata(), self.settings, conn)
         return self._target
 
-    def compare_schemas(self, conn=None, renames: list[str] | None = None) -> Comparison:
+    def compare_schemas(self, conn=None, renames: list[str] | None = None, fills: list[str] | None = None,
+                        using: list[str] | None = None) -> Comparison:
+        """`fills` / `using`: `table.column=EXPR` items (fills.py), checked against the diff before planning."""
         hints = RenameHints.parse([*self.settings.renames, *(renames or [])])
+        specs = [*parse_specs("fill", fills), *parse_specs("using", using)]
         own = conn is None
         if own:
             conn = self.dialect.connect(write=False)
@@ -69,13 +79,15 @@ class SchemaComparator:
                 live = self.dialect.read_live(conn)
                 diff = diff_snapshots(live, target, hints)
                 plan, error = None, None
+                resolved = resolve(specs, diff, live, target, self.dialect.name) if specs else {}
                 if not diff.empty:
                     try:
-                        plan = self.dialect.make_plan(conn, live, target, diff, self.metadata())
+                        plan = (self.dialect.make_plan(conn, live, target, diff, self.metadata(), fills=resolved) if resolved
+                                else self.dialect.make_plan(conn, live, target, diff, self.metadata()))
                     except MigrationError as exc:
                         error = str(exc)
                         plan = getattr(exc, "plan", None)  # a plan that failed its proof is still shown, with why
-                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan)
+                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan, resolved)
                 return Comparison(live, target, diff, plan, assessment, error, conn is not None)
         finally:
             if own and conn is not None:

@@ -69,3 +69,8 @@ class MigrationInterrupted(MigrationError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+class ProbeFailed(MigrationError):
+    """A data check could not run on the live rows (the server refused its query): the change it
+    guards is refused with the server's reason rather than promised (see assess.py)."""

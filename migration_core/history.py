@@ -218,6 +218,6 @@ class MigrationHistoryManager:
             id=d["id"], kind=d["kind"], status=d["status"],
             started_at=datetime.fromisoformat(d["started_at"]),
             finished_at=datetime.fromisoformat(d["finished_at"]) if d["finished_at"] else None,
-            duration_ms=d["duration_ms"], plan_checksum=d["plan_checksum"], backup_id=d["backup_id"],
+            duration_ms=d["duration_ms"], plan_checksum=d["plan_checksum"], plan_id=d["plan_checksum"], backup_id=d["backup_id"],
             error=d["error"], statements=json.loads(d["statements"] or "[]"),
         )

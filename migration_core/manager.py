@@ -12,7 +12,9 @@ from .dialects.base import Progress
 from .errors import MigrationError, RecoveryError, RestoreRefused, SafetyRefusal
 from .history import MigrationHistoryManager, new_migration_id, now_iso, progress_of
 from .plan import Plan
+from .planid import PlanIdentity, PlanOptions, stale_refusal
 from .results import BackupInfo, HistoryEntry, MigrateResult, RollbackResult
+from .rowcount import live_row_counts, row_changes
 from .settings import MigrationSettings
 
 log = logging.getLogger("migration_core")
@@ -72,26 +74,39 @@ class MigrationManager:
 
     # -- migrate -------------------------------------------------------------------------
     def execute_migrations(self, *, dry_run: bool, allow_destructive: bool, create_backup: bool, timeout_ms: int,
-                           renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
+                           renames: list[str] | None = None, progress: Progress | None = None,
+                           options: PlanOptions | None = None, plan_id: str | None = None,
+                           previewed: PlanIdentity | None = None, rehearse: bool = False) -> MigrateResult:
+        """`plan_id`: run only the plan with that id (see planid.py), checked under the lock against the plan
+        computed there; `previewed` is that plan's identity when known, to say what differs (StalePlan)."""
         started = time.monotonic()
+        options = options or PlanOptions.make(renames, allow_destructive=allow_destructive)
         if dry_run:
-            comparison = self.comparator.compare_schemas(renames=renames)
+            comparison = self.comparator.compare_schemas(renames=renames, fills=list(options.fills), using=list(options.using))
+            identity = self._check_plan_id(comparison, options, plan_id, previewed)
             self._refuse_if_needed(comparison, allow_destructive)
-            return self._result(comparison, started, allow_destructive, dry_run=True, executed=0)
+            result = self._result(comparison, started, allow_destructive, dry_run=True, executed=0, identity=identity)
+            if rehearse and comparison.migration_needed:
+                result.rehearsal = self._rehearse(comparison, timeout_ms, refuse=False)
+            return result
 
         self.comparator.target_snapshot()  # a models error must not create the database file or take the lock
         with self.dialect.lock(self.settings.lock_timeout_ms).acquire("migrate"):
             conn = self.dialect.connect(write=True)
             try:
                 self.recover(conn, "migrate")
-                comparison = self.comparator.compare_schemas(conn, renames)
+                comparison = self.comparator.compare_schemas(conn, renames, fills=list(options.fills), using=list(options.using))
+                identity = self._check_plan_id(comparison, options, plan_id, previewed)
                 if not comparison.migration_needed:
-                    return self._result(comparison, started, allow_destructive, dry_run=False, executed=0)
+                    return self._result(comparison, started, allow_destructive, dry_run=False, executed=0, identity=identity)
                 problem = self.dialect.storage_check(conn)
                 if problem:
                     raise MigrationError(f"migration refused, nothing was changed: {problem}")
                 self._refuse_if_needed(comparison, allow_destructive)
-                return self._apply(conn, comparison, started, allow_destructive, create_backup, timeout_ms, progress)
+                rehearsal = self._rehearse(comparison, timeout_ms, refuse=True) if rehearse else None
+                result = self._apply(conn, comparison, started, allow_destructive, create_backup, timeout_ms, progress, identity)
+                result.rehearsal = rehearsal
+                return result
             finally:
                 conn.close()
 
@@ -108,6 +123,26 @@ class MigrationManager:
         for name in self.backups.remove_leftovers():
             log.info("%s: removed %s, left by an interrupted backup", purpose, name)
 
+    def _rehearse(self, comparison: Comparison, timeout_ms: int, *, refuse: bool):
+        """The plan on a copy of the data (rehearse.py); with `refuse`, a failed rehearsal stops the migration."""
+        from .rehearse import rehearse
+
+        result = rehearse(self.dialect, comparison, timeout_ms, read_only=self.settings.read_only)
+        if refuse and not result.ran:
+            why = result.error or "; ".join(c for c in result.checks if ": no" in c or "failed" in c)
+            raise SafetyRefusal(f"migration refused, nothing was changed: the rehearsal on a copy of the data failed: {why}",
+                                [f"rehearsal: {why}"])
+        return result
+
+    @staticmethod
+    def _check_plan_id(comparison: Comparison, options: PlanOptions, plan_id: str | None,
+                       previewed: PlanIdentity | None) -> PlanIdentity:
+        identity = comparison.identity(options)
+        if plan_id is not None and identity.plan_id != plan_id:
+            raise stale_refusal(plan_id, identity, previewed,
+                                "Preview again, show the user the new plan, and migrate with its plan id.")
+        return identity
+
     def _refuse_if_needed(self, comparison: Comparison, allow_destructive: bool) -> None:
         problems = comparison.refusals(allow_destructive)
         if problems:
@@ -116,7 +151,7 @@ class MigrationManager:
             )
 
     def _apply(self, conn, comparison: Comparison, started: float, allow_destructive: bool, create_backup: bool,
-               timeout_ms: int, progress: Progress | None) -> MigrateResult:
+               timeout_ms: int, progress: Progress | None, identity: PlanIdentity) -> MigrateResult:
         plan = comparison.plan
         migration_id = new_migration_id()
         backup_id = None
@@ -127,8 +162,9 @@ class MigrationManager:
         started_at = now_iso()
         try:
             self.history.record_migration_start(
-                conn, migration_id, plan_checksum=plan.checksum(), statements=plan.full_sql(),
-                changes=[c.detail for c in comparison.diff.changes], backup_id=backup_id, started_at=started_at)
+                conn, migration_id, plan_checksum=identity.plan_id, statements=plan.full_sql(),
+                changes=[c.detail for c in comparison.diff.changes] + [f"fill {f}" for f in identity.options.fills]
+                + [f"using {f}" for f in identity.options.using], backup_id=backup_id, started_at=started_at)
         except Exception as exc:
             if backup_id:  # no history row will ever name it
                 self.backups.delete_backup(backup_id)
@@ -172,7 +208,8 @@ class MigrationManager:
                 log.exception("backup retention cleanup failed")
         log.info("migration %s applied %d statements in %.1f ms", migration_id, executed, recorded[0] if recorded else 0.0)
         return self._result(comparison, started, allow_destructive, dry_run=False, executed=executed,
-                            migration_id=migration_id, backup_id=backup_id, duration_ms=recorded[0] if recorded else None)
+                            migration_id=migration_id, backup_id=backup_id, duration_ms=recorded[0] if recorded else None,
+                            identity=identity)
 
     def _record_failure(self, conn, migration_id: str, message: str, duration_ms: float) -> None:
         """On the migration's connection or, when that one was lost (killed by the server, a network
@@ -192,7 +229,8 @@ class MigrationManager:
             log.exception("could not record the failure of %s", migration_id)
 
     def _result(self, comparison: Comparison, started: float, allow_destructive: bool, *, dry_run: bool, executed: int,
-                migration_id: str | None = None, backup_id: str | None = None, duration_ms: float | None = None) -> MigrateResult:
+                migration_id: str | None = None, backup_id: str | None = None, duration_ms: float | None = None,
+                identity: PlanIdentity | None = None) -> MigrateResult:
         plan = comparison.plan
         return MigrateResult(
             success=True,
@@ -201,13 +239,14 @@ class MigrationManager:
             execution_time_ms=duration_ms if duration_ms is not None else round((time.monotonic() - started) * 1000, 3),
             # As the executors count: the steps, plus PostgreSQL's concurrent builds after the transaction
             # (SQLite's postamble restores a PRAGMA: housekeeping, like the preamble).
-            planned_statements=len(plan.statements) + sum(not s.upper().startswith("PRAGMA") for s in plan.postamble) if plan else 0,
+            planned_statements=len(plan.statements) + sum(not s.upper().startswith(("PRAGMA", "--")) for s in plan.postamble) if plan else 0,
             backup_id=backup_id,
             migration_id=migration_id,
             dry_run=dry_run,
             changes=comparison.assessment.models(allow_destructive),
             sql=plan.full_sql() if plan else [],
             warnings=list(comparison.assessment.warnings),
+            plan_id=identity.plan_id if identity else None,
         )
 
     # -- rollback ------------------------------------------------------------------------
@@ -261,6 +300,7 @@ class MigrationManager:
                 if progress:
                     progress(1, 3, f"restoring backup {backup_id}")
                 rollback_id = new_migration_id()
+                rows_before = live_row_counts(self.dialect)
                 try:
                     self._restore_or_undo(backup_id, safety.id)
                 except MigrationError as exc:
@@ -271,8 +311,14 @@ class MigrationManager:
                 if progress:
                     progress(3, 3, "rollback complete")
                 log.info("rolled back to backup %s (safety backup %s)", backup_id, safety.id)
+                tables = row_changes(rows_before, live_row_counts(self.dialect))
+                notes = self.backups.last_restore
+                lost = [f"{-t.change} row(s) of {t.table}" + (" (the table is not in the backup: dropped)" if t.note.startswith("not in")
+                                                             else " (net)") for t in tables if t.change and t.change < 0]
                 return RollbackResult(success=True, backup_id=backup_id, migration_id=entry.id if entry else None,
-                                      safety_backup_id=safety.id)
+                                      safety_backup_id=safety.id, tables=tables,
+                                      kept=[f"the migration history ({len(rows)} entries)", *notes["kept"]],
+                                      lost=[*lost, *notes["lost"]])
             finally:
                 conn.close()
 

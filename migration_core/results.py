@@ -37,9 +37,48 @@ class StatusResult(BaseModel):
     startup_migration: "MigrateResult | None" = Field(default=None, description="Outcome of the server's startup migration, when one ran.")
 
 
+class RehearsalTable(BaseModel):
+    table: str
+    rows_before: int | None = Field(description="Rows in the table before the plan (null: the plan creates it).")
+    rows_after: int | None = Field(description="Rows after the plan ran on the copy (null: the plan dropped it, or it did not run).")
+
+
+class RehearsalResult(BaseModel):
+    """The plan run on a copy of the real data; the live database is not changed."""
+
+    ran: bool = Field(description="True when every statement ran on the copy and the copy then matched the models.")
+    method: str = Field(description="How the copy was made (SQLite: online backup into a temporary folder; PostgreSQL: a "
+                        "transaction that is always rolled back; MariaDB: copies of the touched tables in a scratch database).")
+    duration_ms: float | None = Field(description="How long the plan's statements took on the copy.")
+    estimated_seconds: float = Field(description="The estimate status gives, for comparison.")
+    statements_run: int = 0
+    tables: list[RehearsalTable] = Field(default_factory=list)
+    checks: list[str] = Field(default_factory=list, description="Integrity and foreign-key checks on the result, each with its outcome.")
+    error: str | None = Field(default=None, description="The first error, with the statement, when the plan failed on the copy.")
+    notes: list[str] = Field(default_factory=list)
+
+
 class PreviewResult(StatusResult):
     sql: list[str] = Field(description="Statements in the order they would run (PRAGMA/BEGIN/COMMIT included).")
     reverse_sql: list[str] = Field(default_factory=list, description="Statements that undo the plan, where every step has a reverse.")
+    plan_id: str = Field(description="SHA-256 over the database's schema fingerprint, the models' fingerprint, the options and the "
+                         "statements. Show the user this plan, then pass plan_id to migrate: it runs only this exact plan, "
+                         "and refuses if the database or the models changed meanwhile.")
+    database_fingerprint: str = Field(description="SHA-256 of the live schema this plan was computed from.")
+    models_fingerprint: str = Field(description="SHA-256 of the models' schema (the target).")
+    options: dict = Field(default_factory=dict, description="The options the plan id covers: renames, fills, using, allow_destructive.")
+    rehearsal: RehearsalResult | None = Field(default=None, description="The plan run on a copy of the data, when asked (rehearse=true).")
+
+
+class PlanCheckResult(BaseModel):
+    """`check --plan FILE`: is the checked-in plan still the one migrate would run?"""
+
+    database: str
+    matches: bool = Field(description="True when migrate, with the file's options, would run exactly the file's statements now.")
+    plan_id: str = Field(description="The plan file's id.")
+    plan_id_now: str = Field(description="The id of the plan migrate would run now.")
+    differences: list[str] = Field(default_factory=list, description="What changed since the file was written.")
+    safe_to_apply: bool = Field(description="True when the plan matches and migrate would not refuse it.")
 
 
 class MigrateResult(BaseModel):
@@ -55,6 +94,8 @@ class MigrateResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
     refused: bool = Field(default=False, description="True when refused for safety; the database was not changed.")
+    plan_id: str | None = Field(default=None, description="Id of the plan that ran (or would run, with dry_run); the history records it.")
+    rehearsal: RehearsalResult | None = Field(default=None, description="The rehearsal on a copy of the data that preceded the run, when asked.")
     planned_statements: int = Field(default=0, description="Statements of the plan, BEGIN, COMMIT and pragmas not counted: what operations_executed is, or will be, when the plan runs.")
 
 
@@ -64,6 +105,9 @@ class RollbackResult(BaseModel):
     migration_id: str | None = Field(default=None, description="The migration that was undone.")
     safety_backup_id: str | None = Field(default=None, description="Backup of the state just before the rollback, so it can be undone too.")
     error: str | None = None
+    tables: list["TableRows"] = Field(default_factory=list, description="Each table's rows before and after the restore, counted.")
+    kept: list[str] = Field(default_factory=list, description="What the restore kept as it was (the history, objects of other schemas set aside and made again, objects the backup could not save).")
+    lost: list[str] = Field(default_factory=list, description="What the restore took away (rows, tables and objects made after the backup); all of it is in the safety backup.")
 
 
 class TableRows(BaseModel):
@@ -128,7 +172,10 @@ class HistoryEntry(BaseModel):
     started_at: datetime
     finished_at: datetime | None = None
     duration_ms: float | None = None
-    plan_checksum: str | None = None
+    plan_checksum: str | None = Field(default=None, description="The plan id of the migration that ran (SHA-256 over both "
+                                      "fingerprints, the options and the statements; runs recorded before plan ids hold a "
+                                      "SHA-256 of the statements alone). Same as plan_id.")
+    plan_id: str | None = Field(default=None, description="The plan id of the migration that ran (see preview_diff).")
     backup_id: str | None = None
     error: str | None = None
     statements: list[str] = Field(default_factory=list)
@@ -148,3 +195,4 @@ class HistoryStatistics(BaseModel):
 StatusResult.model_rebuild()
 PreviewResult.model_rebuild()
 RollbackPreview.model_rebuild()
+RollbackResult.model_rebuild()

@@ -174,7 +174,10 @@ class SchemaSnapshot:
     outside: tuple[tuple[str, str, "str | None"], ...] = ()
     names: Names = field(default_factory=Names)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)  # PostgreSQL enum types of the schema: name -> values
-    sequences: tuple[str, ...] = ()  # PostgreSQL sequences of the schema that no column owns (SERIAL/IDENTITY ones are markers)
+    sequences: tuple[str, ...] = ()
+    # Code that names tables only as text, checked, not kept: PostgreSQL functions and procedures no
+    # trigger calls, MariaDB routines and events, views of other MariaDB databases: ("kind name", text).
+    code: tuple[tuple[str, str], ...] = ()  # PostgreSQL sequences of the schema that no column owns (SERIAL/IDENTITY ones are markers)
 
     def kept_objects(self) -> dict[str, str]:
         """`kind name` -> definition of every object beside the tables: what a restore must give back."""
@@ -196,7 +199,16 @@ class SchemaSnapshot:
         return next((c for c in table.columns if self.names.column(c.name) == key), None)
 
     def fingerprint(self) -> str:
-        """SHA-256 over the compared parts of the schema (DDL text and order excluded)."""
+        """SHA-256 over the compared parts of the schema (DDL text and order excluded). Kept on the
+        snapshot once computed (snapshots are not changed after they are made): plan ids and backups
+        ask for it again for the same snapshot."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            cached = self._compute_fingerprint()
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def _compute_fingerprint(self) -> str:
         payload = []
         for name in sorted(self.tables):
             t = asdict(self.tables[name])

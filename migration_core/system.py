@@ -11,7 +11,8 @@ from .dialects.factory import get_dialect
 from .errors import ConfigurationError, SafetyRefusal
 from .history import MigrationHistoryManager
 from .manager import MigrationManager
-from .results import (BackupListResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackPreview, RollbackResult,
+from .planid import PlanIdentity, PlanOptions, load_preview, save_preview, validate_plan_id
+from .results import (BackupListResult, PlanCheckResult, HealthResult, HistoryEntry, MigrateResult, PreviewResult, RollbackPreview, RollbackResult,
                       StatusResult)
 from .rowcount import backup_row_counter, live_row_counts, row_changes, sqlite_file_row_counts
 from .settings import MigrationSettings
@@ -22,6 +23,7 @@ log = logging.getLogger("migration_core")
 class AutoMigrationSystem:
     def __init__(self, settings: MigrationSettings | None = None, **overrides):
         self.startup_result: MigrateResult | None = None
+        self._previews: dict[str, PlanIdentity] = {}  # plan id -> what it was computed from, to say what changed
         if settings is None:
             settings = MigrationSettings(**overrides)
         elif overrides:
@@ -48,19 +50,10 @@ class AutoMigrationSystem:
         return new
 
     # -- read-only -----------------------------------------------------------------------
-    def _compare(self, renames: list[str] | None) -> tuple[Comparison, list[HistoryEntry]]:
-        """The comparison and the last history row on one read connection: a second connect would cost
-        more than the queries (20-40 ms on MariaDB, whose server resolves each client's host)."""
-        conn = self.dialect.connect(write=False)
-        try:
-            comparison = self.comparator.compare_schemas(conn, renames=renames)
-            return comparison, self.history.get_migration_history(conn, 1) if conn is not None else []
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def _status_fields(self, comparison: Comparison, history: list[HistoryEntry] | None = None) -> dict:
+    def _status_fields(self, comparison: Comparison, allow_destructive: bool | None = None,
+                       history: list[HistoryEntry] | None = None) -> dict:
         s = self.settings
+        allow = s.allow_destructive if allow_destructive is None else allow_destructive
         warnings = list(comparison.assessment.warnings)
         if not comparison.database_exists:
             warnings.insert(0, "the database file does not exist yet; migrate will create it")
@@ -76,11 +69,11 @@ class AutoMigrationSystem:
         return dict(
             database=s.masked_url,
             migration_needed=comparison.migration_needed,
-            changes=comparison.assessment.models(s.allow_destructive),
+            changes=comparison.assessment.models(allow),
             complexity=comparison.assessment.complexity,
             estimated_downtime_seconds=comparison.assessment.estimated_downtime_seconds,
             warnings=warnings,
-            safe_to_apply=not comparison.refusals(s.allow_destructive) and not damage,
+            safe_to_apply=not comparison.refusals(allow) and not damage,
             plan_proven=None if not comparison.migration_needed else bool(
                 comparison.plan is not None and comparison.plan.proof and not comparison.planning_error),
             proof=None if not comparison.migration_needed else (comparison.planning_error or (comparison.plan.proof if comparison.plan else None)),
@@ -88,22 +81,83 @@ class AutoMigrationSystem:
             startup_migration=self.startup_result,
         )
 
-    def _reported_status(self, comparison: Comparison, history: list[HistoryEntry] | None = None) -> dict:
+    def _reported_status(self, comparison: Comparison, allow_destructive: bool | None = None,
+                         history: list[HistoryEntry] | None = None) -> dict:
         """The status fields; in read-only mode nothing pending can be applied, and the status says so."""
-        fields = self._status_fields(comparison, history)
+        fields = self._status_fields(comparison, allow_destructive, history)
         if self.settings.read_only and comparison.migration_needed:
             fields["safe_to_apply"] = False
             fields["warnings"].append("read-only mode: the pending changes are reported, not applied (migrate is refused)")
         return fields
 
-    def check_migration_status(self, *, renames: list[str] | None = None) -> StatusResult:
-        return StatusResult(**self._reported_status(*self._compare(renames)))
+    def check_migration_status(self, *, renames: list[str] | None = None, fills: list[str] | None = None,
+                               using: list[str] | None = None) -> StatusResult:
+        conn = self.dialect.connect(write=False)
+        try:  # one read connection for the comparison and the last history row: a connect costs 20-40 ms on MariaDB
+            comparison = self.comparator.compare_schemas(conn, renames=renames, fills=fills, using=using)
+            history = self.history.get_migration_history(conn, 1) if conn is not None else []
+        finally:
+            if conn is not None:
+                conn.close()
+        return StatusResult(**self._reported_status(comparison, history=history))
 
-    def preview_diff(self, *, renames: list[str] | None = None) -> PreviewResult:
-        comparison, history = self._compare(renames)
+    def plan_options(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None,
+                     fills: list[str] | None = None, using: list[str] | None = None) -> PlanOptions:
+        """The options a plan id covers: the configured rename hints with the call's, the data fills and
+        conversions, and allow_destructive."""
+        allow = self.settings.allow_destructive if allow_destructive is None else allow_destructive
+        return PlanOptions.make([*self.settings.renames, *(renames or [])], fills, using, allow_destructive=allow)
+
+    def preview_diff(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None,
+                     fills: list[str] | None = None, using: list[str] | None = None, rehearse: bool = False) -> PreviewResult:
+        """The status plus the SQL and its plan id; `allow_destructive`, `fills` and `using` are part of the
+        id (a plan approved without them is not the plan that drops or fills data). `fills` / `using`:
+        `table.column=EXPR` items (fills.py); a malformed or unneeded one is a ConfigurationError.
+        `rehearse`: also run the plan on a copy of the data (rehearse.py) and report it."""
+        comparison = self.comparator.compare_schemas(renames=renames, fills=fills, using=using)
         plan = comparison.plan
-        return PreviewResult(**self._reported_status(comparison, history), sql=plan.full_sql() if plan else [],
-                             reverse_sql=plan.reverse_sql() if plan else [])
+        identity = comparison.identity(self.plan_options(renames=renames, allow_destructive=allow_destructive,
+                                                         fills=fills, using=using))
+        self._remember(identity)
+        if not self.settings.read_only and comparison.migration_needed:
+            save_preview(identity)
+        fields = self._reported_status(comparison, identity.options.allow_destructive)
+        rehearsal = None
+        if rehearse and comparison.migration_needed:
+            from .rehearse import rehearse as run_rehearsal
+
+            rehearsal = run_rehearsal(self.dialect, comparison, self.settings.max_execution_time_ms, read_only=self.settings.read_only)
+        return PreviewResult(**fields, rehearsal=rehearsal, sql=plan.full_sql() if plan and comparison.migration_needed else [],
+                             reverse_sql=plan.reverse_sql() if plan else [], plan_id=identity.plan_id,
+                             database_fingerprint=identity.live_fingerprint, models_fingerprint=identity.target_fingerprint,
+                             options=identity.options.as_dict())
+
+    def plan_text(self, *, renames: list[str] | None = None, allow_destructive: bool | None = None,
+                  fills: list[str] | None = None, using: list[str] | None = None) -> tuple[PreviewResult, str]:
+        """(preview, plan file text): the plan as a SQL script that runs as printed, with its review header."""
+        from .planfile import render
+
+        preview = self.preview_diff(renames=renames, allow_destructive=allow_destructive, fills=fills, using=using)
+        return preview, render(preview, self.dialect.name)
+
+    def check_plan(self, reviewed: PlanIdentity) -> PlanCheckResult:
+        """Whether the plan migrate would run now, with the reviewed plan's options, is that plan (CI's
+        `check --plan FILE`); changes nothing."""
+        comparison = self.comparator.compare_schemas(renames=list(reviewed.options.renames), fills=list(reviewed.options.fills),
+                                                     using=list(reviewed.options.using))
+        options = PlanOptions.make([*self.settings.renames, *reviewed.options.renames], reviewed.options.fills,
+                                   reviewed.options.using, reviewed.options.allow_destructive)
+        now = comparison.identity(options)
+        same = now.plan_id == reviewed.plan_id
+        return PlanCheckResult(database=self.settings.masked_url, matches=same, plan_id=reviewed.plan_id, plan_id_now=now.plan_id,
+                               differences=[] if same else reviewed.differences(now),
+                               safe_to_apply=same and not comparison.refusals(options.allow_destructive))
+
+    def _remember(self, identity: PlanIdentity) -> None:
+        self._previews.pop(identity.plan_id, None)
+        self._previews[identity.plan_id] = identity
+        while len(self._previews) > 50:
+            self._previews.pop(next(iter(self._previews)))
 
     def list_backups(self) -> BackupListResult:
         return BackupListResult(backup_dir=str(self.settings.resolved_backup_dir()), backups=self.backups.list_backups())
@@ -150,18 +204,36 @@ class AutoMigrationSystem:
 
     def execute_auto_migration(self, *, dry_run: bool | None = None, allow_destructive: bool | None = None,
                                create_backup: bool | None = None, timeout_ms: int | None = None,
-                               renames: list[str] | None = None, progress: Progress | None = None) -> MigrateResult:
+                               renames: list[str] | None = None, progress: Progress | None = None,
+                               plan_id: str | None = None, reviewed: PlanIdentity | None = None,
+                               fills: list[str] | None = None, using: list[str] | None = None,
+                               rehearse: bool = False) -> MigrateResult:
+        """Apply the pending changes. `plan_id` (from preview_diff): apply only that exact plan; a StalePlan
+        refusal (exit 3) says what changed when the database, the models or the options differ.
+        `reviewed` (a plan file's identity): its options are used and its plan id is required."""
         s = self.settings
+        if plan_id is not None:
+            plan_id = validate_plan_id(plan_id)
+        if reviewed is not None:
+            if renames or fills or using or allow_destructive is not None or (plan_id and plan_id != reviewed.plan_id):
+                raise ConfigurationError("a plan file carries its own options and plan id; do not combine it with renames, "
+                                         "fills, using, allow_destructive or another plan id")
+            plan_id, renames, allow_destructive = reviewed.plan_id, list(reviewed.options.renames), reviewed.options.allow_destructive
+            fills, using = list(reviewed.options.fills), list(reviewed.options.using)
+            self._remember(reviewed)
         if not (s.dry_run if dry_run is None else dry_run):
             self._refuse_if_read_only("migrate")
         if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0):
             raise ConfigurationError(f"timeout_ms must be a positive number of milliseconds, got {timeout_ms!r}")
+        allow = s.allow_destructive if allow_destructive is None else allow_destructive
         return self.manager.execute_migrations(
             dry_run=s.dry_run if dry_run is None else dry_run,
-            allow_destructive=s.allow_destructive if allow_destructive is None else allow_destructive,
+            allow_destructive=allow,
             create_backup=s.auto_backup if create_backup is None else create_backup,
             timeout_ms=s.max_execution_time_ms if timeout_ms is None else timeout_ms,
             renames=renames, progress=progress,
+            options=self.plan_options(renames=renames, allow_destructive=allow, fills=fills, using=using),
+            rehearse=rehearse, plan_id=plan_id, previewed=(self._previews.get(plan_id) or load_preview(plan_id)) if plan_id else None,
         )
 
     def rollback_target(self, backup_id: str | None = None):

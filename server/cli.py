@@ -91,22 +91,56 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=textwrap.fill(help_, 79), parents=[common], epilog=epilog,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    fill_help = ("table.column=EXPR: the value existing rows get for a new NOT NULL column without a default, or the NULL "
+                 "rows of a column made NOT NULL; EXPR is SQL over the row's own columns (repeatable; part of the plan id)")
+    using_help = "table.column=EXPR: how a type change converts each value (PostgreSQL USING; repeatable; part of the plan id)"
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--fill", action="append", default=[], metavar="TABLE.COLUMN=EXPR", help=fill_help)
+        p.add_argument("--using", action="append", default=[], metavar="TABLE.COLUMN=EXPR", help=using_help)
+
     rename_help = "rename hint old_table:new_table or table.old_column:new_column (repeatable); turns drop+add into a rename that keeps data"
     exit_code_help = "exit 1 when changes are pending and migrate would apply them, 3 when migrate would refuse them (as `check`)"
     p = add("status", "show whether the database matches the models, and what would change")
     p.add_argument("--rename", action="append", default=[], help=rename_help)
+    data_options(p)
     p.add_argument("--exit-code", action="store_true", help=exit_code_help)
     p = add("check", "exit 0 when the database matches the models, 1 when changes are pending and can be applied, "
-                     "3 when they would be refused (for CI; prints what status prints)")
+                     "3 when they would be refused (for CI; prints what status prints)",
+            epilog="With --plan FILE: exit 0 when migrate would run exactly the plan in FILE now\n"
+                   "(its plan id matches), 1 when the plan no longer matches, with what changed,\n"
+                   "3 when it matches but migrate would refuse it.")
     p.add_argument("--rename", action="append", default=[], help=rename_help)
-    p = add("diff", "show the planned changes (and with --sql the exact statements)")
-    p.add_argument("--sql", action="store_true", help="print the SQL that migrate would run")
+    data_options(p)
+    p.add_argument("--plan", metavar="FILE", default=None, help="check that this plan file (from `plan --out`) is still what migrate would run")
+    rehearse_help = ("run the plan on a copy of the data first and report real duration, rows per table and checks "
+                     "(SQLite: a file copy; PostgreSQL: a rolled-back transaction that holds the plan's locks while it runs; "
+                     "MariaDB: copies of the touched tables, up to 256 MiB); the live database is not changed")
+    allow_help = "permit dropping tables/columns (part of the plan id: preview with the same flags you migrate with)"
+    p = add("diff", "show the planned changes and the plan id (with --sql: the plan as a SQL script that runs as printed)")
+    p.add_argument("--sql", action="store_true", help="print the plan as SQL that runs as printed, its review facts as comments")
+    p.add_argument("--rehearse", action="store_true", help=rehearse_help)
     p.add_argument("--rename", action="append", default=[], help=rename_help)
+    data_options(p)
+    p.add_argument("--allow-destructive", action="store_true", help=allow_help)
     p.add_argument("--exit-code", action="store_true", help=exit_code_help)
-    p = add("migrate", "apply the changes: backup, one transaction, verify, record")
+    p = add("plan", "write the plan to a file for review (SQL, changes with risk and reasons, plan id, fingerprints, "
+                    "tool version); apply it with `migrate --plan FILE`")
+    p.add_argument("--out", metavar="FILE", required=True, help="where to write the plan ('-' for stdout)")
+    p.add_argument("--rename", action="append", default=[], help=rename_help)
+    data_options(p)
+    p.add_argument("--allow-destructive", action="store_true", help=allow_help)
+    p = add("migrate", "apply the changes: backup, one transaction, verify, record",
+            epilog="Reviewed plans: `migrate --plan-id ID` (the id `diff` printed) or\n"
+                   "`migrate --plan FILE` (from `plan --out`) runs only that exact plan; if the\n"
+                   "database or the models changed since, it refuses (exit 3) and says what differs.")
     p.add_argument("--dry-run", action="store_true", help="plan and check, change nothing")
     p.add_argument("--allow-destructive", action="store_true", help="permit dropping tables/columns")
+    p.add_argument("--rehearse", action="store_true", help=rehearse_help + "; migrate then runs only if the rehearsal succeeded")
+    p.add_argument("--plan-id", default=None, help="run only the plan with this id (printed by `diff`); refuse if it changed")
+    p.add_argument("--plan", metavar="FILE", default=None, help="apply exactly the plan in this file (from `plan --out`); refuse a stale one")
     p.add_argument("--no-backup", action="store_true", help="skip the pre-migration backup")
+    data_options(p)
     p.add_argument("--timeout-ms", type=_positive_int, default=None, help="time limit for executing the plan, in ms (default 30000)")
     p.add_argument("--rename", action="append", default=[], help=rename_help)
     p = add("rollback", "restore the backup taken before the last successful migration",

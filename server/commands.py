@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from migration_core import AutoMigrationSystem
 from migration_core.assess import PERMIT_HINT
 from migration_core.backup import validate_backup_id
-from migration_core.errors import MigrationError, SafetyRefusal
+from migration_core.errors import ConfigurationError, MigrationError, SafetyRefusal
 from migration_core.results import StatusResult
 from migration_core.settings import DEFAULT_MODELS, default_database_url, load_settings
 from server import terminal, textout
@@ -88,19 +89,50 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Ba
 def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[BaseModel | dict, str, int]:
     """Run the command; (result for --json, text for a person, exit code)."""
     renames = getattr(args, "rename", None) or None
+    data = {"fills": getattr(args, "fill", None) or None, "using": getattr(args, "using", None) or None}
     command = args.command
+    if command == "check" and args.plan:
+        from migration_core import planfile
+
+        if renames or data["fills"] or data["using"]:
+            raise ConfigurationError("check --plan uses the plan file's own renames, fills and conversions; do not give them again")
+
+        result = system.check_plan(planfile.read(args.plan).identity)
+        code = EXIT_FAILURE if not result.matches else EXIT_OK if result.safe_to_apply else EXIT_REFUSED
+        return result, textout.plan_check_text(result, args.plan), code
+    if command == "plan":
+        from migration_core import planfile
+
+        preview, text = system.plan_text(renames=renames, allow_destructive=args.allow_destructive or None, **data)
+        if args.out == "-":
+            return {"plan_id": preview.plan_id, "written_to": "-"}, text.rstrip("\n"), EXIT_OK
+        planfile.write(args.out, text)
+        return ({"plan_id": preview.plan_id, "written_to": args.out},
+                f"plan {preview.plan_id} written to {args.out} ({len(preview.changes)} change(s), {len(preview.sql)} statement(s))",
+                EXIT_OK)
     if command in ("status", "check"):
-        result = system.check_migration_status(renames=renames)
+        result = system.check_migration_status(renames=renames, **data)
         check = command == "check" or args.exit_code
         return result, textout.status_text(result), _pending_code(result) if check else EXIT_OK
     if command == "diff":
-        result = system.preview_diff(renames=renames)
-        return result, textout.preview_text(result, args.sql), _pending_code(result) if args.exit_code else EXIT_OK
+        if args.sql and args.rehearse:
+            raise ConfigurationError("diff --sql prints a script that runs as printed; rehearse with `diff --rehearse` on its own")
+        if args.sql:
+            result, text = system.plan_text(renames=renames, allow_destructive=args.allow_destructive or None, **data)
+            return result, text.rstrip("\n"), _pending_code(result) if args.exit_code else EXIT_OK
+        result = system.preview_diff(renames=renames, allow_destructive=args.allow_destructive or None, rehearse=args.rehearse, **data)
+        return result, textout.preview_text(result), _pending_code(result) if args.exit_code else EXIT_OK
     if command == "migrate":
+        reviewed = None
+        if args.plan:
+            from migration_core import planfile
+
+            reviewed = planfile.read(args.plan).identity
         with terminal.progress_bars() as progress:
             result = system.execute_auto_migration(
                 dry_run=args.dry_run or None, allow_destructive=args.allow_destructive or None,
-                create_backup=False if args.no_backup else None, timeout_ms=args.timeout_ms, renames=renames, progress=progress)
+                create_backup=False if args.no_backup else None, timeout_ms=args.timeout_ms, renames=renames, progress=progress,
+                plan_id=args.plan_id, reviewed=reviewed, rehearse=args.rehearse, **data)
         return result, textout.migrate_text(result), EXIT_OK
     if command == "rollback":
         return _rollback(system, args)
@@ -124,7 +156,8 @@ def _print_json(model: BaseModel | dict) -> None:
 
 def _cli_terms(text: str) -> str:
     """The core's way forward in the command line's terms."""
-    return text.replace(PERMIT_HINT, "rerun with --allow-destructive to permit")
+    text = text.replace(PERMIT_HINT, "rerun with --allow-destructive to permit")
+    return re.sub(r" \(MCP: [a-z]+=\[[^\]]*\]\)", "", text)  # a fill's way forward (fills.fill_hint) in the CLI's spelling
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ true or false), since an ignored or guessed argument would look as if it had wor
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -68,7 +69,9 @@ def argument_error(exc: ValidationError, parameters: dict[str, Any]) -> str:
 
 def _mcp_terms(text: str) -> str:
     """The core's way forward in the tool's terms."""
-    return text.replace(PERMIT_HINT, "allow_destructive=true, with the user's consent, permits it")
+    text = text.replace(PERMIT_HINT, "allow_destructive=true, with the user's consent, permits it")
+    # A fill's way forward (fills.fill_hint) names both spellings; the tool's alone here.
+    return re.sub(r"with --(?:fill|using) \S+ \(MCP: ([a-z]+=\[[^\]]*\])\)", r"with \1", text)
 
 
 def tool_error_message(exc: BaseException) -> str:

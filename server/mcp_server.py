@@ -40,6 +40,7 @@ from migration_core.results import (
     RollbackResult,
     StatusResult,
 )
+from server.mcp_args import Fills, Renames, Using
 from server.mcp_errors import StrictTool, run_core, sync_guard
 from server.mcp_progress import SERVER_NAME, ProgressForwarder
 from server.serve_options import ALLOW_FLAG
@@ -50,18 +51,6 @@ log = logging.getLogger("migration_mcp.server")
 
 READ_ONLY_TOOLS = ("check_status", "preview_diff", "list_backups", "health")
 DESTRUCTIVE_TOOLS = ("migrate", "rollback")
-
-Renames = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=300)]] | None,
-    Field(
-        max_length=100,
-        description=(
-            "Optional rename hints, so a rename is applied as a rename instead of drop + add (which loses data): "
-            "'old_table:new_table' for a table, 'table.old_column:new_column' for a column."
-        ),
-    ),
-]
-
 
 class ConfirmChange(BaseModel):
     """What the user is asked to tick; flat primitive fields, as elicitation requires. Strict: only a
@@ -138,7 +127,7 @@ def build_server(
 
     # -- read-only tools -------------------------------------------------------------
 
-    async def check_status(renames: Renames = None) -> StatusResult:
+    async def check_status(renames: Renames = None, fills: Fills = None, using: Using = None) -> StatusResult:
         """Compare the configured database with the application's SQLAlchemy models and report whether a migration is needed.
 
         Returns each pending change with its risk (safe, data_dependent, destructive) and whether it
@@ -148,15 +137,35 @@ def build_server(
         database schema or its migrations, and before migrate. The database and the models are
         fixed by the server's configuration; no argument selects them.
         """
-        return await run_core("check_status", system.check_migration_status, renames=renames)
+        return await run_core("check_status", system.check_migration_status, renames=renames, fills=fills, using=using)
 
-    async def preview_diff(renames: Renames = None) -> PreviewResult:
-        """Show exactly what migrate would do: the check_status report plus the SQL statements it would run, in order, and the reverse SQL where every step has one.
+    async def preview_diff(
+        renames: Renames = None,
+        allow_destructive: Annotated[
+            bool,
+            Field(description="Preview the plan as migrate(allow_destructive=true) would run it. It is part of the plan id, so preview with the value you will migrate with."),
+        ] = False,
+        fills: Fills = None,
+        using: Using = None,
+        rehearse: Annotated[
+            bool,
+            Field(description="Also run the plan on a copy of the real data and report what happened (real duration, rows per table before and after, integrity and foreign-key checks, the first error). The live data is not changed, but on PostgreSQL the rehearsal runs in a transaction that is rolled back and holds the plan's locks on the live tables while it runs; on MariaDB it copies the touched tables (refused above 256 MiB)."),
+        ] = False,
+    ) -> PreviewResult:
+        """Show exactly what migrate would do: the check_status report plus the SQL statements it would run, in order, the reverse SQL where every step has one, and the plan's plan_id.
 
-        Read-only: nothing is executed. Call it to show the user the plan before calling migrate,
-        especially when check_status reports data_dependent or destructive changes.
+        Read-only: nothing is executed. Call it before migrate: show the user the changes and the SQL,
+        and once the user agrees, call migrate with the same options and plan_id set to this result's
+        plan_id. migrate then runs exactly this plan, or refuses and says what changed if the database
+        or the models changed since this preview (then preview again and show the user the new plan).
+        When a change is refused because existing rows have no value (a new NOT NULL column, NULLs in a
+        column made NOT NULL) or values do not convert, the refusal names the fills or using item that
+        would resolve it: ask the user for the value, then preview with it. With rehearse=true the plan
+        also runs on a copy of the data first (on PostgreSQL: in a rolled-back transaction that holds the
+        plan's locks for its duration), so the user sees the real duration and row counts.
         """
-        return await run_core("preview_diff", system.preview_diff, renames=renames)
+        return await run_core("preview_diff", system.preview_diff, renames=renames,
+                              allow_destructive=allow_destructive or None, fills=fills, using=using, rehearse=rehearse)
 
     async def list_backups() -> BackupListResult:
         """List the backups of the configured database: id, creation time, size, SHA-256 checksum, file path, reason and the migration each was taken for.
@@ -211,6 +220,12 @@ def build_server(
             Field(description="Take a verified backup before changing anything, so rollback can undo the migration. Default: the server's configuration (normally true). Turn it off only on the user's request."),
         ] = None,
         renames: Renames = None,
+        plan_id: Annotated[
+            str | None,
+            Field(max_length=200, description="The plan_id preview_diff returned for the plan the user approved. migrate then runs only that exact plan and refuses, changing nothing, if the database or the models changed since the preview. Pass the same renames, fills, using and allow_destructive as the preview."),
+        ] = None,
+        fills: Fills = None,
+        using: Using = None,
         consent: Annotated[ElicitationResult[ConfirmChange], Resolve(migrate_consent)] = None,
     ) -> MigrateResult:
         """Apply the pending schema changes so the configured database matches the application's models.
@@ -219,7 +234,8 @@ def build_server(
         migration lock. Destructive changes (dropping tables or columns, narrowing types) are refused
         unless allow_destructive=true, and changes that the existing data would violate (e.g. NOT NULL
         on a column with NULLs) are refused with the offending rows counted; a refusal changes nothing.
-        Call check_status or preview_diff first and tell the user what will change. With
+        First call preview_diff, show the user what will change and the SQL, and once the user agrees call
+        migrate with plan_id set to the preview's plan_id, so that what runs is what the user saw. With
         allow_destructive=true the user is asked to confirm through the client; a client that cannot
         ask gets a refusal unless the server was started with --allow-destructive-tools. Use
         dry_run=true to get the plan without applying it. The result has the backup_id to roll back to.
@@ -257,6 +273,9 @@ def build_server(
             create_backup=create_backup,
             renames=renames,
             progress=progress,
+            plan_id=plan_id,
+            fills=fills,
+            using=using,
         )
 
     def rollback_consent(backup_id: str | None, ctx: Context) -> Elicit[ConfirmChange] | str:
@@ -329,8 +348,9 @@ def build_server(
         version=_version(),
         instructions=(
             f"Declarative schema migrations for one database, fixed by this server's configuration "
-            f"({settings.masked_url}; models {settings.models}). Call check_status first; preview_diff shows the SQL; "
-            "migrate applies it (backup first, destructive changes refused unless allowed and confirmed); "
+            f"({settings.masked_url}; models {settings.models}). Call check_status first; preview_diff shows the SQL "
+            "and a plan_id: show the user the plan, then call migrate with that plan_id so exactly that plan runs "
+            "(backup first, destructive changes refused unless allowed and confirmed; a plan that changed is refused); "
             "rollback restores a backup; list_backups and health inspect. "
             f"Mode: {mode}."
         ),

@@ -6,12 +6,13 @@ give way; piped output keeps one line per row, for grep.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import textwrap
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from migration_core.results import (BackupListResult, ChangeModel, HealthResult, HistoryEntry, MigrateResult, PreviewResult,
+from migration_core.results import (BackupListResult, ChangeModel, HealthResult, HistoryEntry, MigrateResult, PlanCheckResult, PreviewResult, RehearsalResult,
                                     RollbackPreview, RollbackResult, StatusResult)
 
 MIN_WRAP = 10
@@ -101,11 +102,40 @@ def status_text(r: StatusResult) -> str:
     return "\n".join(out)
 
 
-def preview_text(r: PreviewResult, sql: bool) -> str:
+def preview_text(r: PreviewResult) -> str:
     text = status_text(r)
-    if sql and r.sql:
-        text += "\n\n-- planned SQL\n" + "\n".join(s.rstrip() + ";" for s in r.sql)
+    if r.migration_needed:
+        text += (f"\n\nplan id: {r.plan_id}\n"
+                 f"apply exactly this plan with: migration-mcp migrate --plan-id {r.plan_id}"
+                 + (" --allow-destructive" if r.options.get("allow_destructive") else "")
+                 + "".join(f" --rename {shlex.quote(n)}" for n in r.options.get("renames", []))
+                 + "".join(f" --{k} {shlex.quote(f)}" for k in ("fill", "using") for f in r.options.get(k + ("s" if k == "fill" else ""), []))
+                 + "\n(`diff --sql` prints its SQL; `plan --out FILE` writes it for review)")
+    if r.rehearsal is not None:
+        text += "\n" + rehearsal_text(r.rehearsal)
     return text
+
+
+def rehearsal_text(r: RehearsalResult | None) -> str:
+    if r is None:
+        return ""
+    head = (f"rehearsal: {'ran' if r.ran else 'FAILED'} on {r.method}: {r.statements_run} statement(s) in "
+            f"{ms(r.duration_ms)} ms (estimate {r.estimated_seconds * 1000:.0f} ms)")
+    rows = [[t.table, "-" if t.rows_before is None else str(t.rows_before), "-" if t.rows_after is None else str(t.rows_after)]
+            for t in r.tables]
+    out = ["", head, table(rows, [Col("TABLE"), Col("ROWS BEFORE", right=True), Col("ROWS AFTER", right=True)])]
+    out += [f"check: {c}" for c in r.checks]
+    if r.error:
+        out.append(paragraph("first error: ", r.error))
+    out += [paragraph("note: ", n) for n in r.notes]
+    return "\n".join(out)
+
+
+def plan_check_text(r: PlanCheckResult, path: str) -> str:
+    if r.matches:
+        return f"{path}: plan {r.plan_id} is what migrate would run now" + ("" if r.safe_to_apply else " (but migrate would refuse it)")
+    return (f"{path}: stale: the plan migrate would run now is {r.plan_id_now}, not the file's {r.plan_id}:\n- "
+            + "\n- ".join(r.differences))
 
 
 def migrate_text(r: MigrateResult) -> str:
@@ -114,10 +144,13 @@ def migrate_text(r: MigrateResult) -> str:
     if r.dry_run:
         head = (f"dry run: {len(r.changes)} change(s), {r.planned_statements} statement(s) would run; "
                 "nothing was changed")
-        return head + "\n\n" + changes_table(r.changes)
+        return head + "\n\n" + changes_table(r.changes) + ("\n" + rehearsal_text(r.rehearsal) if r.rehearsal else "")
     out = [f"migrated: {len(r.changes)} change(s), {r.operations_executed} statement(s) in {ms(r.execution_time_ms)} ms",
            "", changes_table(r.changes), "",
-           f"migration id: {r.migration_id}", f"backup id:    {r.backup_id or '(none: no backup was taken)'}"]
+           f"migration id: {r.migration_id}", f"backup id:    {r.backup_id or '(none: no backup was taken)'}",
+           f"plan id:      {r.plan_id}"]
+    if r.rehearsal is not None:
+        out.append(rehearsal_text(r.rehearsal))
     out += [paragraph("warning: ", w) for w in r.warnings]
     return "\n".join(out)
 
@@ -177,7 +210,17 @@ def rollback_preview_text(p: RollbackPreview) -> str:
 
 def rollback_text(r: RollbackResult) -> str:
     undid = f" (undid migration {r.migration_id})" if r.migration_id else ""
-    return (f"rolled back to backup {r.backup_id}{undid}\n"
+    lines = [f"rolled back to backup {r.backup_id}{undid}"]
+    changed = [t for t in r.tables if t.change]
+    if changed:
+        lines.append("rows:     " + "; ".join(f"{t.table} {t.rows_now if t.rows_now is not None else 'absent'} -> "
+                                             + ("dropped" if t.note.startswith("not in") else str(t.rows_after))
+                                             for t in changed))
+    if r.kept:
+        lines.append("kept:     " + "; ".join(r.kept))
+    lines.append("lost:     " + ("; ".join(r.lost) if r.lost else "no table has fewer rows and no object was dropped")
+                 + "; rows changed after the backup have the backup's values again")
+    return ("\n".join(lines) + "\n"
             f"the state before the rollback was saved as backup {r.safety_backup_id}; "
             f"to go back to it: migration-mcp rollback --backup-id {r.safety_backup_id}")
 

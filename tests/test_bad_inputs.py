@@ -372,7 +372,7 @@ DATA_CASES = {
     "unique_index_on_duplicates": (
         'Column("email", String(50))', "INSERT INTO t (email) VALUES ('a'), ('a'), ('c');",
         'Column("email", String(50)), Index("ix_t_email", "email", unique=True)',
-        ["ix_t_email", "1 value of (email) appear more than once in t"]),
+        ["ix_t_email", "1 value of (email) appears more than once in t"]),
     "not_null_without_default_on_rows": (
         'Column("email", String(50))', "INSERT INTO t (email) VALUES ('a'), ('b');",
         'Column("email", String(50)), Column("age", Integer, nullable=False)',

@@ -95,7 +95,7 @@ def test_type_change_converts_values_or_is_refused(anydb):
         assert anydb.sql("SELECT typeof(age) FROM users ORDER BY id") == [("integer",), ("null",)]
     anydb.migrate(as_text)
     anydb.sql("INSERT INTO users VALUES (3, 'cy', 'thirty', 'c')")
-    assert_refused(anydb, USERS_V1, match="1 value in users.age do not convert to INT")  # INT or INTEGER
+    assert_refused(anydb, USERS_V1, match="1 value in users.age does not convert to INT")  # INT or INTEGER
 
 
 NUMS = 't = Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", {v}), Column("f", {f}))\n'
@@ -110,7 +110,7 @@ def test_numeric_narrowing_never_rounds_silently(anydb):
     to_int = NUMS.format(v="Integer", f="Integer")
     msg = assert_refused(anydb, to_int)
     if anydb.kind == "sqlite":
-        assert "1 value in t.v do not convert to INT" in msg and "1 value in t.f do not convert to INT" in msg
+        assert "1 value in t.v does not convert to INT" in msg and "1 value in t.f does not convert to INT" in msg
     else:
         assert "1 value in t.v would be rounded to whole numbers (destructive" in msg
         assert "1 value in t.f would be rounded to whole numbers (destructive" in msg
@@ -175,7 +175,7 @@ def test_text_and_integer_sources_are_checked_like_numbers(anydb):
     if anydb.kind == "sqlite":
         # NUMERIC affinity stores '1.756' as the REAL 1.756 (exact enough for SQLite: it converts);
         # 2**53 + 1 does not fit a REAL exactly, so it would stay an INTEGER: refused as not converting.
-        assert_refused(anydb, after, match="1 value in t.n do not convert to FLOAT")
+        assert_refused(anydb, after, match="1 value in t.n does not convert to FLOAT")
         return
     msg = assert_refused(anydb, after)
     assert "1 value in t.s would be rounded to 2 decimal places (destructive" in msg
@@ -213,7 +213,7 @@ def test_numeric_range_narrowing_is_refused_ahead(anydb):
         assert anydb.sql("SELECT v, f FROM t ORDER BY id") == [(100000, 12345.5), (5, 1.25)]
         return
     msg = assert_refused(anydb, narrow)
-    assert "1 value in t.v do not convert to SMALLINT" in msg and "1 value in t.f do not convert to" in msg
+    assert "1 value in t.v does not convert to SMALLINT" in msg and "1 value in t.f does not convert to" in msg
     anydb.sql("DELETE FROM t WHERE id = 1")
     anydb.migrate(narrow)
     assert [tuple(float(x) for x in r) for r in anydb.sql("SELECT v, f FROM t ORDER BY id")] == [(5.0, 1.25)]
@@ -222,7 +222,7 @@ def test_numeric_range_narrowing_is_refused_ahead(anydb):
 def test_set_not_null_checks_nulls_and_back(anydb):
     seed(anydb)
     body = USERS_V1.replace('Column("age", Integer)', 'Column("age", Integer, nullable=False)')
-    assert_refused(anydb, body, match="1 row hold NULL in users.age")
+    assert_refused(anydb, body, match="1 row holds NULL in users.age")
     anydb.sql("UPDATE users SET age = 0 WHERE age IS NULL")
     anydb.migrate(body)
     assert anydb.nullable("users", "age") is False
@@ -249,7 +249,7 @@ def test_default_change(anydb):
 def test_unique_constraint_checked_against_duplicates(anydb):
     seed(anydb, rows=[(1, "ann", 30, "a"), (2, "ann", 31, "b"), (3, "cy", None, None)])
     body = with_cols('UniqueConstraint("name", name="uq_users_name")')
-    assert_refused(anydb, body, match="1 value of \\(name\\) appear more than once in users")
+    assert_refused(anydb, body, match="1 value of \\(name\\) appears more than once in users")
     anydb.sql("UPDATE users SET name = 'ann2' WHERE id = 2")
     anydb.migrate(body)
     with pytest.raises(Exception):
@@ -261,7 +261,7 @@ def test_unique_constraint_checked_against_duplicates(anydb):
 def test_check_constraint_added_and_checked(anydb):
     seed(anydb, rows=[(1, "ann", 30, "a"), (2, "bob", -1, "b")])
     body = with_cols('CheckConstraint("age >= 0", name="ck_users_age")')
-    assert_refused(anydb, body, match="1 row in users violate CHECK")
+    assert_refused(anydb, body, match="1 row in users violates CHECK")
     anydb.sql("UPDATE users SET age = 1 WHERE id = 2")
     anydb.migrate(body)
     assert users(anydb, "id, age") == [(1, 30), (2, 1)]
@@ -291,7 +291,7 @@ def test_foreign_key_added_checked_and_dropped(anydb):
     anydb.sql("INSERT INTO children VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 99, 'orphan')")
     name = "" if anydb.kind == "sqlite" else ', name="fk_children_parent"'  # SQLite: an unnamed FK; servers: a named one
     with_fk = PARENT_CHILD.format(fk=f', ForeignKey("parents.id", ondelete="CASCADE"{name})')
-    assert_refused(anydb, with_fk, match="1 row in children reference missing parents rows")
+    assert_refused(anydb, with_fk, match="1 row in children references missing parents rows")
     anydb.sql("DELETE FROM children WHERE id = 3")
     anydb.migrate(with_fk)
     # Change the parent table (on SQLite a rebuild): dropping the old table must not cascade into children.

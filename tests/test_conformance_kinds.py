@@ -58,6 +58,31 @@ def test_mysql_json_column_added_to_a_table_keeps_the_servers_own_check(my):
     assert my.system(body).check_migration_status().migration_needed is False
 
 
+def test_mysql_column_level_checks_come_and_go_with_the_columns_definition(my):
+    """TEXT <-> JSON, and a column CHECK the models drop: MariaDB keeps column-level CHECKs in the
+    column's definition, so a MODIFY adds or removes them and DROP CONSTRAINT cannot (1826, 1091)."""
+    from matrix import assert_refused
+
+    text = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("j", {}))'
+    my.migrate(text.format("Text"))
+    my.sql("""INSERT INTO t VALUES (1, '{"a": 1}'), (2, NULL), (3, 'not json')""")
+    assert_refused(my, text.format("JSON"), match="1 row in t violates CHECK \\(json_valid\\(j\\)\\)")
+    my.sql("DELETE FROM t WHERE id = 3")
+    for body in (text.format("JSON"), text.format("Text"), text.format("JSON"), text.format("String(20)")):
+        my.migrate(body)
+        assert my.system(body).check_migration_status().migration_needed is False, body
+        assert my.sql("SELECT id, j FROM t ORDER BY id") == [(1, '{"a": 1}'), (2, None)]
+    checked = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("j", String(20)), ' \
+              'Column("n", Integer, CheckConstraint("n > 0")))'
+    my.migrate(checked)
+    assert my.sql("SELECT level FROM information_schema.check_constraints WHERE constraint_schema = DATABASE()") == [("Column",)]
+    my.migrate(text.format("String(20)"), allow_destructive=True)  # n dropped, with its check
+    my.migrate(checked)
+    my.migrate(checked.replace(', CheckConstraint("n > 0")', ""))  # the check alone dropped
+    my.sql("INSERT INTO t VALUES (4, NULL, -1)")
+    assert my.system(checked.replace(', CheckConstraint("n > 0")', "")).check_migration_status().migration_needed is False
+
+
 def test_postgresql_enum_types_the_models_own(pg):
     """A type declared but used by no column yet; a type left behind when its column moves to another;
     a text column made an enum while it has a default."""

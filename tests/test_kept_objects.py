@@ -274,15 +274,18 @@ def test_mysql_broken_view_does_not_fail_the_backup_or_the_rollback(my):
 def test_mysql_automatic_restore_makes_set_aside_views_again(my):
     """A plan that sets a view aside for a rename and then fails: the automatic restore puts the
     view back with the tables."""
-    seed(my)
+    v1 = USERS_V1.replace('Column("bio", Text))', 'Column("bio", Text), CheckConstraint("age < 100", name="ck_age"))')
+    seed(my, v1)
     my.sql("CREATE VIEW v_names AS SELECT id, name FROM users")
-    my.sql("UPDATE users SET bio = 'not a date'")
-    body = USERS_V1.replace('Column("name", String(50)', 'Column("full_name", String(50)').replace(
-        'Column("bio", Text)', 'Column("bio", DateTime)')
+    with my.engine.connect() as c:  # a row that breaks the CHECK, which the ALTER's copy of users verifies again
+        c.exec_driver_sql("SET SESSION check_constraint_checks = 0")
+        c.exec_driver_sql("UPDATE users SET age = 500 WHERE id = 1")
+    body = v1.replace('Column("name", String(50)', 'Column("full_name", String(50)').replace(
+        'Column("bio", Text)', 'Column("bio", String(60))')
     before = kept(my)
     from migration_core.errors import MigrationError
 
-    with pytest.raises(MigrationError, match="restored"):
+    with pytest.raises(MigrationError, match="made again as they were: view v_names"):
         my.system(body, renames=["users.name:full_name"]).execute_auto_migration()
     assert kept(my) == before
     assert view_rows(my, "v_names") == [(1, "ann"), (2, "bob"), (3, "cy")]

@@ -175,7 +175,7 @@ async def test_tools_list_schemas_and_annotations(tmp_path, mode):
             assert ann.read_only_hint is True, name
         else:
             assert ann.read_only_hint is False and ann.destructive_hint is True, name
-    assert set(tools["migrate"].input_schema["properties"]) == {"dry_run", "allow_destructive", "create_backup", "renames"}
+    assert set(tools["migrate"].input_schema["properties"]) == {"dry_run", "allow_destructive", "create_backup", "renames", "plan_id", "fills", "using"}
     assert set(tools["rollback"].input_schema["properties"]) == {"backup_id"}
     for tool in tools.values():
         props = tool.input_schema.get("properties", {})
@@ -495,7 +495,7 @@ async def test_bad_arguments_are_tool_errors(tmp_path, v1_db, mode):
     async with connected(app, mode=mode) as rec:
         text = await rec.error("migrate", {"database_url": "sqlite:////tmp/other.db"})
         assert text.endswith("unknown argument 'database_url': this tool takes allow_destructive, create_backup, dry_run, "
-                             "renames (the database and the models are fixed by the server's configuration)"), text
+                             "fills, plan_id, renames, using (the database and the models are fixed by the server's configuration)"), text
         text = await rec.error("list_backups", {"path": "/etc"})
         assert "unknown argument 'path': this tool takes no arguments" in text
         # Strict booleans: no guessing what "yes" or 1 meant.

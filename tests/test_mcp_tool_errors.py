@@ -65,7 +65,7 @@ async def test_argument_errors_over_stdio(migrated):
     async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
         calls = {
             ("migrate", "database_url"): ("unknown argument 'database_url': this tool takes allow_destructive, create_backup, "
-                                          "dry_run, renames (the database and the models are fixed by the server's configuration)"),
+                                          "dry_run, fills, plan_id, renames, using (the database and the models are fixed by the server's configuration)"),
             ("migrate", "dry_run"): "dry_run must be true or false, not 'yes'",
             ("health", "verbose"): "unknown argument 'verbose': this tool takes no arguments",
         }

@@ -38,7 +38,7 @@ def test_fault_during_alter_ends_wholly_old_or_new_after_the_next_command(trials
     assert outcome.after_next in ("old", "new")
     assert outcome.interrupted_run in ("failed", "succeeded", "rolled_back")  # it may have finished before the fault
     if fault in ("conn", "sigint", "sigterm") and outcome.exit_code in (1, 130, 143):
-        assert outcome.before_next == "old" and "restored" in outcome.detail
+        assert outcome.before_next == "old" and ("undone" in outcome.detail or "restored" in outcome.detail)
     if fault == "sigint" and outcome.exit_code > 0:
         assert outcome.exit_code == 130
     if fault == "sigterm" and outcome.exit_code > 0:
@@ -76,7 +76,9 @@ def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
         assert trials.state(p) == "new" and p.sql(CONTENT) == content
         rows = p.sql("SELECT status, error FROM _migration_history ORDER BY started_at")
         assert [r[0] for r in rows] == ["failed", "succeeded"]
-        assert "recovered: tables big, big2 restored" in rows[0][1] and "as it was before the migration" in rows[0][1]
+        # A type widened has no reverse (narrowing back could fail): the dump puts those tables back, and the note says so.
+        assert "recovered: restored from the dump taken before the run: big" in rows[0][1], rows[0][1]
+        assert "has no reverse" in rows[0][1] and "as they were before the migration" in rows[0][1], rows[0][1]
         assert not dump.exists()
         reasons = [json.loads(m.read_text())["reason"] for m in p.backups.glob("*.json")]
         assert "pre-recovery" in reasons  # the half-migrated state was saved before it was replaced

@@ -30,7 +30,7 @@ def test_enum_values_added_in_place_and_removal_checked_against_the_data(pg):
     shrunk = ENUM_V1.replace('"open", "closed"', '"open"')
     status = pg.system(shrunk).check_migration_status()
     assert status.safe_to_apply is False  # a row still holds 'closed': counted, not "every value converts"
-    assert any("1 value in tickets.state do not convert" in c.reason for c in status.changes), status.changes
+    assert any("1 value in tickets.state does not convert" in c.reason for c in status.changes), status.changes
     pg.sql("DELETE FROM tickets WHERE state = 'closed'")
     preview = pg.system(shrunk).preview_diff()
     assert preview.plan_proven and "ALTER TYPE ticket_state RENAME TO ticket_state__old" in preview.sql, preview.proof

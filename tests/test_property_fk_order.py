@@ -56,8 +56,9 @@ def schema_pairs(draw):
                                            "drop_fk", "new_self_ref"]), min_size=1, max_size=3, unique=True))
     for edit in edits:
         if edit == "new_tables_cycle":  # two new tables referencing each other and an old one
-            a, b = T(f"n{len(new)}a", {"b_id": "Integer", "o_id": "Integer"}), T(f"n{len(new)}b", {"a_id": "Integer"})
-            a.fks += [(("b_id",), b.name, ("id",)), (("o_id",), draw(st.sampled_from(old)).name, ("id",))]
+            other = draw(st.sampled_from(new[:n]))  # its key column has the type the parent's id has now
+            a, b = T(f"n{len(new)}a", {"b_id": "Integer", "o_id": other.id_type}), T(f"n{len(new)}b", {"a_id": "Integer"})
+            a.fks += [(("b_id",), b.name, ("id",)), (("o_id",), other.name, ("id",))]
             b.fks.append((("a_id",), a.name, ("id",)))
             new += [a, b]
         elif edit == "key_on_new_column":  # parent gains a column and a unique key over it; a new table references both

@@ -72,5 +72,7 @@ def test_every_probe_runs_over_every_column_type(tmp_path_factory, case):
             assert isinstance(probe.unconvertible_count("src", "a", old_type, new_type), int)
             lossy = probe.lossy_count("src", "a", old_type, new_type)
             assert lossy is None or (isinstance(lossy[0], int) and lossy[1])
+            trial = probe.conversion_trial("src", "a", old_type, new_type)  # never raises: a failure is counted
+            assert trial is None or (trial.failed >= 0 and trial.changed >= 0 and (trial.why or not trial.failed))
         finally:
             conn.close()

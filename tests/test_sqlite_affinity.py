@@ -18,5 +18,5 @@ def test_same_affinity_type_change_keeps_odd_values(project):
 def test_affinity_change_still_scans_and_refuses(project):
     project.migrate('t = Table("t", metadata, Column("id", Integer, primary_key=True), Column("n", Float))\n')
     project.sql("INSERT INTO t (id, n) VALUES (1, 5), (2, 'abc')")
-    with pytest.raises(SafetyRefusal, match="1 value in t.n do not convert to INTEGER"):
+    with pytest.raises(SafetyRefusal, match="1 value in t.n does not convert to INTEGER"):
         project.migrate('t = Table("t", metadata, Column("id", Integer, primary_key=True), Column("n", Integer))\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from sqlalchemy import MetaData
@@ -11,6 +12,21 @@ from ..plan import Plan
 from ..snapshot import SchemaSnapshot
 
 Progress = Callable[[float, float | None, str], None]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What converting a column's live values the way the plan will does to them, found by doing it
+    on a copy (MariaDB) or in a query (PostgreSQL). `failed`: values the server refuses (the plan's
+    statement would fail); `changed`: values it accepts but stores differently (a silent loss).
+    Examples are the values' text, `why` the server's own words."""
+
+    failed: int = 0
+    failed_example: str | None = None
+    why: str | None = None
+    exact: bool = True  # False: `failed` is a lower bound (only the first failure could be seen)
+    changed: int = 0
+    changed_example: tuple[str, str] | None = None  # (value before, value after)
 
 
 class Probe(Protocol):
@@ -26,6 +42,12 @@ class Probe(Protocol):
     def too_long_count(self, table: str, column: str, max_length: int) -> int: ...
     def orphan_count(self, table: str, columns: tuple[str, ...], ref_table: str, ref_columns: tuple[str, ...]) -> int: ...
     def check_violation_count(self, table: str, expression: str) -> int | None: ...  # None: cannot be checked ahead
+    def conversion_trial(self, table: str, column: str, old_type: str, new_type: str) -> Trial | None:
+        """The values the conversion refuses or alters (None: nothing more to check than the counts above)."""
+        ...
+    def collation_change(self, table: str, collation: str | None) -> tuple[list[tuple[str, Trial]], tuple[int, tuple] | None]:
+        """(columns whose values a new table collation refuses or alters, a unique key that would collide)."""
+        ...
     def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
         """(rows of a unique key of the models over `column` that would collide once it has `new_type` or
         compares by `collation` ('1' and '01' as INTEGER; 'a' and 'A' case-insensitively), that key);

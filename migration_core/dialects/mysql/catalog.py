@@ -21,7 +21,7 @@ from dataclasses import replace
 from ...snapshot import CheckConstraint, Column, ForeignKey, Index, Names, PrimaryKey, SchemaSnapshot, Table
 from ..server.catalog import squeeze_expr
 from ..sqlite.catalog import is_ignored
-from .objects import OBJECT_QUERIES, read_objects
+from .objects import OBJECT_QUERIES, read_code, read_objects
 
 AUTO_INCREMENT = "auto_increment"
 
@@ -175,4 +175,4 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
     if not objects:
         return SchemaSnapshot("mysql", tables, names=names)
     views, triggers = read_objects(conn, schema, {t.lower() for t in all_tables})
-    return SchemaSnapshot("mysql", tables, views, triggers, names=names)
+    return SchemaSnapshot("mysql", tables, views, triggers, names=names, code=read_code(conn, schema))

@@ -30,18 +30,20 @@ from ...plan import Plan
 from ...snapshot import SchemaSnapshot, split_key
 from ..base import Progress
 from ..server.batch import compiled_ddl, script
-from ..server.connection import ServerConnection, errno, message
+from ..server.connection import ServerConnection, errno, message, one_line
 from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
 from .catalog import quote_ident, read_snapshot
 from .definers import check_definers, definers
-from .dump import take_dump
+from .dump import RunStep, take_dump
 from .lock import MysqlNamedLock, lock_name
 from .objects import MysqlKeptRules, broken_views
 from .planner import MysqlPlanner
 from .proof import MysqlShadow
-from .recovery import Interrupted, dump_path, fsync_file, recover_runs, restore_run, signals_deferred, signals_interrupt
+from .recovery import (Interrupted, dump_path, fsync_file, recover_runs, restore_run, save_found_state, signals_deferred,
+                       signals_interrupt)
 from .scratch import scratch_database
+from .trial import trial
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -63,18 +65,14 @@ HISTORY_FLAVOR = HistoryFlavor(
 )
 
 
-def _reverses(plan: Plan, done: int) -> list[str]:
-    """The reverses of the steps whose statements all committed, latest first (the run's undo where it
-    can be undone in place)."""
-    out: list[str] = []
-    n = 0
-    for step in plan.steps:
-        n += len(step.statements)
-        if n > done:
-            break
-        if step.reverse:
-            out = [*step.reverse, *out]
-    return out
+def _run_steps(plan: Plan) -> tuple[RunStep, ...]:
+    """The plan's steps with their reverses, kept in the run's dump so that a restore (after a kill -9
+    too) undoes the committed ones in place (undo.py)."""
+    return tuple(RunStep(st.description, tuple(st.statements), None if st.reverse is None else tuple(st.reverse), st.table)
+                 for st in plan.steps)
+
+
+_LOST = {2006, 2013, 2055}  # CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED: the server may have run it
 
 
 _STATEMENT_TIMEOUT = 1969  # ER_STATEMENT_TIMEOUT: "Query execution was interrupted (max_statement_time exceeded)"
@@ -84,7 +82,7 @@ def _message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     args = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[1], str):
-        return f"({args[0]}) {args[1]}"
+        return one_line(f"({args[0]}) {args[1]}")
     return message(exc)
 
 
@@ -115,6 +113,12 @@ class MysqlDialect(ServerDialect):
     text_cast = "CAST({} AS CHAR)"
     numeric_cast = "CAST(CAST({} AS CHAR) AS DECIMAL(65,30))"  # through the text: FLOAT 1.1 is 1.1, not 1.10000002
     regex_op = "REGEXP"
+    bit_types = frozenset({"BIT"})
+    bit_value = "({} + 0)"
+    text_types = frozenset({"CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
+    label_types = frozenset({"ENUM", "SET"})
+    roomy_text_types = frozenset({"MEDIUMTEXT", "LONGTEXT"})  # 16 MiB and more: beyond any VARCHAR or TEXT
+    trial = staticmethod(trial)
     client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))
     lock_class = MysqlNamedLock
     tool_backup_class = MysqldumpBackupEngine
@@ -173,8 +177,13 @@ class MysqlDialect(ServerDialect):
         return conn.execute("SELECT table_collation FROM information_schema.tables WHERE table_schema = DATABASE() "
                             "AND table_name = %s", (table,)).scalar()
 
+    def database_collation(self, conn) -> str | None:
+        return conn.execute("SELECT @@collation_database").scalar()
+
     def collate(self, expr: str, collation: str | None) -> str | None:
-        return f"{expr} COLLATE {collation}" if collation else None
+        """Converted to the collation's character set first (its name's first part, as `CONVERT TO
+        CHARACTER SET` in the planner), so a change of character set compares too."""
+        return f"CONVERT({expr} USING {collation.split('_', 1)[0]}) COLLATE {collation}" if collation else None
 
     def _lock_id(self) -> str:
         return lock_name(f"{self.url.host}:{self.url.port}/{self.schema()}")
@@ -188,6 +197,14 @@ class MysqlDialect(ServerDialect):
             except DBAPIError as exc:
                 out.append(f"view {name} does not work: {_message(exc)}")
         return out
+
+    rehearsal_writes = True  # a scratch database with copies of the touched tables
+
+    def rehearse(self, comparison, timeout_ms: int):
+        """Run the plan on copies of the touched tables in a scratch database (mysql/rehearsal.py)."""
+        from .rehearsal import rehearse_mysql
+
+        return rehearse_mysql(self, comparison, timeout_ms)
 
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Foreign keys that the data violates (possible here: checks can be switched off per session)."""
@@ -246,7 +263,8 @@ class MysqlDialect(ServerDialect):
             try:
                 conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                 try:
-                    dump = take_dump(conn, schema, list(plan.tables), path, self._kept_statements(conn, plan.kept))
+                    dump = take_dump(conn, schema, list(plan.tables), path, self._kept_statements(conn, plan.kept),
+                                     _run_steps(plan))
                 finally:
                     conn.execute("COMMIT")
                 path.chmod(0o600)
@@ -299,20 +317,25 @@ class MysqlDialect(ServerDialect):
                     cause = str(exc).removesuffix("; rolled back, nothing changed")
                 else:
                     cause = f"unexpected {exc.__class__.__name__}: {exc}"
+                # Did the statement in flight take effect? Not when the server refused it; perhaps when the client gave up.
+                maybe = isinstance(exc, Interrupted) or (isinstance(exc, DBAPIError) and errno(exc) in _LOST)
                 with signals_deferred() as later:
                     try:
-                        restore_run(lambda: self.connect(write=True), schema, dump, statements, _reverses(plan, done))
+                        report = restore_run(lambda: self.connect(write=True), schema, dump, statements, done,
+                                             in_flight_maybe=maybe, save_state=lambda: save_found_state(self, run_id))
                     except BaseException as restore_exc:  # noqa: BLE001
                         raise MigrationError(
                             f"{cause}; statements 1-{done} had committed (MariaDB/MySQL DDL is not transactional) and the "
-                            f"automatic restore of {', '.join(dump.table_names()) or 'the new tables'} FAILED: {restore_exc}; "
+                            f"automatic undo of the run on {', '.join(dump.table_names()) or 'its new tables'} FAILED: {restore_exc}; "
                             f"the dump of those tables is kept at {path}; the next migrate, rollback or server start tries "
                             "the restore again, and `migration-mcp rollback` restores the pre-migration backup") from None
                 path.unlink(missing_ok=True)
-                undone = (f"{cause}; {done} statement(s) had committed and were undone: tables "
-                          f"{', '.join(dump.table_names()) or '(none existed)'} restored on a fresh connection from the dump "
-                          "taken before the first statement and verified (definitions and CHECKSUM TABLE match); "
-                          "rolled back, nothing changed")
+                verified = "definitions" + (", and CHECKSUM TABLE of the reloaded tables," if report.reloaded else "")
+                undone = (f"{cause}; " + (f"{done} statement(s) had committed and were undone on a fresh connection: "
+                                          if done or report.changed_anything else "no statement had committed: ")
+                          + f"{report.sentence()}; verified ({verified} as before the run); "
+                          + ("rolled back: the run's changes are undone, the reloaded tables' later rows as said"
+                             if report.reloaded else "rolled back, nothing changed"))
                 signum = exc.signum if isinstance(exc, Interrupted) else (later[0] if later else None)
                 if signum is not None:
                     raise MigrationInterrupted(undone, signum) from None

@@ -8,9 +8,10 @@ as the backup format when `mysqldump` is not installed. Rows are streamed (serve
 line by line in), so memory stays flat whatever the table size. Values are typed in JSON (bytes,
 decimals, dates), so a round trip is exact.
 
-File format (JSON lines): a header `{"format", "all_tables", "tables": [...], "objects": [...]}` (objects:
-views, triggers, routines and events beside the tables, each with the statements that make it, in
-creation order), then one
+File format (JSON lines): a header `{"format", "all_tables", "tables": [...], "objects": [...], "steps": [...]}`
+(objects: views, triggers, routines and events beside the tables, each with the statements that make
+it, in creation order; steps: a run's steps with their reverse SQL, so that a restore, even after a
+kill -9, can undo the committed ones in place), then one
 `[table_index, [values...]]` line per row, grouped by table, then `{"end": <row count>}`, so a
 truncated file is detected.
 """
@@ -44,11 +45,21 @@ class TableDump:
 
 
 @dataclass(frozen=True)
+class RunStep:
+    """One step of the run the dump was taken for: what it runs, its reverse (None: none exists) and its table."""
+    description: str
+    statements: tuple[str, ...]
+    reverse: tuple[str, ...] | None
+    table: str | None
+
+
+@dataclass(frozen=True)
 class Dump:
     path: Path
     tables: tuple[TableDump, ...]
     all_tables: tuple[str, ...]  # every table that existed when the dump was taken
     objects: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ("view v", statements) beside the tables, creation order
+    steps: tuple[RunStep, ...] = ()  # the run's steps (a run's dump; empty in a backup)
 
     def table_names(self) -> list[str]:
         return [t.name for t in self.tables]
@@ -65,7 +76,7 @@ def checksum(conn, table: str) -> int | None:
 
 
 def take_dump(conn, schema: str, tables: list[str], dest: Path,
-              objects: list[tuple[str, tuple[str, ...]]] | tuple = ()) -> Dump:
+              objects: list[tuple[str, tuple[str, ...]]] | tuple = (), steps: tuple[RunStep, ...] = ()) -> Dump:
     """Schema, triggers and rows of `tables` (those that exist), and `objects` (("view v", statements)
     beside them, in creation order), into `dest`. Call inside `START TRANSACTION WITH CONSISTENT
     SNAPSHOT` for one consistent picture."""
@@ -86,7 +97,9 @@ def take_dump(conn, schema: str, tables: list[str], dest: Path,
         metas.append(TableDump(real, create, cols, checksum(conn, real), triggers))
     header = {"format": FORMAT, "all_tables": existing, "tables": [
         {"name": m.name, "create": m.create, "columns": list(m.columns), "checksum": m.checksum, "triggers": list(m.triggers)}
-        for m in metas], "objects": [[key, list(stmts)] for key, stmts in objects]}
+        for m in metas], "objects": [[key, list(stmts)] for key, stmts in objects],
+        "steps": [{"description": st.description, "statements": list(st.statements),
+                   "reverse": None if st.reverse is None else list(st.reverse), "table": st.table} for st in steps]}
     rows = 0
     with open(dest, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(header) + "\n")
@@ -101,7 +114,7 @@ def take_dump(conn, schema: str, tables: list[str], dest: Path,
             finally:
                 result.close()
         fh.write(json.dumps({"end": rows}) + "\n")
-    return Dump(Path(dest), tuple(metas), tuple(existing), tuple((k, tuple(v)) for k, v in objects))
+    return Dump(Path(dest), tuple(metas), tuple(existing), tuple((k, tuple(v)) for k, v in objects), tuple(steps))
 
 
 def read_dump(path: Path) -> Dump:
@@ -126,7 +139,9 @@ def read_dump(path: Path) -> Dump:
     tables = tuple(TableDump(t["name"], t["create"], tuple(t["columns"]), t.get("checksum"), tuple(t.get("triggers", ())))
                    for t in header["tables"])
     objects = tuple((k, tuple(v)) for k, v in header.get("objects", ()))
-    return Dump(Path(path), tables, tuple(header["all_tables"]), objects)
+    steps = tuple(RunStep(st["description"], tuple(st["statements"]), None if st["reverse"] is None else tuple(st["reverse"]),
+                          st["table"]) for st in header.get("steps", ()))
+    return Dump(Path(path), tables, tuple(header["all_tables"]), objects, steps)
 
 
 def unchanged_tables(conn, schema: str, dump: Dump) -> set[str]:
@@ -143,20 +158,29 @@ def unchanged_tables(conn, schema: str, dump: Dump) -> set[str]:
     return out
 
 
-def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True, keep_unchanged: bool = False) -> None:
-    """Put the dumped tables back exactly; with `drop_new`, drop tables that did not exist when the
-    dump was taken (a failed plan's new or renamed tables); with `keep_unchanged`, leave the tables the
-    run never changed as they are, with what other sessions wrote to them (`unchanged_tables`).
-    Foreign key checks are off meanwhile, so order does not matter; every restored table's checksum is
-    compared with the dump's."""
-    keep = unchanged_tables(conn, schema, dump) if keep_unchanged else set()
+def restore_dump(conn, schema: str, dump: Dump, *, drop: list[str] | None = None, keep_unchanged: bool = False,
+                 force: set[str] = frozenset()) -> list[str]:
+    """Put the dumped tables back exactly and return their names. `drop`: the tables to drop (a failed
+    run's new tables, `run_created`); None: every table that did not exist when the dump was taken (a
+    backup's restore). With `keep_unchanged`, leave the tables whose definition is still the dump's as
+    they are, with what other sessions wrote to them (`unchanged_tables`), unless named in `force` (a
+    step without a reverse changed their rows). Foreign key checks are off meanwhile, so order does not
+    matter; every restored table's checksum is compared with the dump's."""
+    forced = {f.lower() for f in force}
+    keep = {t for t in unchanged_tables(conn, schema, dump) if t.lower() not in forced} if keep_unchanged else set()
     conn.execute("SET SESSION foreign_key_checks = 0")
+    # The rows go back as they were, also one that breaks a CHECK (stored with MariaDB's
+    # check_constraint_checks off); MySQL has no such switch, nor such rows.
+    checks = conn.execute("SELECT @@version LIKE '%MariaDB%'").scalar()
+    if checks:
+        conn.execute("SET SESSION check_constraint_checks = 0")
     try:
         before = {t.lower() for t in dump.all_tables}
-        if drop_new:
-            for name in list_tables(conn, schema):
-                if name.lower() not in before and not name.startswith("_migration_history"):
-                    conn.execute(f"DROP TABLE {q(name)}")
+        if drop is None:
+            drop = [name for name in list_tables(conn, schema)
+                    if name.lower() not in before and not name.startswith("_migration_history")]
+        for name in drop:
+            conn.execute(f"DROP TABLE IF EXISTS {q(name)}")
         for t in dump.tables:
             if t.name not in keep:
                 conn.execute(f"DROP TABLE IF EXISTS {q(t.name)}")
@@ -194,9 +218,21 @@ def restore_dump(conn, schema: str, dump: Dump, *, drop_new: bool = True, keep_u
                 conn.execute(stmt)
     finally:
         conn.execute("SET SESSION foreign_key_checks = 1")
+        if checks:
+            conn.execute("SET SESSION check_constraint_checks = 1")
     bad = [t.name for t in dump.tables if t.name not in keep and t.checksum is not None and checksum(conn, t.name) != t.checksum]
     if bad:
         raise BackupError(f"restored tables do not match the dump's checksums: {', '.join(bad)}")
+    return [t.name for t in dump.tables if t.name not in keep]
+
+
+def run_created(conn, schema: str, dump: Dump) -> list[str]:
+    """Tables that exist now, did not when the run's dump was taken, and that the run's own statements
+    name: the run made them. A table another session made meanwhile is none of them."""
+    before = {t.lower() for t in dump.all_tables}
+    text = "\n".join(s for st in dump.steps for s in st.statements).lower()
+    return [name for name in list_tables(conn, schema) if name.lower() not in before and not name.startswith("_migration_history")
+            and re.search(rf"(?<![\w$]){re.escape(name.lower())}(?![\w$])", text)]
 
 
 def _enc(v):

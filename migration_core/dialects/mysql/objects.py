@@ -24,7 +24,14 @@ _Q_VIEWS = ("SELECT table_name, view_definition, check_option, definer, security
 _Q_TRIGGERS = ("SELECT trigger_name, event_object_table, action_timing, event_manipulation, action_statement, action_order, "
                "sql_mode, definer FROM information_schema.triggers WHERE trigger_schema = %s "
                "ORDER BY event_object_table, action_timing, event_manipulation, action_order")
-OBJECT_QUERIES = 2
+# Code that names this database's tables only as text: its routines and events, and other databases'
+# views that name it (canonical view text qualifies every table: `db`.`t`).
+_Q_CODE = ("SELECT CONCAT(LOWER(routine_type), ' ', routine_name), routine_definition FROM information_schema.routines "
+           "WHERE routine_schema = %s "
+           "UNION ALL SELECT CONCAT('event ', event_name), event_definition FROM information_schema.events WHERE event_schema = %s "
+           "UNION ALL SELECT CONCAT('view ', table_schema, '.', table_name), view_definition FROM information_schema.views "
+           "WHERE table_schema <> %s AND view_definition LIKE CONCAT('%%`', %s, '`.%%') ORDER BY 1")
+OBJECT_QUERIES = 3
 
 _TOKEN = re.compile(r"`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|\w+|\s+|.", re.S)
 
@@ -292,6 +299,12 @@ def remade(key: str, live: SchemaSnapshot, diff: Diff) -> tuple[str, ...]:
     table = tables.get(trig.table.lower(), trig.table)
     head = head.rsplit(" ON ", 1)[0] + f" ON {quote_ident(table)}"
     return (*trig.create[:2], head + sep + new_body, *trig.create[3:])
+
+
+def read_code(conn, schema: str) -> tuple[tuple[str, str], ...]:
+    """`SchemaSnapshot.code` on MariaDB/MySQL: routine and event bodies are text the server does not
+    track, and another database's view breaks when a table it names is renamed or dropped."""
+    return tuple((name, body or "") for name, body in conn.execute(_Q_CODE, (schema, schema, schema, schema)).fetchall())
 
 
 _Q_ROUTINES = ("SELECT routine_type, routine_name FROM information_schema.routines WHERE routine_schema = %s "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
 
 from ... import changes as ch
@@ -46,7 +47,38 @@ class MysqlPlanner(ServerPlanner):
             return [f"ALTER TABLE {t} DROP FOREIGN KEY {self.q(name)}"]
         if kind == "u":
             return [f"ALTER TABLE {t} DROP INDEX {self.q(name)}"]
+        live_column = self._column_level_checks().get(((self.diff.live_table(table) if self.diff else table).lower(), name.lower()))
+        if live_column is not None:
+            column = self.tcol(table, live_column)  # part of the column's definition: DROP CONSTRAINT cannot reach it (error 1091)
+            if self._redefined(table, column):
+                return []  # the plan's own MODIFY (or DROP) of the column takes it away
+            return [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, column)}"]
         return [f"ALTER TABLE {t} DROP CONSTRAINT {self.q(name)}"]
+
+    def _column_level_checks(self) -> dict[tuple[str, str], str]:
+        """(live table, check name) -> live column, for MariaDB's column-level CHECKs (a JSON column's own
+        `json_valid`, or a check written in a column's definition): MariaDB names them after the column
+        and keeps them in the column's definition, so a MODIFY COLUMN that does not repeat one drops it
+        (MariaDB KB, "CONSTRAINT"). MySQL has no column-level checks: nothing."""
+        if getattr(self, "_col_checks", None) is None:
+            try:
+                rows = self.conn.execute("SELECT table_name, constraint_name FROM information_schema.check_constraints "
+                                         "WHERE constraint_schema = DATABASE() AND level = 'Column'").fetchall() if self.conn else []
+            except DBAPIError:  # MySQL: no LEVEL column
+                rows = []
+            self._col_checks = {(t.lower(), n.lower()): n for t, n in rows}
+        return self._col_checks
+
+    def _redefined(self, table: str, column: str) -> bool:
+        """Whether the plan adds, drops or MODIFYs `table.column` (a MODIFY restates the whole definition)."""
+        col = column.lower()
+        for x in self.diff.changes if self.diff else ():
+            if x.table.lower() != table.lower():
+                continue
+            name = x.column.name if isinstance(x, (ch.AddColumn, ch.DropColumn)) else getattr(x, "column", None)
+            if isinstance(name, str) and name.lower() == col:
+                return True
+        return False
 
     def constraint_name(self, table: str, kind: str, item) -> str | None:
         return "PRIMARY" if kind == "p" else super().constraint_name(table, kind, item)
@@ -95,6 +127,10 @@ class MysqlPlanner(ServerPlanner):
                     if any(isinstance(x, (ch.AlterColumnType, ch.AlterColumnCollation)) for x in same) else set()
                 self.emit("; ".join(x.detail for x in same), [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, c.column)}"],
                           None, table, change=c, requires=joined, rewrites_table=table if rewrite else None)
+
+    def not_null_after_fill(self, table: str, column: str, spec: str) -> str:
+        """MariaDB states a column whole: `MODIFY COLUMN` with its full definition (KB "ALTER TABLE")."""
+        return f"ALTER TABLE {self.q(table)} MODIFY COLUMN {spec}"
 
     def regenerate(self, table: str, c: ch.AlterColumnGenerated) -> None:
         """VIRTUAL <-> STORED, or a plain column made generated (or back): MariaDB refuses that in a MODIFY
@@ -187,20 +223,21 @@ class MysqlPlanner(ServerPlanner):
                           change=ch.AddForeignKey(child, target_fk))
 
     def add_check(self, c: ch.AddCheckConstraint) -> list[str]:
-        if self._json_check_of_new_column(c):
-            return []  # MariaDB adds `json_valid(col)` itself with a JSON column (JSON is LONGTEXT plus that CHECK)
+        if self._json_check_of_redefined_column(c):
+            return []  # MariaDB adds `json_valid(col)` itself with a JSON column it adds or MODIFYs (JSON is LONGTEXT plus that CHECK)
         name = f"CONSTRAINT {self.q(c.constraint.name)} " if c.constraint.name else ""
         return [f"ALTER TABLE {self.q(c.table)} ADD {name}CHECK ({c.constraint.expression})"]
 
-    def _json_check_of_new_column(self, c: ch.AddCheckConstraint) -> bool:
-        from sqlalchemy import JSON
+    def _json_check_of_redefined_column(self, c: ch.AddCheckConstraint) -> bool:
+        """A column-level CHECK of a column the plan adds or MODIFYs: the column's definition carries it
+        (a JSON column's `json_valid`, named after the column, or a CheckConstraint in the column)."""
+        from sqlalchemy import JSON, CheckConstraint
 
-        m = re.fullmatch(r"json_valid\((\w+)\)", c.constraint.expression or "")
-        if not m:
+        name = (c.constraint.name or "").lower()
+        column = next((x for x in self.sa_table(c.table).columns if x.name.lower() == name), None)
+        if column is None or not self._redefined(c.table, column.name):
             return False
-        added = {x.column.name.lower() for x in self.diff.changes if isinstance(x, ch.AddColumn) and x.table == c.table}
-        column = m[1].lower()
-        return column in added and isinstance(self.sa_column(c.table, column).type, JSON)
+        return isinstance(column.type, JSON) or any(isinstance(k, CheckConstraint) for k in column.constraints)
 
     def add_foreign_key(self, c: ch.AddForeignKey) -> list[str]:
         name = f"CONSTRAINT {self.q(c.fk.name)} " if c.fk.name else ""

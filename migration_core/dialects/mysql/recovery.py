@@ -10,10 +10,13 @@ first statement, `run-<migration id>.affected.jsonl` in the backup folder):
   restore runs; further signals wait until it has finished;
 - kill -9, or a power cut: the server may even finish the running `ALTER` after the client died.
   The next command that takes the lock (`recover_runs`) finds the run's history row and dump, stops
-  any statement of the run still executing, and restores the tables, or marks the run succeeded
-  when every statement had committed.
+  any statement of the run still executing, and undoes the run, or marks the run succeeded when
+  every statement had committed.
 
-Every restore is verified (table set, `SHOW CREATE TABLE`, `CHECKSUM TABLE`) before the dump is removed.
+Undoing reverses the committed steps in place first (`undo.py`), so rows the application wrote
+during the run or after the crash stay; only a table that cannot be put back so is reloaded from
+the dump, and the note names it. Every restore is verified (the run's tables, `SHOW CREATE TABLE`,
+`CHECKSUM TABLE` of reloaded tables) before the dump is removed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 from ...errors import BackupError, MigrationError, RecoveryError
 from ...history import progress_of
 from .catalog import quote_ident
-from .dump import AUTO_INCREMENT, Dump, checksum, list_tables, read_dump, restore_dump
+from .dump import AUTO_INCREMENT, Dump, list_tables, read_dump, restore_dump, run_created, unchanged_tables
+from .undo import RestoreReport, undo_in_place
 from .scratch import remove_orphan_scratch_databases
 
 STOP_TIMEOUT_S = 120  # how long a killed ALTER may take to roll back before the restore gives up
@@ -110,13 +114,22 @@ def stop_run_statements(conn, schema: str, statements: list[str]) -> None:
         time.sleep(0.1)
 
 
+def _created(conn, schema: str, dump: Dump) -> list[str]:
+    """The tables the run made (named by its statements); with a dump from before steps were kept,
+    every table that is new since it."""
+    if dump.steps:
+        return run_created(conn, schema, dump)
+    then = {t.lower() for t in dump.all_tables}
+    return [t for t in list_tables(conn, schema) if t.lower() not in then and not t.startswith("_migration_history")]
+
+
 def differences(conn, schema: str, dump: Dump) -> list[str]:
-    """How the live tables differ from the dump's picture (table set and `SHOW CREATE TABLE` of each
-    dumped table, AUTO_INCREMENT aside); empty when they match."""
+    """How the run's tables differ from the dump's picture (tables the run created, and `SHOW CREATE
+    TABLE` of each dumped table, AUTO_INCREMENT aside); empty when they match. Tables other sessions
+    made meanwhile are theirs, not a difference."""
     live = {t.lower(): t for t in list_tables(conn, schema) if not t.startswith("_migration_history")}
-    then = {t.lower() for t in dump.all_tables if not t.startswith("_migration_history")}
-    out = [f"table {live[t]} is new" for t in sorted(set(live) - then)]
-    out += [f"table {t} is missing" for t in sorted(then - set(live))]
+    out = [f"table {t} is new" for t in _created(conn, schema, dump)]
+    out += [f"table {t.name} is missing" for t in dump.tables if t.name.lower() not in live]
     for t in dump.tables:
         if t.name.lower() in live:
             now = conn.execute(f"SHOW CREATE TABLE {quote_ident(live[t.name.lower()])}").fetchone()[1]
@@ -125,24 +138,41 @@ def differences(conn, schema: str, dump: Dump) -> list[str]:
     return out
 
 
-def restore_run(connect, schema: str, dump: Dump, statements: list[str], reverses: list[str] | tuple = ()) -> None:
+def restore_run(connect, schema: str, dump: Dump, statements: list[str], done: int, *,
+                in_flight_maybe: bool, save_state=None) -> RestoreReport:
     """On a fresh connection (the run's own may be lost): stop the run's statements still executing,
-    undo the committed steps that have a reverse (`reverses`, latest first: an added column dropped
-    again, so rows other sessions wrote to that table meanwhile stay), restore from the dump the tables
-    still changed, drop tables the run created, and verify (checksums, then definitions). A table the
-    run left unchanged is not restored: what other sessions wrote to it is kept."""
+    undo the `done` committed statements' steps in place by their reverses (`undo.py`: rows other
+    sessions wrote meanwhile stay), reload from the dump only the tables that could not be put back so,
+    drop the tables the run created (never those other sessions made), and verify (checksums of the
+    reloaded tables, then definitions). `save_state()`, called only when a table must be reloaded, backs
+    up the state found first and returns the backup's id. Returns what was done, for a truthful message."""
     conn = connect()
     try:
         stop_run_statements(conn, schema, statements)
-        for stmt in reverses:
+        if dump.steps:
+            report, need = undo_in_place(conn, dump, done, in_flight_maybe=in_flight_maybe)
+        else:  # an older version's dump: it holds no reverses
+            report, need = RestoreReport(legacy=True), {t.name.lower() for t in dump.tables}
+        report.dropped = _created(conn, schema, dump)
+        forced = {n.lower() for n in need}
+        if save_state is not None and any(t.name not in unchanged_tables(conn, schema, dump) or t.name.lower() in forced
+                                          for t in dump.tables):
             try:
-                conn.execute(stmt)
-            except Exception:  # noqa: BLE001 - the dump restores that table instead
-                break
-        restore_dump(conn, schema, dump, keep_unchanged=True)
+                report.saved_as = save_state()  # rows other sessions wrote to the tables about to be reloaded stay in it
+            except Exception as exc:  # noqa: BLE001 - the undo matters more; the message says the rows are not saved
+                report.save_failed = str(exc)
+        report.reloaded = restore_dump(conn, schema, dump, drop=report.dropped, keep_unchanged=True, force=need)
+        report.remade = [key for key, _stmts in dump.objects]
+        reloaded = {t.lower() for t in report.reloaded}
+        report.undone = [u for u in report.undone if u.split(" (", 1)[0].lower() not in reloaded]
+        report.took_added = [u for u in report.took_added if u in report.undone]
+        for t in report.reloaded:
+            report.why_reloaded.setdefault(t, "its definition still differed after the reverses" if dump.steps
+                                           else "a dump from before reverses were kept")
         left = differences(conn, schema, dump)
         if left:
             raise BackupError("after the restore " + "; ".join(left))
+        return report
     finally:
         conn.close()
 
@@ -186,31 +216,36 @@ def _recover_one(dialect, conn, history, entry, path: Path) -> str:
         return f"migration {entry.id}: {note}"
     schema = dialect.schema()
     stop_run_statements(conn, schema, entry.statements)
-    changed = differences(conn, schema, dump) or [f"rows of {t.name} differ" for t in dump.tables
-                                                   if t.checksum is not None and checksum(conn, t.name) != t.checksum]
-    if not changed:
-        note = f"interrupted{where}; no statement had taken effect (tables and rows as dumped), so nothing needed restoring"
+    changed = differences(conn, schema, dump)
+    done = progress[0] if progress else 0
+    statements = [s for st in dump.steps for s in st.statements] or entry.statements
+    data_in_flight = done < len(statements) and statements[done].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
+    if not changed and not done and not data_in_flight:
+        # Definitions as dumped and nothing committed: no statement took effect (rows differing are other sessions').
+        note = f"interrupted{where}; no statement had taken effect (definitions as dumped), so nothing needed undoing"
     else:
         try:
-            safety = _save_current_state(dialect, entry.id)
-            restore_run(lambda: dialect.connect(write=True), schema, dump, entry.statements)
+            safety = save_found_state(dialect, entry.id, "pre-recovery")
+            # The statement after the last recorded one may have committed too: the server may finish a dead client's ALTER.
+            report = restore_run(lambda: dialect.connect(write=True), schema, dump, entry.statements, done, in_flight_maybe=True)
         except MigrationError as exc:
             msg = (f"migration {entry.id} was interrupted{where} and left {', '.join(changed) or 'its tables'} half-migrated; "
-                   f"restoring {', '.join(dump.table_names()) or 'them'} from {path} failed: {exc}; the dump is kept. "
+                   f"undoing it (dump {path}) failed: {exc}; the dump is kept. "
                    + (f"Run `migration-mcp rollback` to restore its pre-migration backup {entry.backup_id}, or remove the "
                       "cause and run the command again" if entry.backup_id else "Remove the cause and run the command again"))
             history.close_run(conn, entry.id, "failed", prefix + msg)
             raise RecoveryError(msg, entry.id, entry.backup_id) from None
-        note = (f"interrupted{where}; recovered: tables {', '.join(dump.table_names()) or '(none existed)'} restored from "
-                f"{path.name} and verified (definitions and CHECKSUM TABLE), tables it created dropped; the state found "
-                f"was saved as backup {safety}; the database is as it was before the migration")
+        note = (f"interrupted{where}; recovered: {report.sentence(saved_as=safety)}; verified (definitions"
+                f"{', and CHECKSUM TABLE of the reloaded tables' if report.reloaded else ''}): the tables the run touched are "
+                f"as they were before the migration"
+                + ("" if report.reloaded else f"; the state found was saved as backup {safety}"))
     history.close_run(conn, entry.id, "failed", prefix + note)
     path.unlink(missing_ok=True)
     return f"migration {entry.id} {note}"
 
 
-def _save_current_state(dialect, run_id: str) -> str:
-    """Back up the half-migrated state before replacing it: rows written since the run died live in it."""
+def save_found_state(dialect, run_id: str | None, reason: str = "pre-restore") -> str:
+    """Back up the half-migrated state before replacing it: rows written since the run began live in it."""
     from ...backup import BackupManager
 
-    return BackupManager(dialect.settings, dialect.backup_engine()).create_backup("pre-recovery", migration_id=run_id).id
+    return BackupManager(dialect.settings, dialect.backup_engine()).create_backup(reason, migration_id=run_id).id

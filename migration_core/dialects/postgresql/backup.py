@@ -1,8 +1,9 @@
 """PostgreSQL backups for BackupManager: `pg_dump -Fc` of the managed schema.
 
-Restore runs `pg_restore`'s output through `psql --single-transaction` after `DROP SCHEMA ..
-CASCADE`: the same effect as `pg_restore --clean`, but tables the migration added (absent from the
-dump) go too, and a failure anywhere leaves the database as it was. The password travels in
+Restore runs `pg_restore`'s output through `psql --single-transaction` after emptying the schema
+(`clear_schema_sql`): the same effect as `pg_restore --clean`, but tables the migration added (absent
+from the dump) go too, objects of other schemas that depend on the schema are set aside and made
+again (`outside.py`), and a failure anywhere leaves the database as it was. The password travels in
 PGPASSWORD, never on a command line.
 """
 
@@ -21,6 +22,7 @@ from ...errors import BackupError
 from ...urls import url_password
 from ..server.backup import ToolBackupEngine, run_tool
 from .objects import all_kept, clear_schema_sql, drop_statement
+from .outside import guard_sql, make_again_sql, read_outside, set_aside_sql
 
 PGDMP_MAGIC = b"PGDMP"
 
@@ -81,6 +83,21 @@ class PgDumpBackupEngine(ToolBackupEngine):
             script = self._run(["pg_restore", f"--use-list={fh.name}", "--file=-", str(src)], what="pg_restore").stdout
         finally:
             Path(fh.name).unlink(missing_ok=True)
-        prefix = f"SET client_min_messages = warning;\n{clear_schema_sql(schema)};\n".encode()
+        aside = self._outside(schema)  # other schemas' objects that the emptying would drop: set aside, made again
+        self.restore_notes = [f"{o.description}: of another schema, set aside and made again" for o in aside]
+        prefix = "".join(f"{s};\n" for s in ("SET client_min_messages = warning", *set_aside_sql(aside), guard_sql(schema),
+                                             clear_schema_sql(schema))).encode()
+        suffix = "".join(f"{s};\n" for s in make_again_sql(aside)).encode()
         run_tool(["psql", "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"],
-                 _env(self.url), self.timeout_s, "restore", rolled_back=True, input=prefix + script, capture_output=True)
+                 _env(self.url), self.timeout_s, "restore", rolled_back=True, input=prefix + script + suffix, capture_output=True)
+
+    def _outside(self, schema: str):
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN READ ONLY")
+            try:
+                return read_outside(conn, schema)
+            finally:
+                conn.execute("ROLLBACK")
+        finally:
+            conn.close()

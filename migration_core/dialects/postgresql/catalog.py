@@ -17,7 +17,7 @@ from ...snapshot import CheckConstraint, Column, ForeignKey, Index, Names, Prima
 from ..server.catalog import squeeze_expr
 from ..server.connection import runnable
 from ..sqlite.catalog import is_ignored
-from .objects import OBJECT_QUERIES, read_objects, read_outside
+from .objects import OBJECT_QUERIES, read_code, read_objects, read_outside
 
 SERIAL = "serial"  # default marker: nextval() of a sequence owned by the column
 IDENTITY = {"a": "identity always", "d": "identity by default"}
@@ -113,13 +113,15 @@ def normalize_type(formatted: str, typtype: str, typname: str, enums: dict[str, 
     if typtype == "e":
         values = enums.get(typname, ())
         return f"ENUM {typname}(" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+    dims = re.search(r"(\[\])*$", formatted)[0]  # an array: `character varying(10)[]` is VARCHAR(10)[]
+    formatted = formatted[: len(formatted) - len(dims)]
     base, paren, rest = formatted.partition("(")
     if paren:  # e.g. character varying(50), numeric(10,2), timestamp(3) without time zone
         size, _, tail = rest.partition(")")
         base = (base + tail).strip()
         name = _TYPE_NAMES.get(base, base.upper())
-        return f"{name}({size.replace(' ', '')})"
-    return _TYPE_NAMES.get(formatted, formatted.upper())
+        return f"{name}({size.replace(' ', '')}){dims}"
+    return _TYPE_NAMES.get(formatted, formatted.upper()) + dims
 
 
 _SERIAL_TYPES = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
@@ -260,7 +262,8 @@ def read_snapshot(conn, schema: str, ignore: tuple[str, ...] = (), *, objects: b
         return SchemaSnapshot("postgresql", tables, names=NAMES, enums=enums, sequences=sequences)
     views, triggers, routines = read_objects(conn, schema)
     outside = read_outside(conn, schema, {t.lower() for t in tables} | {v.lower() for v in views})  # views are kept, not outside
-    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums, sequences)
+    return SchemaSnapshot("postgresql", tables, views, triggers, routines, outside, NAMES, enums, sequences,
+                          read_code(conn, schema))
 
 
 def model_check_texts(conn, scratch: str, metadata, sa_dialect) -> dict[tuple[str, str], str]:

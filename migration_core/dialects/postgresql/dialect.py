@@ -29,6 +29,7 @@ from .logical import PgLogicalBackupEngine
 from .objects import PgKeptRules, function_columns
 from .planner import PostgresPlanner, parse_enum
 from .proof import PgShadow
+from .trial import trial
 
 HISTORY_FLAVOR = HistoryFlavor(
     param="%s",
@@ -74,6 +75,9 @@ class PostgresDialect(ServerDialect):
     text_cast = "{}::text"
     numeric_cast = "(({})::text)::numeric"  # through the text: float8 -> numeric directly keeps 15 digits
     regex_op = "~"
+    text_types = frozenset({"VARCHAR", "CHAR", "TEXT", "BPCHAR", "CITEXT", "NAME"})
+    roomy_text_types = frozenset({"TEXT"})
+    trial = staticmethod(trial)
     client_tools = (("pg_dump",), ("pg_restore",), ("psql",))
     lock_class = PgAdvisoryLock
     tool_backup_class = PgDumpBackupEngine
@@ -159,6 +163,14 @@ class PostgresDialect(ServerDialect):
                 out.append(f"function {routine.name} (trigger {t.name} on {t.table}) uses "
                            + ", ".join(f"NEW.{c}" for c in missing) + f", which {t.table} does not have")
         return out
+
+    rehearsal_writes = True  # a rolled-back transaction, holding the plan's locks while it runs
+
+    def rehearse(self, comparison, timeout_ms: int):
+        """Run the plan in a transaction that is always rolled back (postgresql/rehearsal.py)."""
+        from .rehearsal import rehearse_postgresql
+
+        return rehearse_postgresql(self, comparison, timeout_ms)
 
     def integrity_check(self, conn: ServerConnection) -> str | None:
         """Invalid indexes (left by a failed CREATE INDEX CONCURRENTLY) are the one inconsistency

@@ -1,11 +1,15 @@
 """Built-in logical backup of the managed PostgreSQL schema, for machines without pg_dump.
 
-Write: in one REPEATABLE READ transaction, reflect the tables with SQLAlchemy and keep their DDL
-(enum types and sequences first, CREATE TABLE / CREATE INDEX / comments, then sequence ownership
-and positions) plus every row, as typed JSON, then the functions, views, materialized views and
-triggers beside the tables (`objects.py`). Restore: one transaction that drops the schema, re-creates
-it from that DDL, inserts the rows and makes the other objects again, so a failed restore changes
-nothing.
+Write: in one REPEATABLE READ transaction, the schema's DDL read from the catalog (`tabledef.py`:
+types, sequences, tables with their exact column types, constraints, indexes, policies), every
+table's rows in PostgreSQL's own COPY text form (PostgreSQL docs, "COPY", File Formats: each value
+as its type's output function writes it, so infinity, BC dates, NaN, -0, JSON scalars, arrays with
+NULL elements and every extension type come back exactly), then the functions, views, materialized
+views and triggers beside the tables (`objects.py`). Both sides fix the settings that change a
+value's text (DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output, client
+encoding). Restore: one transaction that empties the schema (objects of other schemas that depend
+on it set aside and made again, `outside.py`), re-creates it from that DDL, copies the rows in and
+makes the other objects again, so a failed restore changes nothing.
 """
 
 from __future__ import annotations
@@ -13,32 +17,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import MetaData
-from sqlalchemy.schema import CreateIndex, CreateTable, SetTableComment
-
-from ...errors import BackupError
-from ..mysql.dump import _dec, _enc
+from ...errors import BackupError, RestoreRefused
 from ..server.backup import ServerBackupEngine
-from ..server.connection import message, runnable
+from ..server.connection import message
 from .catalog import quote_ident as q
 from .objects import all_kept, clear_schema_sql, drop_statement, functions, read_objects, table_grants
+from .outside import guard_sql, make_again_sql, read_outside, set_aside_sql
+from .tabledef import read_schema
 
 FORMAT = "migration-mcp-postgresql-logical-dump"
-_BATCH = 500
+VERSION = 2  # 1: rows as JSON values and DDL from SQLAlchemy's reflection (lost domains, infinity, JSON scalars)
+# The settings under which a value's text is written and read back (PostgreSQL docs, "Client Connection Defaults").
+SETTINGS = (("DateStyle", "ISO, YMD"), ("IntervalStyle", "postgres"), ("TimeZone", "UTC"), ("extra_float_digits", "3"),
+            ("bytea_output", "hex"), ("client_encoding", "UTF8"), ("standard_conforming_strings", "on"))
 
 
-def _enc_pg(v):
-    if isinstance(v, (dict, list)):
-        return {"json": v}
-    return _enc(v)
-
-
-def _dec_pg(v):
-    if isinstance(v, dict) and "json" in v:
-        from psycopg.types.json import Jsonb
-
-        return Jsonb(v["json"])
-    return _dec(v)
+def _session(conn, schema: str) -> None:
+    for name, value in SETTINGS:
+        conn.execute(f"SET LOCAL {name} TO '{value}'")
+    conn.execute(f"SET LOCAL search_path TO {q(schema)}")  # names of other schemas' objects come qualified
 
 
 class PgLogicalBackupEngine(ServerBackupEngine):
@@ -61,51 +58,22 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             json.dump(payload, fh)
 
     def _dump(self, conn, schema: str) -> dict:
-        dialect = conn.sa.dialect
-        md = MetaData()
-        md.reflect(bind=conn.sa)
-        pre: list[str] = []
-        for name, labels in conn.execute(
-                "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t JOIN pg_enum e "
-                "ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = %s GROUP BY t.typname",
-                (schema,)).fetchall():
-            pre.append(f"CREATE TYPE {q(name)} AS ENUM ({', '.join(_lit(v) for v in labels)})")
-        seqs = conn.execute(
-            "SELECT s.sequencename, s.data_type::text, s.start_value, s.increment_by, s.last_value, "
-            "(SELECT d.deptype FROM pg_depend d JOIN pg_class c ON c.oid = d.objid WHERE c.relname = s.sequencename "
-            " AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s.schemaname) AND d.deptype IN ('a', 'i') LIMIT 1), "
-            "(SELECT t.relname || '.' || a.attname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid JOIN pg_class t ON t.oid = d.refobjid "
-            " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid WHERE c.relname = s.sequencename "
-            " AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s.schemaname) AND d.deptype IN ('a', 'i') LIMIT 1) "
-            "FROM pg_sequences s WHERE s.schemaname = %s", (schema,)).fetchall()
-        post: list[str] = []
-        for name, dtype, start, inc, last, deptype, owner in seqs:
-            if deptype != "i":  # identity sequences come with their column
-                pre.append(f"CREATE SEQUENCE {q(name)} AS {dtype} INCREMENT BY {inc} START WITH {start}")
-                if owner:
-                    table, column = owner.split(".", 1)
-                    post.append(f"ALTER SEQUENCE {q(name)} OWNED BY {q(table)}.{q(column)}")
-            if last is not None:
-                post.append(f"SELECT setval({_lit(q(name))}, {int(last)}, true)")
+        _session(conn, schema)
+        definition = read_schema(conn, schema)
+        cursor = conn.driver.cursor()
         tables = []
-        ddl: list[str] = []
-        for t in md.sorted_tables:
-            for c in t.columns:
-                if c.server_default is not None and "nextval(" in str(getattr(c.server_default, "arg", "")):
-                    c.autoincrement = False  # keep DEFAULT nextval(<the dumped sequence>), not a new SERIAL
-            ddl.append(runnable(str(CreateTable(t).compile(dialect=dialect))))
-            ddl += [runnable(str(CreateIndex(i).compile(dialect=dialect))) for i in t.indexes]
-            if t.comment:
-                ddl.append(runnable(str(SetTableComment(t).compile(dialect=dialect))))
-            cols = [c.name for c in t.columns if c.computed is None]
-            rows = conn.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(t.name)}").fetchall()
-            tables.append({"name": t.name, "columns": cols, "rows": [[_enc_pg(v) for v in r] for r in rows]})
+        for t in definition.tables:
+            with cursor.copy(f"COPY {q(t.name)} ({', '.join(t.copy_columns)}) TO STDOUT") as copy:
+                data = b"".join(bytes(block) for block in copy)
+            tables.append({"name": t.name, "create": t.create, "columns": list(t.copy_columns), "copy": data.decode("utf-8")})
         views, triggers, _ = read_objects(conn, schema)
-        post += table_grants(conn, schema)  # other roles' access to the tables and sequences
+        post = list(definition.sequences) + table_grants(conn, schema)  # other roles' access to the tables and sequences
         objects = list(functions(conn, schema).values())  # before the views and triggers that call them
         objects += [s for v in views.values() for s in v.create]  # in creation order: a view after those it reads
         objects += [s for t in triggers.values() for s in t.create]
-        return {"format": FORMAT, "schema": schema, "pre": pre, "ddl": ddl, "post": post, "tables": tables, "objects": objects}
+        return {"format": FORMAT, "version": VERSION, "schema": schema, "settings": dict(SETTINGS),
+                "types": list(definition.types), "tables": tables, "keys": list(definition.keys), "post": post,
+                "objects": objects}
 
     def _read(self, path: Path) -> dict:
         try:
@@ -114,37 +82,51 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             raise BackupError(f"backup file {path} is not a readable logical dump: {exc}") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise BackupError(f"backup file {path} is not a {FORMAT} file")
+        if raw.get("version") != VERSION:
+            raise BackupError(f"backup file {path} is a version {raw.get('version', 1)} logical dump, which did not keep every "
+                              f"value exactly (domains, infinity, JSON scalars); this version restores only version {VERSION}")
         return raw
-
     def restore_backup(self, src: Path) -> None:
         raw = self._read(src)
         conn = self._connect()
         try:
             conn.execute("BEGIN")
             try:
-                conn.execute(clear_schema_sql(self._schema()))  # the schema, its owner and privileges stay
-                for stmt in (*raw["pre"], *raw["ddl"]):
+                schema = self._schema()
+                aside = read_outside(conn, schema)  # other schemas' objects that the emptying would drop
+                self.restore_notes = [f"{o.description}: of another schema, set aside and made again" for o in aside]
+                for stmt in (*set_aside_sql(aside), guard_sql(schema)):
                     conn.execute(stmt)
+                _session(conn, schema)
+                conn.execute(clear_schema_sql(schema))  # the schema, its owner and privileges stay
+                for stmt in raw["types"]:
+                    conn.execute(stmt)
+                cursor = conn.driver.cursor()
                 for t in raw["tables"]:
-                    if t["rows"]:
-                        cols = t["columns"]
-                        sql = (f"INSERT INTO {q(t['name'])} ({', '.join(q(c) for c in cols)}) OVERRIDING SYSTEM VALUE "
-                               f"VALUES ({', '.join(['%s'] * len(cols))})")
-                        rows = [tuple(_dec_pg(v) for v in r) for r in t["rows"]]
-                        for i in range(0, len(rows), _BATCH):
-                            conn.executemany(sql, rows[i:i + _BATCH])
-                for stmt in raw["post"]:
-                    conn.execute(stmt)
+                    conn.execute(t["create"])
+                    if t["copy"]:
+                        with cursor.copy(f"COPY {q(t['name'])} ({', '.join(t['columns'])}) FROM STDIN") as copy:
+                            copy.write(t["copy"].encode("utf-8"))
                 conn.execute("SET LOCAL check_function_bodies = off")  # as pg_dump's scripts do: bodies may name later objects
-                for stmt in raw.get("objects", ()):  # after the rows: materialized views fill, triggers fire for none of them
+                objects = raw.get("objects", ())
+                funcs = [s for s in objects if s.lstrip().upper().startswith("CREATE OR REPLACE FUNCTION")
+                         or s.lstrip().upper().startswith("CREATE OR REPLACE PROCEDURE")]
+                for stmt in funcs:  # before the keys: a check or default may call one
+                    conn.execute(stmt)
+                for stmt in (*raw["keys"], *raw["post"]):
+                    conn.execute(stmt)
+                for stmt in objects:  # after the rows: materialized views fill, triggers fire for none of them
+                    if stmt not in funcs:
+                        conn.execute(stmt)
+                conn.execute("SET LOCAL search_path TO pg_catalog")  # as they were read: every name qualified
+                for stmt in make_again_sql(aside):
                     conn.execute(stmt)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 conn.execute("ROLLBACK")
+                if isinstance(exc, RestoreRefused):
+                    raise
                 raise BackupError(f"restore failed and was rolled back: {message(exc)}") from None
         finally:
             conn.close()
 
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -107,7 +107,16 @@ SELECT pg_describe_object(d.classid, d.objid, d.objsubid), ty.typname, NULL,
 FROM pg_depend d JOIN pg_type ty ON ty.oid = d.refobjid AND ty.typnamespace = (SELECT oid FROM ns)
 WHERE d.refclassid = 'pg_type'::regclass AND d.deptype = 'n' AND d.classid IN ('pg_proc'::regclass, 'pg_class'::regclass)
 """
-OBJECT_QUERIES = 3
+_Q_CODE = """
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || p.proname
+       || '(' || pg_get_function_identity_arguments(p.oid) || ')', pg_get_functiondef(p.oid)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = %s AND p.prokind IN ('f', 'p') AND p.prorettype <> 'trigger'::regtype
+  AND p.prosqlbody IS NULL  -- a SQL-standard body is tracked by pg_depend: read_outside has it
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+OBJECT_QUERIES = 4
 _ENABLED = {"D": "DISABLE TRIGGER", "R": "ENABLE REPLICA TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
 
 
@@ -172,6 +181,13 @@ def function_words(definition: str) -> set[str]:
     m = re.search(r"\bAS (\$\w*\$)(.*)\1", definition, re.S)
     code = _NEW_OLD.sub(" ", re.sub(r"'(?:[^']|'')*'", " ", m[2] if m else definition))
     return {_ident(w).lower() for w in re.findall(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*', code)}
+
+
+def read_code(conn, schema: str) -> tuple[tuple[str, str], ...]:
+    """`SchemaSnapshot.code` on PostgreSQL: functions and procedures that no trigger calls, whose
+    PL/pgSQL or string bodies PostgreSQL does not track (docs, "CREATE FUNCTION": the body is text
+    until it runs)."""
+    return tuple((name, body) for name, body in conn.execute(_Q_CODE, (schema,)).fetchall())
 
 
 def read_outside(conn, schema: str, tables: set[str]) -> tuple[tuple[str, str, str | None], ...]:
@@ -325,6 +341,7 @@ def clear_schema_sql(schema: str) -> str:
     lit = _lit(schema)
     not_extension = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{cls}'::regclass AND d.objid = {oid} "
                      "AND d.deptype = 'e')")
+    not_internal = not_extension.replace("'e'", "'i'")
     return f"""DO $mig$
 DECLARE r record;
 BEGIN
@@ -341,12 +358,14 @@ BEGIN
                   ELSE 'FUNCTION' END, p.oid::regprocedure) AS sql
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = {lit} AND {not_extension.format(cls='pg_proc', oid='p.oid')}
+             AND {not_internal.format(cls='pg_proc', oid='p.oid')}  -- a range type's constructors go with it
   LOOP EXECUTE r.sql; END LOOP;
   FOR r IN SELECT format('DROP TYPE IF EXISTS %s CASCADE', t.oid::regtype) AS sql
            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
            WHERE n.nspname = {lit} AND t.typtype IN ('e', 'd', 'r', 'm', 'c')
              AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
              AND {not_extension.format(cls='pg_type', oid='t.oid')}
+             AND {not_internal.format(cls='pg_type', oid='t.oid')}  -- a multirange goes with its range
   LOOP EXECUTE r.sql; END LOOP;
 END $mig$"""
 

@@ -405,6 +405,19 @@ class PostgresPlanner(ServerPlanner):
     def table_comment(self, c: ch.AlterTableComment) -> list[str]:
         return [f"COMMENT ON TABLE {self.q(c.table)} IS {_lit(c.new) if c.new else 'NULL'}"]
 
+    def using_conversion(self, table: str, column: str, statements: list[str], expression: str) -> list[str]:
+        """PostgreSQL converts in the ALTER itself: `ALTER COLUMN .. TYPE .. USING (expression)` (docs, ALTER TABLE)."""
+        head = f"ALTER TABLE {self.q(table)} ALTER COLUMN {self.q(column)} TYPE "
+        out = []
+        for s in statements:
+            if s.startswith(head):
+                s = re.sub(r" USING .*$", "", s, flags=re.S) + f" USING ({expression})"
+            out.append(s)
+        return out
+
     def plan_extras(self) -> dict:
-        return {"postamble": tuple(self.postamble), "begin": ("BEGIN", "SET LOCAL lock_timeout = <ddl_lock_timeout_ms>",
-                                                              "SET LOCAL statement_timeout = <remaining time limit>")}
+        # Concrete values, so the printed plan runs as printed; migrate sets statement_timeout again
+        # before each statement, to what is left of its time limit.
+        return {"postamble": tuple(self.postamble),
+                "begin": ("BEGIN", f"SET LOCAL lock_timeout = {int(self.settings.ddl_lock_timeout_ms)}",
+                          f"SET LOCAL statement_timeout = {int(self.settings.max_execution_time_ms)}")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Callable
 
 from sqlalchemy import create_engine
@@ -78,9 +80,16 @@ def errno(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+_SCRATCH_QUALIFIER = re.compile(r"[`\"]?_mig_scratch_\w+[`\"]?\.")
+
+
 def message(exc: BaseException) -> str:
-    """The driver's error text on one line."""
-    orig = getattr(exc, "orig", None) or exc
-    return " ".join(str(orig).split())
+    """The driver's error text on one line, without the scratch schema's name (a message about the
+    models or a proof names the table, not the throwaway copy it was created in)."""
+    return one_line(str(getattr(exc, "orig", None) or exc))
+
+
+def one_line(text: str) -> str:
+    return _SCRATCH_QUALIFIER.sub("", " ".join(text.split()))
 
 

@@ -45,6 +45,14 @@ class ServerDialect:
     text_cast: str  # `{}` is the expression
     numeric_cast: str  # `{}` is a number column, or numeric text; gives its exact decimal value
     regex_op: str
+    bit_types: frozenset[str] = frozenset()  # base types of bit strings that convert to numbers by their bits
+    bit_value = "{}"  # the number a bit string `{}` spells
+    text_types: frozenset[str]  # base types holding free text (parsed when converted to another type)
+    label_types: frozenset[str] = frozenset()  # base types whose values are labels (besides enums)
+    roomy_text_types: frozenset[str] = frozenset()  # text types that hold any value of a text type, as it is
+    # `trial(probe, table, column, old_type, new_type, compare) -> Trial | None`: the conversion tried
+    # on the live values (`postgresql/trial.py`, `mysql/trial.py`); None: not tried.
+    trial = None
     client_tools: tuple[tuple[str, ...], ...]  # each entry: alternative names of one tool the dump needs
     lock_class: type[ServerLock]
     tool_backup_class: type[ToolBackupEngine]
@@ -146,10 +154,13 @@ class ServerDialect:
         finally:
             conn.close()
 
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData) -> Plan:
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData, fills=None) -> Plan:
         """Plan the changes, set aside and make again the views and triggers they disturb, then prove
-        the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work."""
-        plan = self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn).plan(diff)
+        the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work.
+        `fills`: data fills and conversions (fills.resolve) written into the steps that need them."""
+        planner = self.planner_class(metadata, self.engine.dialect, live, target, self.settings, conn)
+        planner.fills = fills or {}
+        plan = planner.plan(diff)
         plan, notes = plan_kept_objects(plan, diff, live, self.kept_rules)
         scope = proof_scope(diff, live, views_need_tables=self.views_need_tables, kept=plan.kept)
         shadow = self.shadow_class(lambda: self.connect(write=True), self.schema())
@@ -170,6 +181,10 @@ class ServerDialect:
 
     def table_collation(self, conn, table: str) -> str | None:
         """The collation a column of `table` without one of its own compares by (None: unknown)."""
+        return None
+
+    def database_collation(self, conn) -> str | None:
+        """The collation a table without one of its own takes (None: no such thing here)."""
         return None
 
     def collate(self, expr: str, collation: str | None) -> str | None:

@@ -14,6 +14,8 @@ renames it followed; MariaDB rewrites the saved definitions for the renames).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, replace
 
 from ... import changes as ch
@@ -62,6 +64,42 @@ class KeptRules:
 def _matches(dep: Dependency, hit: Dependency) -> bool:
     """`hit` (relation, column or None for the whole relation) touches dependency `dep`."""
     return dep[0].lower() == hit[0].lower() and (hit[1] is None or (dep[1] or "").lower() == hit[1].lower())
+
+
+_STRING = re.compile(r"'(?:[^'\\]|\\.|'')*'")
+_DOLLAR = re.compile(r"\$[A-Za-z_]*\$")  # PostgreSQL's dollar quotes around a body
+_WORD = re.compile(r'"(?:[^"]|"")+"|`(?:[^`]|``)+`|[A-Za-z_][A-Za-z0-9_$]*')
+
+
+def code_words(text: str) -> set[str]:
+    """Lower-cased names a body of code uses, outside string literals, quotes taken off."""
+    text = _DOLLAR.sub(" ", _STRING.sub(" ", text))
+    return {w[1:-1].replace(w[0] * 2, w[0]).lower() if w[0] in "\"`" else w.lower() for w in _WORD.findall(text)}
+
+
+def code_uses(c: ch.Change, diff: Diff, live: SchemaSnapshot) -> list[str]:
+    """Routines, events and other databases' views (`SchemaSnapshot.code`) whose text names what `c`
+    drops or renames: the server keeps such a body as text and only fails when it runs, so the plan is
+    refused up front with the object named. A table counts when its name is a word of the body; a
+    column when the body names both it and its table (a name in a string, or another table's column
+    of the same name, may make a refusal that was not needed: never a silent break)."""
+    if isinstance(c, ch.DropTable):
+        what, table, column = "drops", c.table, None
+    elif isinstance(c, ch.RenameTable):
+        what, table, column = "renames", c.old_name, None
+    elif isinstance(c, ch.DropColumn):
+        what, table, column = "drops", diff.live_table(c.table), c.column.name
+    elif isinstance(c, ch.RenameColumn):
+        what, table, column = "renames", diff.live_table(c.table), c.old_name
+    else:
+        return []
+    out = []
+    for key, text in live.code:
+        words = code_words(text)
+        if table.lower() in words and (column is None or column.lower() in words):
+            out.append(f"{key} names {table}{'.' + column if column else ''}, which this plan {what} ({c.detail}); "
+                       "its body is text the database does not follow")
+    return out
 
 
 def removed(c: ch.Change, diff: Diff) -> set[Dependency]:
@@ -121,7 +159,7 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
     """The plan with set-aside / restore steps around what it disturbs, and a warning per change that
     touches a kept object. Raises PlanningError when a change removes what an object uses."""
     objects = _objects(live)
-    if not objects and not live.routines and not live.outside:
+    if not objects and not live.routines and not live.outside and not live.code:
         return plan, []
     notes: list[tuple[ch.Change, str]] = []
     broken: list[str] = []
@@ -136,6 +174,7 @@ def plan_kept_objects(plan: Plan, diff: Diff, live: SchemaSnapshot, rules: KeptR
                 what = ", ".join(f"{d[0]}.{d[1]}" if d[1] else d[0] for d in used)
                 broken.append(f"{key} uses {what}, which this plan drops ({c.detail})")
         broken += rules.removed_by_routines(c, diff, live)
+        broken += code_uses(c, diff, live)
         hits = rules.disturbs(c, diff, live)
         mine = {key for key, obj in objects.items()
                 if any(_matches(d, h) or rules.touches(obj, d, h) for d in obj.depends for h in hits)}

@@ -23,6 +23,7 @@ from ... import changes as ch
 from ...diff import Diff
 from ...errors import PlanningError
 from ...ordering import order_steps, strongly_connected
+from .fillsql import with_fills
 from ...plan import Plan, Step
 from ...snapshot import SchemaSnapshot
 from .connection import runnable
@@ -72,6 +73,7 @@ class ServerPlanner:
         self.steps: list[Step] = []
         self.notes: list[str] = []
         self.diff: Diff | None = None
+        self.fills: dict = {}  # (table, column) lower-cased -> {"fill" | "using": fills.Fill}; set by the dialect
 
     # -- helpers -------------------------------------------------------------------------
     def q(self, name: str) -> str:
@@ -246,12 +248,24 @@ class ServerPlanner:
         """Add a step; its resources are the change's (`change_resources`) plus those given."""
         if not statements:
             return
+        if change is not None and self.fills:
+            statements = with_fills(self, change, description, list(statements))
+            if len(statements) > 1 and any(x.startswith("UPDATE ") for x in statements):
+                kw["rewrites_table"] = kw.get("rewrites_table") or table
         res = self.change_resources(change) if change is not None else {}
         self.steps.append(Step(description, tuple(statements), tuple(reverse) if reverse is not None else None, table,
                                provides=frozenset(res.get("provides", set()) | set(provides)),
                                requires=frozenset(res.get("requires", set()) | set(requires)),
                                releases=frozenset(res.get("releases", set()) | set(releases)),
                                removes=frozenset(res.get("removes", set()) | set(removes)), **kw))
+
+    def not_null_after_fill(self, table: str, column: str, spec: str) -> str:
+        """The statement that makes a column added nullable and filled NOT NULL (`spec`: its full definition)."""
+        return f"ALTER TABLE {self.q(table)} ALTER COLUMN {self.q(column)} SET NOT NULL"
+
+    def using_conversion(self, table: str, column: str, statements: list[str], expression: str) -> list[str]:
+        """A type change's statements converting with `expression` (--using); here an UPDATE first."""
+        return [f"UPDATE {self.q(table)} SET {self.q(column)} = ({expression})", *statements]
 
 # -- hooks (each returns statements) -----------------------------------------------------
     def rename_table(self, c: ch.RenameTable) -> list[str]:

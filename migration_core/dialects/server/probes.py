@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import changes as ch
 from ...diff import Diff
+from ...errors import ProbeFailed
 from ...snapshot import SchemaSnapshot
 from .connection import ServerConnection
 
@@ -18,7 +19,18 @@ if TYPE_CHECKING:
 
 
 def _base(type_: str) -> str:
-    return type_.split("(", 1)[0].split(" ", 1)[0].upper()
+    """`NUMERIC(10,2)` -> NUMERIC; an array keeps its brackets (`NUMERIC(10,2)[]` -> NUMERIC[]), so
+    no scalar check takes it for its element type."""
+    return type_.split("(", 1)[0].split(" ", 1)[0].split("[", 1)[0].upper() + ("[]" if _is_array(type_) else "")
+
+
+def _is_array(type_: str) -> bool:
+    return type_.rstrip().endswith("]")
+
+
+def _element(type_: str) -> str:
+    """The element type of a normalized PostgreSQL array type (`VARCHAR(10)[]` -> VARCHAR(10))."""
+    return re.sub(r"(\[\d*\])+\s*$", "", type_)
 
 
 def _fraction_digits(d, type_: str) -> int:
@@ -58,6 +70,8 @@ class SqlProbe:
     target: SchemaSnapshot
     dialect: ServerDialect
     _ready: bool = field(default=False, init=False)  # probe_setup has run
+    _each: str | None = field(default=None, init=False)  # an array column whose elements the counts are over
+    _trials: dict = field(default_factory=dict, init=False)  # (table, column, old, new) -> Trial | None
 
     def q(self, name: str) -> str:
         return self.dialect.quote_ident(name)
@@ -90,15 +104,43 @@ class SqlProbe:
         return f"(SELECT {', '.join(exprs)} FROM {q(t.name)}) AS src"
 
     def _scalar(self, sql: str) -> int:
-        if not self._ready:
-            for stmt in self.dialect.probe_setup:
-                self.conn.execute(stmt)
-            self._ready = True
-        return int(self.conn.execute(sql).fetchone()[0] or 0)
+        """Raises ProbeFailed (the server's reason) when the server refuses the query: a check
+        that cannot run must never pass for one that found nothing."""
+        try:
+            if not self._ready:
+                for stmt in self.dialect.probe_setup:
+                    self.conn.execute(stmt)
+                self._ready = True
+            return int(self.conn.execute(sql).fetchone()[0] or 0)
+        except SQLAlchemyError as exc:
+            raise ProbeFailed(self.dialect._message(exc)) from None
 
     def _count(self, table: str, where: str) -> int:
         src = self._source(table)
+        if src is not None and self._each is not None:  # a row counts once, when any of its elements does
+            col = self.q(self._each)
+            where = f"EXISTS (SELECT 1 FROM unnest({col}) AS el({col}) WHERE {where})"
         return 0 if src is None else self._scalar(f"SELECT count(*) FROM {src} WHERE {where}")
+
+    def _live_column(self, table: str, column: str):
+        """The live column the models call `table.column` (renames mapped back), or None."""
+        t = self.live.table(self.diff.live_table(table))
+        N = self.diff.names
+        return next((c for c in (t.columns if t else ()) if N.column(self._target_col(table, c.name)) == N.column(column)), None)
+
+    def live_type(self, table: str, column: str) -> str | None:
+        c = self._live_column(table, column)
+        return c.type if c else None
+
+    def _per_element(self, check, table: str, column: str, old_type: str, new_type: str):
+        """`check` over the elements of an array column (both types arrays): PostgreSQL converts
+        an array element by element, so each element is checked as a value of the element type;
+        the count is of rows with at least one such element."""
+        self._each = column
+        try:
+            return check(table, column, _element(old_type), _element(new_type))
+        finally:
+            self._each = None
 
     def row_count(self, table: str) -> int:
         return self._count(table, "1 = 1")
@@ -135,12 +177,45 @@ class SqlProbe:
             try:
                 n = self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {self._source(table)} WHERE {not_null} "
                                  f"GROUP BY {', '.join(parts)} HAVING count(*) > 1) AS d")
-            except SQLAlchemyError:
-                return None  # a value does not convert: the server says so when the statement runs
+            except ProbeFailed:
+                return None  # a value does not convert: the conversion checks before this one count those
 
             if n:
                 return n, tuple(key)
         return None
+
+    def collation_change(self, table: str, collation: str | None) -> tuple[list[tuple[str, object]], tuple[int, tuple] | None]:
+        """A table's default collation changed (MariaDB converts every text column without its own):
+        each such column's conversion tried (`Trial`s of the columns whose values it refuses or
+        alters: a character set that lacks a character), and the first unique key whose values would
+        collide once compared by `collation` ('a' and 'A' under a case-insensitive one), with its
+        count. `collation` None: the database's default."""
+        t, live = self.target.table(table), self.live.table(self.diff.live_table(table))
+        if t is None or live is None or self._source(table) is None:
+            return [], None
+        d = self.dialect
+        if collation is None:
+            collation = d.database_collation(self.conn)
+        follow = {c.name.lower() for c in t.columns if c.collation is None and _base(c.type) in d.text_types | d.label_types}
+        problems = []
+        for c in t.columns:
+            old = self.live_type(table, c.name)
+            if c.name.lower() in follow and old is not None:
+                trial = self.conversion_trial(table, c.name, old, c.type)
+                if trial and (trial.failed or trial.changed):
+                    problems.append((c.name, trial))
+        keys = [k.columns for k in ([t.primary_key] if t.primary_key else [])] + [u.columns for u in t.unique_constraints]
+        keys += [i.columns for i in t.indexes if i.unique and None not in i.columns]
+        for key in keys:
+            if not follow & {k.lower() for k in key}:
+                continue
+            parts = [d.collate(self.q(k), collation) if k.lower() in follow else self.q(k) for k in key]
+            not_null = " AND ".join(f"{self.q(k)} IS NOT NULL" for k in key)
+            n = self._scalar(f"SELECT count(*) FROM (SELECT 1 AS x FROM {self._source(table)} WHERE {not_null} "
+                             f"GROUP BY {', '.join(parts)} HAVING count(*) > 1) AS d")
+            if n:
+                return problems, (n, tuple(key))
+        return problems, None
 
     def _exact(self, col: str, old_kind: str | None) -> str:
         """The column's exact decimal value; text that is not a number gives NULL (those values
@@ -155,6 +230,8 @@ class SqlProbe:
         """Values a numeric target cannot hold at all: text that is not a number, and numbers out
         of its range (which MySQL without strict mode would clamp: 100000 -> SMALLINT stores
         32767). Other failures (text to date) make the server fail the statement, and so the plan."""
+        if _is_array(old_type) and _is_array(new_type) and self._each is None:
+            return self._per_element(self.unconvertible_count, table, column, old_type, new_type)
         d = self.dialect
         values = _enum_values(new_type)
         if values is not None:  # an enum holds only its listed values: count those its list loses
@@ -168,6 +245,8 @@ class SqlProbe:
             return 0
         old_kind = d._numeric_kind(old_type)
         col = self.q(column)
+        if old_kind is None and _base(old_type) in d.bit_types:  # a bit string counts as the number its bits spell
+            old_kind, col = "int", d.bit_value.format(col)
         bad = []
         if old_kind is None:
             pattern = self.INT_RE if kind == "int" else self.NUM_RE
@@ -189,6 +268,8 @@ class SqlProbe:
         fractions rounded (2.5 -> INTEGER stores 3; 1.756 -> NUMERIC(10,2) stores 1.76), digits a
         float cannot hold (2**53 + 1 -> DOUBLE; double -> single precision), a timestamp's time of
         day or fractional seconds, numbers other than 0 and 1 made booleans."""
+        if _is_array(old_type) and _is_array(new_type) and self._each is None:
+            return self._per_element(self.lossy_count, table, column, old_type, new_type)
         d = self.dialect
         col = self.q(column)
         kind, old_kind = d._numeric_kind(new_type), d._numeric_kind(old_type)
@@ -219,7 +300,48 @@ class SqlProbe:
             return self._count(table, f"CAST({col} AS {cast}) <> {col}"), f"rounded to {digits} fractional second digits"
         return None
 
+    def conversion_trial(self, table: str, column: str, old_type: str, new_type: str):
+        """Convert the live values the way the plan will and see what the server refuses or alters
+        (`Trial`; None where the counts above are exact and whole: numbers to numbers, values
+        checked against an enum's list). Run once per change: it reads the whole column."""
+        key = (table, column, old_type, new_type)
+        if key not in self._trials:
+            self._trials[key] = self._trial(table, column, old_type, new_type)
+        return self._trials[key]
+
+    def _trial(self, table: str, column: str, old_type: str, new_type: str):
+        d = self.dialect
+        if self.conn is None or self._source(table) is None or d.trial is None or _enum_values(new_type) is not None:
+            return None
+        if d._numeric_kind(old_type) and d._numeric_kind(new_type):
+            return None
+        if _base(old_type) in d.text_types and _base(new_type) in d.roomy_text_types and self._same_collation(table, column):
+            return None  # text into text with room for any of it, characters unchanged: nothing to try
+        if _is_array(old_type) and _is_array(new_type):  # PostgreSQL converts element by element
+            old_base, new_base = _base(_element(old_type)), _base(_element(new_type))
+        else:
+            old_base, new_base = _base(old_type), _base(new_type)
+        if _enum_values(old_type) is not None or old_base in d.label_types:
+            compare = "labels"  # an enum's value is its label (MariaDB converts it to a number by its position)
+        elif old_base in d.text_types and new_base not in d.text_types:
+            compare = "none"  # text is parsed: '2024-1-2' read as a date is the same date, spelled anew
+        else:
+            compare = "round"
+        return d.trial(self, table, column, old_type, new_type, compare)
+
+    def _same_collation(self, table: str, column: str) -> bool:
+        t, live = self.target.table(table), self.live.table(self.diff.live_table(table))
+        new, old = t.column(column) if t else None, self._live_column(table, column)
+        return new is not None and old is not None and old.collation == new.collation and live.options == t.options
+
     def too_long_count(self, table: str, column: str, max_length: int) -> int:
+        """Values longer than `max_length` characters; of an array, its elements."""
+        if _is_array(self.live_type(table, column) or "") and self._each is None:
+            self._each = column
+            try:
+                return self.too_long_count(table, column, max_length)
+            finally:
+                self._each = None
         return self._count(table, f"char_length({self.dialect.text_cast.format(self.q(column))}) > {int(max_length)}")
 
     def orphan_count(self, table, columns, ref_table, ref_columns) -> int:
@@ -235,7 +357,7 @@ class SqlProbe:
     def check_violation_count(self, table: str, expression: str) -> int | None:
         try:
             return self._count(table, f"NOT ({expression})")
-        except SQLAlchemyError:
+        except ProbeFailed:
             return None  # not evaluable outside the table; the server checks it when the constraint is added
 
 

@@ -138,12 +138,13 @@ class SqliteDialect:
         finally:
             engine.dispose()
 
-    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata=None) -> Plan:
+    def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata=None, fills=None) -> Plan:
+        """`fills`: data fills and conversions (fills.resolve), written into the copy of a rebuilt table."""
         from .planner import SqlitePlanner, open_shadow  # only when something differs
 
         shadow = open_shadow(conn) if conn is not None else sqlite3.connect(":memory:", isolation_level=None)
         try:
-            return SqlitePlanner(shadow, live, target, self.ignore).plan(diff)
+            return SqlitePlanner(shadow, live, target, self.ignore, fills).plan(diff)
         finally:
             shadow.close()
 
@@ -172,6 +173,14 @@ class SqliteDialect:
             except sqlite3.Error as exc:
                 out.append(f"view {name} does not work: {exc}")
         return out
+
+    rehearsal_writes = False  # a rehearsal only reads the live file
+
+    def rehearse(self, comparison, timeout_ms: int):
+        """Run the plan on a copy of the data (sqlite/rehearsal.py); the live file is only read."""
+        from .rehearsal import rehearse_sqlite
+
+        return rehearse_sqlite(self, comparison, timeout_ms)
 
     def integrity_check(self, conn: sqlite3.Connection) -> str | None:
         """What `PRAGMA quick_check` finds wrong (https://sqlite.org/pragma.html#pragma_quick_check),
@@ -348,6 +357,14 @@ class SqliteProbe:
         lossless, and keeps it as it is otherwise; the one exception, REAL affinity turning large
         integers into floats, is counted by `unconvertible_count`."""
         return None
+
+    def conversion_trial(self, table: str, column: str, old_type: str, new_type: str) -> None:
+        """None: the two counts above are the whole story under SQLite's type affinity."""
+        return None
+
+    def collation_change(self, table: str, collation: str | None) -> tuple[list, None]:
+        """Nothing: SQLite tables have no default collation of their own."""
+        return [], None
 
     def key_duplicates_after(self, table: str, column: str, new_type: str | None, collation: str | None) -> tuple[int, tuple] | None:
         """None: the rebuild's copy enforces the unique key, and a collision rolls the whole plan back."""

@@ -43,7 +43,9 @@ def open_shadow(live_conn: sqlite3.Connection) -> sqlite3.Connection:
 
 
 class SqlitePlanner:
-    def __init__(self, shadow: sqlite3.Connection, live: SchemaSnapshot, target: SchemaSnapshot, ignore: tuple[str, ...] = ()):
+    def __init__(self, shadow: sqlite3.Connection, live: SchemaSnapshot, target: SchemaSnapshot, ignore: tuple[str, ...] = (),
+                 fills: dict | None = None):
+        self.fills = fills or {}  # (table, column) lower-cased -> {"fill" | "using": fills.Fill}
         self.shadow = shadow
         self.live = live
         self.target = target
@@ -184,7 +186,7 @@ class SqlitePlanner:
             begin=("BEGIN IMMEDIATE",),
             checks=("PRAGMA foreign_key_check",),
             commit=("COMMIT",),
-            postamble=("PRAGMA foreign_keys = <restored to its previous value>",),
+            postamble=("-- PRAGMA foreign_keys is set back to its value before the migration",),
             notes=tuple(self.notes),
             proof=f"proven: {sum(len(s.statements) for s in self.steps)} statement(s) ran on a schema-only in-memory copy of the "
                   "database; the copy then matched the models and every view that worked still worked",
@@ -269,6 +271,18 @@ class SqlitePlanner:
             used |= _words(sql)
         return name not in used
 
+    def _filled(self, table: str, column: str) -> dict:
+        return self.fills.get((table.lower(), column.lower()), {})
+
+    def _copied_value(self, table: str, column: str, present: bool) -> str:
+        """What the copy writes into `column`: the old value, its conversion (--using), with NULLs (or,
+        for a new column, every row) given the fill's value (--fill)."""
+        given = self._filled(table, column)
+        value = f"({given['using'].expression})" if "using" in given else q(column)
+        if "fill" in given:
+            value = f"COALESCE({value}, ({given['fill'].expression}))" if present else f"({given['fill'].expression})"
+        return value
+
     def _ordered_new_tables(self, adds: list[ch.AddTable]) -> list[ch.AddTable]:
         """Parents before children, so the DDL reads naturally (cycles keep their order)."""
         pending = {c.table.lower(): c for c in adds}
@@ -285,11 +299,12 @@ class SqlitePlanner:
         current = self._current(t.name)
         tmp = TMP_PREFIX + t.name
         current_cols = {c.name.lower() for c in current.columns if not c.generated}
-        copy = [c.name for c in t.columns if not c.generated and c.name.lower() in current_cols]
+        copy = [c.name for c in t.columns if not c.generated and (c.name.lower() in current_cols or self._filled(t.name, c.name))]
         cols = ", ".join(q(c) for c in copy)
+        values = ", ".join(self._copied_value(t.name, c, c.lower() in current_cols) for c in copy)
         stmts = [
             rename_in_create(t.sql, tmp),
-            f"INSERT INTO {q(tmp)} ({cols}) SELECT {cols} FROM {q(t.name)}",
+            f"INSERT INTO {q(tmp)} ({cols}) SELECT {values} FROM {q(t.name)}",
         ]
         if t.primary_key and t.primary_key.autoincrement:
             # Keep AUTOINCREMENT's high-water mark: ids of deleted rows are never reused.

@@ -1,0 +1,244 @@
+"""Data fills: the value existing rows get where a change needs one, so a refusal has a way forward.
+
+Peers leave this to hand-written SQL: Prisma refuses "a required column without a default on a
+non-empty table", migra (issue 101) emits an ADD COLUMN .. NOT NULL that fails on data, EF Core users
+ask for "a value for existing rows only, future rows must set it" (efcore issue 27084), and Atlas'
+reviewed plans show the same `UPDATE .. SET .. WHERE col IS NULL` written by hand.
+
+`--fill table.column=EXPR` (MCP `fills`) gives existing rows a value for a new NOT NULL column without
+a default, or for the NULL rows of a column made NOT NULL (only those rows are updated).
+`--using table.column=EXPR` gives the conversion of a type change (PostgreSQL `ALTER COLUMN .. TYPE ..
+USING`, section "ALTER TABLE" of the PostgreSQL docs; SQLite in the copy of its table rebuild; MariaDB an
+UPDATE before the `MODIFY COLUMN`).
+
+EXPR is a SQL expression over the row's own columns (the models' names). It is parsed with sqlglot and
+checked before anything runs: one expression, no second statement, no comment, no subquery or other
+table, no function with side effects. The plan runs it inside the migration's transaction (MariaDB:
+with the touched tables dumped first), so it is part of the plan id and of the history's statements;
+the probes re-check the data with it applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from . import changes as ch
+from .errors import ConfigurationError
+
+# Their names: a fill computes a value from the row, nothing else (PostgreSQL "System Administration
+# Functions", MariaDB "Miscellaneous Functions", SQLite's load_extension).
+_SIDE_EFFECTS = {
+    "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
+    "set_config", "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
+    "lo_unlink", "dblink", "dblink_exec", "nextval", "setval", "pg_advisory_lock", "pg_advisory_xact_lock", "txid_current",
+    "sleep", "benchmark", "load_file", "get_lock", "release_lock", "release_all_locks", "sys_exec", "sys_eval",
+    "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "uuid_short", "last_insert_id",
+}
+_SQLGLOT_DIALECT = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
+FILL_KINDS = ("fill", "using")
+_TARGET = re.compile(r"^\s*(?P<table>[^.=\s]+)\.(?P<column>[^.=\s]+)\s*=(?P<expr>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class Fill:
+    kind: str  # "fill" or "using"
+    table: str  # the models' names
+    column: str
+    expression: str  # as given, stripped; checked by `check_expression`
+    spec: str  # "table.column=EXPR", as in the plan id and the history
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.kind} {self.spec}"
+
+
+def parse_specs(kind: str, specs: list[str] | tuple[str, ...] | None) -> list[Fill]:
+    """`table.column=EXPR` items; ConfigurationError (exit 2) on a malformed one or a column given twice."""
+    out: list[Fill] = []
+    seen: set[tuple[str, str]] = set()
+    for raw in specs or ():
+        text = str(raw)
+        m = _TARGET.match(text)
+        if not m or not m["expr"].strip():
+            raise ConfigurationError(f"--{kind} {text[:200]!r}: expected table.column=EXPR, e.g. users.email=lower(name) || '@example.com'")
+        key = (m["table"].lower(), m["column"].lower())
+        if key in seen:
+            raise ConfigurationError(f"--{kind} for {m['table']}.{m['column']} is given twice; give one expression per column")
+        seen.add(key)
+        expr = m["expr"].strip()
+        out.append(Fill(kind, m["table"], m["column"], expr, f"{m['table']}.{m['column']}={expr}"))
+    return out
+
+
+def check_expression(fill: Fill, dialect: str, columns: set[str]) -> None:
+    """Parse EXPR as one expression of `dialect` over `columns` (lower-cased names) of its own table;
+    ConfigurationError with the reason otherwise. Nothing is executed."""
+    try:
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import ParseError, TokenError
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise ConfigurationError("fills need the sqlglot package to check their expressions (pip install sqlglot)") from None
+    where = f"{fill.flag}: "
+    read = _SQLGLOT_DIALECT.get(dialect)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallbacks are our refusals, not warnings on stderr
+    try:
+        tokens = sqlglot.tokenize(fill.expression, read=read)
+    except (ParseError, TokenError) as exc:
+        raise ConfigurationError(where + f"not a SQL expression: {str(exc).splitlines()[0]}") from None
+    if any(t.comments for t in tokens) or "--" in fill.expression or "/*" in fill.expression:
+        raise ConfigurationError(where + "comments are not allowed in a fill expression")
+    if any(t.token_type.name == "SEMICOLON" for t in tokens):
+        raise ConfigurationError(where + "must be one expression, not several statements")
+    try:
+        # Parsed where the plan puts it, as a value: `REPLACE(..)` is then the function, not MySQL's statement.
+        parsed = sqlglot.parse(f"SELECT ({fill.expression})", read=read)
+    except (ParseError, TokenError) as exc:
+        raise ConfigurationError(where + f"not a SQL expression: {str(exc).splitlines()[0]}") from None
+    if len(parsed) != 1 or not isinstance(parsed[0], exp.Select) or len(parsed[0].expressions) != 1:
+        raise ConfigurationError(where + "must be one expression, not several statements")
+    root = parsed[0]
+    tree = root.expressions[0]
+    forbidden = (exp.Query, exp.Subquery, exp.Exists, exp.Table, exp.From, exp.Join, exp.DDL, exp.DML, exp.Command,
+                 exp.Into, exp.Star)
+    extra = [k for k, v in root.args.items() if k != "expressions" and v]
+    bad = next((node for node in tree.walk() if isinstance(node, forbidden)), None)
+    if bad is not None or extra:
+        raise ConfigurationError(where + "must be an expression over the row's own columns: no query, subquery, "
+                                         "other table or statement")
+    for node in tree.walk():
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in _SIDE_EFFECTS:
+                raise ConfigurationError(where + f"function {name}() has side effects or reads outside the row; "
+                                                 "a fill computes a value from the row's own columns")
+        if isinstance(node, exp.Column):
+            if node.table:
+                raise ConfigurationError(where + f"refers to {node.table}.{node.name}: a fill may use only the columns "
+                                                 f"of {fill.table} itself, by their names alone ({node.name})")
+            if node.name.lower() not in columns:
+                known = ", ".join(sorted(columns)) or "none"
+                raise ConfigurationError(where + f"{fill.table} has no column {node.name!r} to compute it from "
+                                                 f"(its columns now: {known})")
+
+
+def resolve(fills: list[Fill], diff, live, target, dialect: str) -> dict[tuple[str, str], dict[str, Fill]]:
+    """Match each fill with the pending change it serves and check its expression; ConfigurationError
+    (exit 2) when no pending change needs it. Returns {(table, column) lower-cased: {kind: Fill}}."""
+    out: dict[tuple[str, str], dict[str, Fill]] = {}
+    renamed = {c.table.lower() for c in diff.changes if isinstance(c, (ch.RenameColumn, ch.RenameTable))}
+    for f in fills:
+        key = (f.table.lower(), f.column.lower())
+        same = [c for c in diff.changes if c.table.lower() == key[0] and getattr(c, "column", None) is not None
+                and _column_name(c).lower() == key[1]]
+        if f.kind == "fill":
+            ok = any(_needs_fill(c) for c in same)
+            need = ("a new NOT NULL column without a default, or a column made NOT NULL")
+        else:
+            ok = any(isinstance(c, ch.AlterColumnType) for c in same)
+            need = "a change of the column's type"
+        if not ok:
+            raise ConfigurationError(f"{f.flag}: no pending change of {f.table}.{f.column} needs it ({f.kind} is for {need}); "
+                                     "nothing was changed")
+        if key[0] in renamed:
+            raise ConfigurationError(f"{f.flag}: {f.table} is also renamed (or has a renamed column) in this plan; "
+                                     "migrate the rename first, then the fill")
+        live_table = live.table(f.table)
+        columns = {c.name.lower() for c in live_table.columns} if live_table else set()
+        check_expression(f, dialect, columns)
+        out.setdefault(key, {})[f.kind] = f
+    return out
+
+
+def _column_name(c) -> str:
+    col = c.column
+    return col.name if hasattr(col, "name") else str(col)
+
+
+def _needs_fill(c) -> bool:
+    if isinstance(c, ch.AddColumn):
+        col = c.column
+        return not col.nullable and col.default is None and col.generated is None
+    return isinstance(c, ch.AlterColumnNullable) and not c.new.nullable
+
+
+def fill_hint(table: str, column: str) -> str:
+    """The way forward a refusal names, in both the CLI's and the MCP server's terms."""
+    spec = f"{table}.{column}=EXPR"
+    return f"give existing rows a value with --fill {spec} (MCP: fills=[\"{spec}\"]), EXPR an SQL expression over the row's columns"
+
+
+def using_hint(table: str, column: str) -> str:
+    spec = f"{table}.{column}=EXPR"
+    return f"give the conversion with --using {spec} (MCP: using=[\"{spec}\"]), EXPR an SQL expression over the row's columns"
+
+
+def _count(probe, table: str, where: str) -> tuple[int | None, str | None]:
+    """(rows of `table` matching `where` over the live data, with target names), or (None, the error)."""
+    try:
+        return probe._count(table, where), None
+    except Exception as exc:  # noqa: BLE001 - the database's own word on an expression it cannot evaluate
+        conn = getattr(probe, "conn", None)
+        try:
+            if conn is not None and getattr(conn, "in_transaction", False):
+                conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001
+            pass
+        return None, " ".join(str(getattr(exc, "orig", exc)).split())[:300]
+
+
+def _quote(probe):
+    q = getattr(probe, "q", None)
+    return q if callable(q) else (lambda name: '"' + name.replace('"', '""') + '"')
+
+
+def reassess(a, probe, fills: dict, rows: dict[str, int]):
+    """An assessment (assess.ChangeAssessment) seen with the fills applied: the probe re-checks the data as the
+    fill leaves it; a refusal a fill would resolve names the flag to add."""
+    from dataclasses import replace
+
+    c = a.change
+    column = _column_name(c) if getattr(c, "column", None) is not None else None
+    if column is None:
+        return a
+    given = fills.get((c.table.lower(), column.lower()), {})
+    q = _quote(probe)
+    if _needs_fill(c):
+        f = given.get("fill")
+        if f is None:
+            if a.blocked:
+                return replace(a, reason=f"{a.reason}; or {fill_hint(c.table, column)}")
+            return a
+        if isinstance(c, ch.AddColumn):
+            left, error = _count(probe, c.table, f"({f.expression}) IS NULL")
+            what = "existing row"
+        else:
+            left, error = _count(probe, c.table, f"{q(column)} IS NULL AND ({f.expression}) IS NULL")
+            what = "NULL row"
+        if error:
+            return replace(a, risk="data_dependent", blocked=True, reason=f"the fill {f.spec} fails on the data: {error}")
+        if left:
+            return replace(a, risk="data_dependent", blocked=True,
+                           reason=f"the fill {f.spec} still leaves {left} row{'s' if left != 1 else ''} NULL in {c.table}.{column}")
+        n = rows.setdefault(c.table, probe.row_count(c.table))
+        return replace(a, risk="data_dependent", blocked=False,
+                       reason=f"each {what} of {c.table} ({n} row{'s' if n != 1 else ''} in the table) gets {f.expression} "
+                              f"(fill); checked: none is left NULL")
+    if isinstance(c, ch.AlterColumnType):
+        f = given.get("using")
+        if f is None:
+            if a.blocked and "convert" in a.reason:
+                return replace(a, reason=f"{a.reason}; {using_hint(c.table, column)}")
+            return a
+        lost, error = _count(probe, c.table, f"{q(column)} IS NOT NULL AND ({f.expression}) IS NULL")
+        if error:
+            return replace(a, risk="data_dependent", blocked=True, reason=f"the conversion {f.spec} fails on the data: {error}")
+        if lost:
+            return replace(a, risk="data_dependent", blocked=True,
+                           reason=f"the conversion {f.spec} turns {lost} value{'s' if lost != 1 else ''} of {c.table}.{column} into NULL")
+        return replace(a, risk="data_dependent", blocked=False,
+                       reason=f"converted with {f.expression} (using); checked: no value becomes NULL; a value that does not "
+                              f"convert to {c.new.type} stops the migration, which then changes nothing")
+    return a
