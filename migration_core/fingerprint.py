@@ -24,7 +24,7 @@ from sqlalchemy.sql import ddl
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.types import SchemaType, TypeDecorator, TypeEngine, UserDefinedType
 
-FORMAT = 1  # bump when what the fingerprint covers changes
+FORMAT = 2  # bump when what the fingerprint covers changes
 _DDL_EVENTS = ("before_create", "after_create")
 _CONSTRAINTS = (PrimaryKeyConstraint, ForeignKeyConstraint, UniqueConstraint, CheckConstraint)
 # A `@compiles` override of one of these changes the DDL in a way no model object shows.
@@ -105,17 +105,8 @@ def _sequence(seq: Sequence, d: "_Describer") -> dict:
 
 def _describe_table(table, d: "_Describer") -> list:
     owners = sorted({repr(d.type(t)) for t in _listeners_ok(table, f"table {table.name}")})
-    constraints = []
-    for c in table._sorted_constraints:  # creation order: PostgreSQL numbers unnamed CHECKs in it
-        if not isinstance(c, _CONSTRAINTS) or type(c).__module__.split(".")[0] != "sqlalchemy":
-            raise _Blind(f"table {table.name} has a constraint of class {type(c).__qualname__}")
-        item = [type(c).__name__, d.name(c.name), [col.name for col in c.columns], d.kwargs(c),
-                c.deferrable, c.initially]
-        if isinstance(c, ForeignKeyConstraint):
-            item += [[e.target_fullname for e in c.elements], c.ondelete, c.onupdate, c.match, c.use_alter]
-        elif isinstance(c, CheckConstraint):
-            item += [d.value(c.sqltext), getattr(c, "_type_bound", False)]
-        constraints.append(item)
+    # creation order: PostgreSQL numbers unnamed CHECKs in it
+    constraints = [_describe_constraint(c, d, f"table {table.name}") for c in table._sorted_constraints]
     indexes = []
     for ix in table.indexes:
         if type(ix) is not Index:
@@ -127,13 +118,28 @@ def _describe_table(table, d: "_Describer") -> list:
             [_describe_column(c, d) for c in table.columns], constraints, indexes]
 
 
+def _describe_constraint(c, d: "_Describer", where: str) -> list:
+    if not isinstance(c, _CONSTRAINTS) or type(c).__module__.split(".")[0] != "sqlalchemy":
+        raise _Blind(f"{where} has a constraint of class {type(c).__qualname__}")
+    item = [type(c).__name__, d.name(c.name), [col.name for col in c.columns], d.kwargs(c), c.deferrable, c.initially]
+    if isinstance(c, ForeignKeyConstraint):
+        item += [[e.target_fullname for e in c.elements], c.ondelete, c.onupdate, c.match, c.use_alter]
+    elif isinstance(c, CheckConstraint):
+        item += [d.value(c.sqltext), getattr(c, "_type_bound", False)]
+    return item
+
+
 def _describe_column(col: Column, d: "_Describer") -> list:
+    # A column's own constraints (`Column("n", Integer, CheckConstraint("n > 0"))`) are rendered inside its
+    # definition and listed on the column, not the table.
+    own = [_describe_constraint(c, d, f"column {col.name}") for c in sorted(col.constraints, key=lambda c: c._creation_order)] \
+        if col.constraints else None
     default, onupdate = col.server_default, col.server_onupdate
     if onupdate is None and not isinstance(col.default, Sequence) and (default is None or type(default) is DefaultClause):
         # the common column, described without the general walk below (a third of the time at 10,000 columns)
         return [col.name, d.type(col.type), col.nullable, col.primary_key, d.value(col.autoincrement),
                 None if default is None else ["default", d.value(default.arg), default.for_update], col.comment, col.system,
-                d.kwargs(col)]
+                d.kwargs(col), own]
     defaults = []
     for what in (col.server_default, col.server_onupdate):
         if what is None:
@@ -150,7 +156,7 @@ def _describe_column(col: Column, d: "_Describer") -> list:
     seq = col.default if isinstance(col.default, Sequence) else None
     return [col.name, d.type(col.type), col.nullable, col.primary_key, d.value(col.autoincrement), defaults,
             d.value(_sequence(seq, d)) if seq is not None else None, col.comment, d.kwargs(col), col.system,
-            d.value(col.computed and col.computed.sqltext), d.value(col.identity and _sequence(col.identity, d))]
+            d.value(col.computed and col.computed.sqltext), d.value(col.identity and _sequence(col.identity, d)), own]
 
 
 class _Describer:

@@ -193,7 +193,7 @@ def _base(md: MetaData, **over):
                server_default=over.get("default", text("'x'")), comment=over.get("col_comment")),
         Column("kind", over.get("enum", Enum("a", "b", name="kind_t"))),
         Column("parent_id", Integer, ForeignKey("t.id", ondelete=over.get("ondelete", "CASCADE"))),
-        Column("amount", Numeric(10, 2)),
+        Column("amount", Numeric(10, 2), *over.get("col_checks", [])),
     ]
     t = Table("t", md, *cols, CheckConstraint(over.get("check", "amount >= 0"), name="ck_amount"),
               UniqueConstraint(*over.get("unique", ("name",)), name="uq_name"),
@@ -217,6 +217,7 @@ CHANGES = {
     "enum name": dict(enum=Enum("a", "b", name="kind_u")),
     "foreign key action": dict(ondelete="SET NULL"),
     "check text": dict(check="amount > 0"),
+    "column-level check": dict(col_checks=[CheckConstraint("amount < 1000")]),
     "unique columns": dict(unique=("name", "kind")),
     "table comment": dict(comment="another"),
     "table dialect option": dict(table_kw={"sqlite_autoincrement": True, "mysql_engine": "MyISAM",
