@@ -300,7 +300,8 @@ def models(draw):
     spec = []
     for ti in range(draw(st.integers(1, 3))):
         cols = [(f"c{ci}", draw(st.integers(0, len(TYPES) - 1)), draw(st.booleans()), draw(st.integers(0, len(DEFAULTS) - 1)),
-                 draw(st.sampled_from([None, "note"])))
+                 draw(st.sampled_from([None, "note"])), draw(st.sampled_from([None, "> 0", "< 5"])),
+                 draw(st.sampled_from([None, "CASCADE", "SET NULL"])))
                 for ci in range(draw(st.integers(1, 3)))]
         spec.append((f"t{ti}", cols, draw(st.sampled_from([None, 0])), draw(st.sampled_from([None, "u", "ix"])),
                      draw(st.booleans()), draw(st.sampled_from([None, "c0 > 0"]))))
@@ -311,10 +312,11 @@ def _build(spec) -> MetaData:
     md = MetaData()
     for name, cols, fk_to_first, extra, sqlite_autoinc, check in spec:
         columns = [Column("id", Integer, primary_key=True)]
-        for cname, ti, nullable, di, comment in cols:
-            columns.append(Column(cname, TYPES[ti], nullable=nullable, server_default=DEFAULTS[di], comment=comment))
+        for cname, ti, nullable, di, comment, col_check, _ in cols:
+            own = [CheckConstraint(f"{cname} {col_check}")] if col_check else []
+            columns.append(Column(cname, TYPES[ti], *own, nullable=nullable, server_default=DEFAULTS[di], comment=comment))
         if fk_to_first is not None and name != spec[0][0]:
-            columns.append(Column("ref", Integer, ForeignKey(f"{spec[0][0]}.id")))
+            columns.append(Column("ref", Integer, ForeignKey(f"{spec[0][0]}.id", ondelete=cols[0][6])))
         args = [*columns]
         if check:
             args.append(CheckConstraint(check))
