@@ -22,7 +22,7 @@ from .results import PreviewResult
 
 MAGIC = "-- migration-mcp plan"
 _STATEMENT = re.compile(r"^-- statement (\d+)$")
-_FIELD = re.compile(r"^-- ([a-z-]+): (.*)$")
+_FIELD = re.compile(r"^-- ([a-z0-9-]+): (.*)$")
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024
 
 
@@ -66,11 +66,20 @@ def render(preview: PreviewResult, dialect: str) -> str:
         lines += [f"--   {_one_line(w)}" for w in preview.warnings]
     if preview.proof:
         lines.append(f"-- proof: {_one_line(preview.proof)}")
+    lines.append(f"-- header-sha256: {_header_digest(lines)}")
     lines.append("")
     for i, stmt in enumerate(preview.sql, 1):
         lines.append(f"-- statement {i}")
         lines.append(stmt.rstrip() + ";")
     return "\n".join(lines) + "\n"
+
+
+def _header_digest(lines: list[str]) -> str:
+    """SHA-256 of the review header (what a reviewer reads: changes, risks, reasons, proof), so an edit of
+    it is caught like an edit of the statements, which the plan id covers."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,13 +94,17 @@ class PlanFile:
 def parse(text: str, path: str = "plan file") -> PlanFile:
     """Read a plan file; ConfigurationError (exit 2) when it is not one, SafetyRefusal (exit 3) when its
     statements no longer hash to its plan id (edited after it was written)."""
+    text = text.removeprefix("\ufeff")  # an editor's byte-order mark
     if not text.startswith(MAGIC):
         raise ConfigurationError(f"{path} is not a migration-mcp plan file (it should start with {MAGIC!r}; "
                                  "write one with `migration-mcp plan --out FILE`)")
     fields: dict[str, str] = {}
     statements: list[list[str]] = []
+    header: list[str] = []
     for line in text.splitlines():
         m = _STATEMENT.match(line)
+        if not statements and not m:
+            header.append(line)
         if m:
             if int(m[1]) != len(statements) + 1:
                 raise ConfigurationError(f"{path}: statement {m[1]} is out of order (expected {len(statements) + 1})")
@@ -103,7 +116,7 @@ def parse(text: str, path: str = "plan file") -> PlanFile:
         f = _FIELD.match(line)
         if f and f[1] not in fields:
             fields[f[1]] = f[2].strip()
-    missing = [k for k in ("plan-id", "database-fingerprint", "models-fingerprint", "options") if k not in fields]
+    missing = [k for k in ("plan-id", "database-fingerprint", "models-fingerprint", "options", "header-sha256") if k not in fields]
     if missing:
         raise ConfigurationError(f"{path} lacks its {', '.join(missing)} line(s): not a complete plan file")
     try:
@@ -118,12 +131,19 @@ def parse(text: str, path: str = "plan file") -> PlanFile:
         if stmt.endswith(";"):
             stmt = stmt[:-1]
         sql.append(stmt)
+    while header and not header[-1].strip():
+        header.pop()
+    if _header_digest([line for line in header if not line.startswith("-- header-sha256:")]) != fields["header-sha256"]:
+        raise SafetyRefusal(f"migration refused, nothing was changed: {path} was changed after it was written: its review header "
+                            "(the changes, their risks and reasons, the proof) no longer matches its header-sha256 line. Write "
+                            "the plan again with `migration-mcp plan --out FILE`",
+                            [f"{path}: header edited after it was written"])
     plan_id = validate_plan_id(fields["plan-id"])
     identity = PlanIdentity.from_dict({"database_fingerprint": fields["database-fingerprint"],
                                        "models_fingerprint": fields["models-fingerprint"], "options": options,
                                        "statements": sql})
     if identity.plan_id != plan_id:
-        raise SafetyRefusal(f"migration refused, nothing was changed: {path} was changed after it was written: its header or "
+        raise SafetyRefusal(f"migration refused, nothing was changed: {path} was changed after it was written: its options or "
                             f"statements no longer hash to its plan id {plan_id}. Edit the models or the options instead, "
                             "and write the plan again with `migration-mcp plan --out FILE`",
                             [f"{path}: contents do not match plan id {plan_id}"])
@@ -133,9 +153,11 @@ def parse(text: str, path: str = "plan file") -> PlanFile:
 def read(path: str | Path) -> PlanFile:
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_PLAN_FILE_BYTES:
+        with open(p, "rb") as f:  # bounded whatever it is: a device or a pipe has no size to check first
+            data = f.read(MAX_PLAN_FILE_BYTES + 1)
+        if len(data) > MAX_PLAN_FILE_BYTES:
             raise ConfigurationError(f"plan file {p} is larger than {MAX_PLAN_FILE_BYTES // (1024 * 1024)} MiB: not a plan file")
-        text = p.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read plan file {p}: {exc}") from None
     return parse(text, str(p))

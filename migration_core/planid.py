@@ -99,12 +99,14 @@ def stale_refusal(expected_id: str, now: PlanIdentity, previewed: PlanIdentity |
     """The refusal for a plan id that no longer matches, with what differs when the preview is known."""
     if previewed is not None:
         problems = previewed.differences(now)
-    else:
-        problems = [f"plan {expected_id} is not one this process previewed, so what changed cannot be shown; the plan "
-                    f"migrate would run now has {len(now.statements)} statement(s), database fingerprint "
-                    f"{now.live_fingerprint[:12]}, models fingerprint {now.target_fingerprint[:12]}"]
-    message = (f"migration refused, nothing was changed: {STALE} (previewed plan {expected_id}, plan now {now.plan_id}):\n- "
-               + "\n- ".join(problems) + f"\n{how}")
+        message = f"migration refused, nothing was changed: {STALE} (previewed plan {expected_id}, plan now {now.plan_id}):\n- "
+    else:  # nothing says it ever was a preview: a mistyped id, or one from another data folder or machine
+        problems = [f"plan {expected_id} is not a plan previewed with this data folder, so what differs cannot be shown; the "
+                    f"plan migrate would run now is {now.plan_id} ({len(now.statements)} statement(s), database fingerprint "
+                    f"{now.live_fingerprint[:12]}, models fingerprint {now.target_fingerprint[:12]})"]
+        message = (f"migration refused, nothing was changed: plan {expected_id} is not the plan migrate would run now "
+                   "(a mistyped id, or the database or the models changed since it was previewed):\n- ")
+    message += "\n- ".join(problems) + f"\n{how}"
     return StalePlan(message, problems)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import traceback
@@ -97,7 +98,7 @@ def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Bas
         if renames or data["fills"] or data["using"]:
             raise ConfigurationError("check --plan uses the plan file's own renames, fills and conversions; do not give them again")
 
-        result = system.check_plan(planfile.read(args.plan).identity)
+        result = system.check_plan(_plan_file(system, args.plan).identity)
         code = EXIT_FAILURE if not result.matches else EXIT_OK if result.safe_to_apply else EXIT_REFUSED
         return result, textout.plan_check_text(result, args.plan), code
     if command == "plan":
@@ -127,7 +128,7 @@ def _execute(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Bas
         if args.plan:
             from migration_core import planfile
 
-            reviewed = planfile.read(args.plan).identity
+            reviewed = _plan_file(system, args.plan).identity
         with terminal.progress_bars() as progress:
             result = system.execute_auto_migration(
                 dry_run=args.dry_run or None, allow_destructive=args.allow_destructive or None,
@@ -158,6 +159,17 @@ def _cli_terms(text: str) -> str:
     """The core's way forward in the command line's terms."""
     text = text.replace(PERMIT_HINT, "rerun with --allow-destructive to permit")
     return re.sub(r" \(MCP: [a-z]+=\[[^\]]*\]\)", "", text)  # a fill's way forward (fills.fill_hint) in the CLI's spelling
+
+
+def _plan_file(system: AutoMigrationSystem, path: str):
+    """The plan file at `path`, refused (exit 2) when it was written for another kind of database."""
+    from migration_core import planfile
+
+    plan = planfile.read(path)
+    if plan.dialect and plan.dialect != system.dialect.name:
+        raise ConfigurationError(f"{path} is a plan for a {plan.dialect} database; this database is {system.dialect.name}: "
+                                 "write the plan against this database with `migration-mcp plan --out FILE`")
+    return plan
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("migration-mcp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`status | head`): stop quietly, as a SIGPIPE'd tool would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit then finds no pipe
+        return 128 + 13
     except Exception as exc:  # a bug or an unforeseen environment: one line, the traceback with -v
         if verbose:
             traceback.print_exc()

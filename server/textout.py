@@ -104,7 +104,9 @@ def status_text(r: StatusResult) -> str:
 
 def preview_text(r: PreviewResult) -> str:
     text = status_text(r)
-    if r.migration_needed:
+    if r.migration_needed and not r.safe_to_apply:
+        text += f"\n\nplan id: {r.plan_id} (migrate would refuse this plan as it stands: see above)"
+    elif r.migration_needed:
         text += (f"\n\nplan id: {r.plan_id}\n"
                  f"apply exactly this plan with: migration-mcp migrate --plan-id {r.plan_id}"
                  + (" --allow-destructive" if r.options.get("allow_destructive") else "")

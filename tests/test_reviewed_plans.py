@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from cli_process import project_env, run_cli
+from migration_core.planfile import _header_digest
 
 V1 = 'Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)))\n'
 V2 = ('Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)), '
@@ -193,3 +194,37 @@ def test_diff_sql_runs_as_printed(anydb, tmp_path):
     assert done.returncode == 0 and "ERROR" not in done.stderr.upper(), done.stderr
     assert run_cli("check", env=env).returncode == 0
     assert anydb.sql("SELECT id, name FROM users") == [(1, "ann")]
+
+
+def test_plan_file_review_header_unbounded_input_and_other_database(project, tmp_path):
+    """A reviewer reads the header: an edit of a risk is caught like an edit of a statement. A device or a
+    pipe is read only up to the size limit; a byte-order mark is tolerated; an id nobody previewed is not
+    said to be stale; a plan for another kind of database is named as such."""
+    project.migrate(V1)
+    env = _env(project, V2)
+    plan = tmp_path / "plan.sql"
+    assert run_cli("plan", "--out", str(plan), env=env).returncode == 0
+    text = plan.read_text()
+    assert "[safe] add column users.email" in text and "-- header-sha256: " in text
+    before = project.snapshot()
+    for old, new in (("[safe] add column users.email", "[destructive] add column users.email"),
+                     ("-- complexity: ", "-- complexity: SIMPLE "), ("-- safe-to-apply: yes", "-- safe-to-apply: no")):
+        edited = tmp_path / "edited.sql"
+        edited.write_text(text.replace(old, new, 1))
+        assert edited.read_text() != text, old
+        for command in ("check", "migrate"):
+            run = run_cli(command, "--plan", str(edited), env=env)
+            assert run.returncode == 3 and "review header" in run.stderr, (old, run.stderr)
+    bom = tmp_path / "bom.sql"
+    bom.write_text("\ufeff" + text)
+    assert run_cli("check", "--plan", str(bom), env=env).returncode == 0
+    run = run_cli("check", "--plan", "/dev/zero", env=env, timeout=60)
+    assert run.returncode == 2 and "larger than 64 MiB" in run.stderr
+    run = run_cli("migrate", "--plan-id", "0" * 64, env=env)
+    assert run.returncode == 3 and STALE not in run.stderr and "is not the plan migrate would run now" in run.stderr
+    head, body = text.replace("-- dialect: sqlite", "-- dialect: postgresql", 1).split("\n-- header-sha256: ", 1)
+    other = tmp_path / "other.sql"  # as if written against a PostgreSQL database with the same schema
+    other.write_text(f"{head}\n-- header-sha256: {_header_digest(head.splitlines())}\n" + body.split("\n", 1)[1])
+    run = run_cli("check", "--plan", str(other), env=env)
+    assert run.returncode == 2 and "is a plan for a postgresql database; this database is sqlite" in run.stderr, run.stderr
+    assert project.snapshot() == before
