@@ -21,7 +21,7 @@ from servers import ServerProject
 DOMAIN = ("DO $$ BEGIN CREATE DOMAIN short_code AS text CHECK (length(VALUE) <= 3); "
           "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
 MY = """
-from sqlalchemy import Time, Date, LargeBinary, SmallInteger, UUID
+from sqlalchemy import Time, Date, LargeBinary, SmallInteger, UUID, Double
 from sqlalchemy.dialects.mysql import TIME, CHAR, SET, YEAR, TIMESTAMP, BIT, TINYTEXT, MEDIUMTEXT
 from sqlalchemy.types import UserDefinedType
 class INET4(UserDefinedType):
@@ -30,7 +30,7 @@ class INET4(UserDefinedType):
         return "INET4"
 """
 PG = """
-from sqlalchemy import Time, Interval, ARRAY
+from sqlalchemy import Time, Interval, ARRAY, Double, REAL
 from sqlalchemy.dialects.postgresql import TIME, INTERVAL, BIT, MONEY, UUID, INET, JSONB
 from sqlalchemy.types import UserDefinedType
 class ShortCode(UserDefinedType):  # CREATE DOMAIN short_code AS text CHECK (length(VALUE) <= 3)
@@ -84,6 +84,14 @@ CASES = {
     "my_text_to_tinytext_bytes": Case("mysql", "Text", "TINYTEXT", ("REPEAT('é', 200)", "REPEAT('a', 255)", "'x'"),
                                       FAILS.format(n=1, to="TINYTEXT"), None),
     # MariaDB, conversions that keep every value (BIT -> SMALLINT was refused as "do not convert")
+    "my_text_to_year_two_digits": Case("mysql", "String(10)", "YEAR", ("'1999'", "'69'"),
+                                       CHANGES.format(n=1, before="69", after="2069"), ("1999", "2069")),
+    "my_text_to_year_fits": Case("mysql", "String(10)", "YEAR", ("'1999'", "'2024'"), None, ("1999", "2024")),
+    "my_text_to_enum_case_folded": Case("mysql", "String(5)", "Enum('a', 'b', name='e2')", ("'A'", "'b'"),
+                                        CHANGES.format(n=1, before="A", after="a"), ("a", "b")),
+    "my_text_to_enum_fits": Case("mysql", "String(5)", "Enum('a', 'b', name='e2')", ("'a'", "'b'"), None, ("a", "b")),
+    "my_double_to_float_out_of_range": Case("mysql", "Double", "Float", ("1e39", "1.5"), FAILS.format(n=1, to="FLOAT"), None),
+    "pg_double_to_real_out_of_range": Case("postgresql", "Double", "REAL", ("1e39", "1.5"), FAILS.format(n=1, to="FLOAT4"), None),
     "my_bit_to_smallint": Case("mysql", "BIT(8)", "SmallInteger", ("b'11111111'", "b'1'"), None, ("255", "1")),
     "my_enum_to_varchar": Case("mysql", "Enum('10', '20', name='e')", "String(5)", ("'20'", "'10'"), None, ("20", "10")),
     "my_date_to_datetime": Case("mysql", "Date", "DateTime", ("'2024-01-02'",), None, ("2024-01-02 00:00:00",)),

@@ -117,6 +117,7 @@ class MysqlDialect(ServerDialect):
     bit_value = "({} + 0)"
     text_types = frozenset({"CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"})
     label_types = frozenset({"ENUM", "SET"})
+    reread_types = frozenset({"YEAR"})  # MariaDB KB "YEAR Data Type": '69' is 2069, '0' and '00' are 2000
     roomy_text_types = frozenset({"MEDIUMTEXT", "LONGTEXT"})  # 16 MiB and more: beyond any VARCHAR or TEXT
     trial = staticmethod(trial)
     client_tools = (("mysqldump", "mariadb-dump"), ("mysql", "mariadb"))

@@ -50,6 +50,7 @@ class ServerDialect:
     text_types: frozenset[str]  # base types holding free text (parsed when converted to another type)
     label_types: frozenset[str] = frozenset()  # base types whose values are labels (besides enums)
     roomy_text_types: frozenset[str] = frozenset()  # text types that hold any value of a text type, as it is
+    reread_types: frozenset[str] = frozenset()  # base types that read text loosely ('69' as a YEAR is 2069)
     # `trial(probe, table, column, old_type, new_type, compare) -> Trial | None`: the conversion tried
     # on the live values (`postgresql/trial.py`, `mysql/trial.py`); None: not tried.
     trial = None

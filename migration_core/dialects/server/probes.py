@@ -311,10 +311,16 @@ class SqlProbe:
 
     def _trial(self, table: str, column: str, old_type: str, new_type: str):
         d = self.dialect
-        if self.conn is None or self._source(table) is None or d.trial is None or _enum_values(new_type) is not None:
-            return None
+        text_source = _base(old_type) in d.text_types
+        if self.conn is None or self._source(table) is None or d.trial is None \
+                or (_enum_values(new_type) is not None and not text_source):
+            return None  # an enum's list against an enum's: counted exactly above
         if d._numeric_kind(old_type) and d._numeric_kind(new_type):
-            return None
+            if _base(new_type) not in d.float_types:
+                return None  # ranges and scales: counted exactly above
+            # A float's range is not counted above (1e39 does not fit a single-precision FLOAT): try for
+            # failures only; the precision a float loses is counted above.
+            return d.trial(self, table, column, old_type, new_type, "none")
         if _base(old_type) in d.text_types and _base(new_type) in d.roomy_text_types and self._same_collation(table, column):
             return None  # text into text with room for any of it, characters unchanged: nothing to try
         if _is_array(old_type) and _is_array(new_type):  # PostgreSQL converts element by element
@@ -323,6 +329,11 @@ class SqlProbe:
             old_base, new_base = _base(old_type), _base(new_type)
         if _enum_values(old_type) is not None or old_base in d.label_types:
             compare = "labels"  # an enum's value is its label (MariaDB converts it to a number by its position)
+        elif old_base in d.text_types and (new_base in d.label_types or _enum_values(new_type) is not None
+                                           or new_base in d.reread_types):
+            # Text read as a label or a year is only the same if it reads back the same: MariaDB takes 'A'
+            # as the label 'a', 'b ' as 'b', '69' as the year 2069.
+            compare = "round"
         elif old_base in d.text_types and new_base not in d.text_types:
             compare = "none"  # text is parsed: '2024-1-2' read as a date is the same date, spelled anew
         else:
