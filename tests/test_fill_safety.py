@@ -93,3 +93,34 @@ def test_a_fill_too_deep_or_too_long_is_a_usage_error(project, expr):
 ])
 def test_everyday_built_ins_stay_allowed(kind, expr):
     fills.check_expression(fills.Fill("fill", "users", "email", expr, f"users.email={expr}"), kind, {"id", "name"})
+
+
+BUMP = {
+    "postgresql": ["CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.name := 'bumped'; RETURN NEW; END $$",
+                   "CREATE TRIGGER bump BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION bump()",
+                   "CREATE TRIGGER only_name BEFORE UPDATE OF name ON users FOR EACH ROW EXECUTE FUNCTION bump()"],
+    "mysql": ["CREATE TRIGGER bump BEFORE UPDATE ON users FOR EACH ROW SET NEW.name = 'bumped'"],
+    "sqlite": ["CREATE TRIGGER bump AFTER UPDATE ON users BEGIN UPDATE other SET secret = 'bumped'; END"],
+}
+
+
+def test_status_names_the_update_triggers_a_fill_fires(anydb):
+    """Tester3 F9: a fill runs as an UPDATE of its table on PostgreSQL and MariaDB, firing its UPDATE triggers;
+    status says which (PostgreSQL `UPDATE OF name` does not fire for the email fill). SQLite's rebuild copies
+    the rows with the triggers set aside: nothing fires and nothing is said."""
+    import json
+
+    _seed(anydb)
+    for stmt in BUMP[anydb.kind]:
+        anydb.sql(stmt)
+    env = project_env(anydb, anydb.models(ADD_EMAIL))
+    status = json.loads(run_cli("--json", "status", "--fill", "users.email='e'", env=env).stdout)
+    [change] = [c for c in status["changes"] if "email" in c["detail"]]
+    said = [w for w in change["warnings"] if "runs as an UPDATE of users" in w]
+    if anydb.kind == "sqlite":
+        assert not said, change
+    else:
+        assert said and "bump fires" in said[0] and "only_name" not in said[0], change
+    assert run_cli("migrate", "--fill", "users.email='e'", env=env).returncode == 0
+    names = {r[0] for r in anydb.sql("SELECT name FROM users")}
+    assert (names == {"bumped"}) == (anydb.kind != "sqlite"), names  # what the warning said would happen
