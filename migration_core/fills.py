@@ -302,10 +302,17 @@ def _quote(probe):
     return q if callable(q) else (lambda name: '"' + name.replace('"', '""') + '"')
 
 
+def _unchecked(what: list[str]) -> str:
+    return (f"; NOT checked: {'; '.join(what)} (try it on a copy with diff --rehearse, MCP preview_diff(rehearse=true))"
+            if what else "")
+
+
 def reassess(a, probe, fills: dict, rows: dict[str, int]):
     """An assessment (assess.ChangeAssessment) seen with the fills applied: the probe re-checks the data as the
     fill leaves it; a refusal a fill would resolve names the flag to add."""
     from dataclasses import replace
+
+    from .fillcheck import constraint_checks
 
     c = a.change
     column = _column_name(c) if getattr(c, "column", None) is not None else None
@@ -330,10 +337,13 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
         if left:
             return replace(a, risk="data_dependent", blocked=True,
                            reason=f"the fill {f.spec} still leaves {left} row{'s' if left != 1 else ''} NULL in {c.table}.{column}")
+        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only)
+        if problems:
+            return replace(a, risk="data_dependent", blocked=True, reason=f"the fill {f.spec}: {'; '.join(problems)}")
         n = rows.setdefault(c.table, probe.row_count(c.table))
         return replace(a, risk="data_dependent", blocked=False,
                        reason=f"each {what} of {c.table} ({n} row{'s' if n != 1 else ''} in the table) gets {f.expression} "
-                              f"(fill); checked: none is left NULL")
+                              f"(fill); checked: {', '.join(['none is left NULL', *checked])}{_unchecked(unchecked)}")
     if isinstance(c, ch.AlterColumnType):
         f = given.get("using")
         if f is None:
@@ -346,9 +356,13 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
         if lost:
             return replace(a, risk="data_dependent", blocked=True,
                            reason=f"the conversion {f.spec} turns {lost} value{'s' if lost != 1 else ''} of {c.table}.{column} into NULL")
+        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only)
+        if problems:
+            return replace(a, risk="data_dependent", blocked=True, reason=f"the conversion {f.spec}: {'; '.join(problems)}")
         return replace(a, risk="data_dependent", blocked=False,
-                       reason=f"converted with {f.expression} (using); checked: no value becomes NULL; a value that does not "
-                              f"convert to {c.new.type} stops the migration, which then changes nothing")
+                       reason=f"converted with {f.expression} (using); checked: {', '.join(['no value becomes NULL', *checked])}"
+                              f"{_unchecked(unchecked)}; a value that does not convert to {c.new.type} stops the migration, "
+                              "which then changes nothing")
     return a
 
 

@@ -124,3 +124,93 @@ def test_status_names_the_update_triggers_a_fill_fires(anydb):
     assert run_cli("migrate", "--fill", "users.email='e'", env=env).returncode == 0
     names = {r[0] for r in anydb.sql("SELECT name FROM users")}
     assert (names == {"bumped"}) == (anydb.kind != "sqlite"), names  # what the warning said would happen
+
+
+KEYED = ('Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)), '
+         'Column("owner_id", Integer, ForeignKey("other.id"), nullable=False), '
+         'Column("code", Integer, nullable=False), Column("slug", String(20), nullable=False, unique=True), '
+         'CheckConstraint("code > 0", name="code_positive"))\n'
+         'Table("other", metadata, Column("id", Integer, primary_key=True), Column("secret", String(50)))\n')
+
+
+def _status(p, env, *fill_args):
+    import json
+
+    args = [x for f in fill_args for x in ("--fill", f)]
+    run = run_cli("--json", "status", *args, env=env)
+    assert run.returncode in (0, 3), run.stderr
+    return {c["detail"].split(" ")[-1] if False else c["detail"]: c for c in json.loads(run.stdout)["changes"]}
+
+
+def test_fills_are_checked_against_the_new_columns_keys(anydb):
+    """Tester3 F11: a fill breaking the new column's FOREIGN KEY, CHECK or UNIQUE key is refused by status with
+    the count (check exits 3, migrate changes nothing); fills that keep them are promised and migrate applies them."""
+    _seed(anydb)
+    env = project_env(anydb, anydb.models(KEYED))
+    before = anydb.snapshot()
+    bad = ["users.owner_id=id + 100", "users.code=id - 2", "users.slug='same'"]
+    changes = _status(anydb, env, *bad)
+    reasons = {d: c["reason"] for d, c in changes.items() if c["blocked"]}
+    text = " | ".join(reasons.values())
+    assert "3 rows would have no other row" in text, text
+    assert "2 rows would break CHECK" in text, text
+    assert "1 value would repeat in unique" in text, text
+    args = [x for f in bad for x in ("--fill", f)]
+    assert run_cli("check", *args, env=env).returncode == 3
+    assert run_cli("migrate", *args, env=env).returncode == 3
+    assert anydb.snapshot() == before
+    concat = "CONCAT('s', id)" if anydb.kind == "mysql" else "'s' || id"
+    good = ["users.owner_id=1 + id % 2", "users.code=id", f"users.slug={concat}"]
+    changes = _status(anydb, env, *good)
+    assert not any(c["blocked"] for c in changes.values()), changes
+    text = " | ".join(c["reason"] for c in changes.values())
+    assert "every value has its other row" in text and "CHECK code_positive holds" in text and "no duplicate in unique" in text, text
+    run = run_cli("migrate", *[x for f in good for x in ("--fill", f)], env=env)
+    assert run.returncode == 0, run.stderr
+    assert anydb.sql("SELECT id, owner_id, code, slug FROM users ORDER BY id") == [(1, 2, 1, "s1"), (2, 1, 2, "s2"), (3, 2, 3, "s3")]
+
+
+UNIQUE_TEXT = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", String(10), unique=True))\n'
+UNIQUE_INT = 'Table("t", metadata, Column("id", Integer, primary_key=True), Column("v", Integer, unique=True))\n'
+
+
+def test_a_conversion_that_makes_unique_values_collide_is_refused(anydb):
+    """Tester3 F11b: `--using` values that collide in the column's unique key are counted and refused."""
+    anydb.migrate(UNIQUE_TEXT)
+    anydb.sql("INSERT INTO t (id, v) VALUES (1, '10'), (2, '20'), (3, '31')")
+    env = project_env(anydb, anydb.models(UNIQUE_INT))
+    before = anydb.snapshot()
+    run = run_cli("migrate", "--using", "t.v=CAST(v AS INTEGER) % 2", env=env)
+    assert run.returncode == 3 and "would repeat in unique" in run.stderr, run.stderr
+    assert anydb.snapshot() == before
+    run = run_cli("migrate", "--using", "t.v=CAST(v AS INTEGER) + 1", env=env)
+    assert run.returncode == 0, run.stderr
+    assert anydb.sql("SELECT v FROM t ORDER BY id") == [(11,), (21,), (32,)]
+
+
+@pytest.mark.parametrize("kind, models, flag, expr, message", [
+    ("mysql", ADD_EMAIL, "--fill", "users.email='user' || id", "Truncated incorrect DOUBLE value"),
+    ("mysql", ADD_EMAIL, "--fill", "users.email=COALESCE(CAST(10 / (id - 1) AS CHAR), 'z')", "Division by 0"),
+    ("mysql", ADD_EMAIL, "--fill", "users.email=REPEAT('x', 2001)", "would not store into users.email"),
+    ("postgresql", ADD_EMAIL, "--fill", "users.email=repeat('x', 2001)", "value too long"),
+    ("mysql", UNIQUE_INT.replace('unique=True', 'unique=False'), "--using", "t.v=CAST(v AS INTEGER)", "Truncated incorrect INTEGER"),
+])
+def test_fill_values_are_tried_as_the_strict_update_stores_them(kind, models, flag, expr, message, tmp_path):
+    """Tester3 F2: MariaDB's lenient SELECT (`||` is OR, 10/0 is NULL, a long text cut) is not what the strict
+    UPDATE does: the probe stores the values into the target type with strict mode's failures counted."""
+    from servers import server_project
+
+    with server_project(kind, tmp_path) as p:
+        if flag == "--using":
+            p.migrate(UNIQUE_TEXT.replace("unique=True", "unique=False"))
+            p.sql("INSERT INTO t (id, v) VALUES (1, '10'), (2, 'x')")
+        else:
+            _seed(p)
+        env = project_env(p, p.models(models))
+        before = p.snapshot()
+        status = run_cli("status", flag, expr, env=env)
+        assert "blocked" in status.stdout and message in status.stdout, status.stdout
+        for command in ("check", "migrate"):
+            run = run_cli(command, flag, expr, env=env)
+            assert run.returncode == 3 and message in (run.stdout + run.stderr), (command, run.stdout, run.stderr)
+        assert p.snapshot() == before
