@@ -214,3 +214,15 @@ def test_fill_values_are_tried_as_the_strict_update_stores_them(kind, models, fl
             run = run_cli(command, flag, expr, env=env)
             assert run.returncode == 3 and message in (run.stdout + run.stderr), (command, run.stdout, run.stderr)
         assert p.snapshot() == before
+
+
+def test_a_double_beyond_float_range_is_not_promised_as_a_float(server):
+    """Tester3 F5: DOUBLE 1e39 -> FLOAT (single precision) is refused by status with the count, not promised."""
+    server.migrate('Table("m", metadata, Column("id", Integer, primary_key=True), Column("v", Float(precision=53)))\n')
+    server.sql("INSERT INTO m (id, v) VALUES (1, 1.5), (2, 1e39), (3, -2e38)")
+    env = project_env(server, server.models('Table("m", metadata, Column("id", Integer, primary_key=True), '
+                                            'Column("v", Float(precision=24)))\n'))
+    before = server.snapshot()
+    run = run_cli("migrate", env=env)
+    assert run.returncode == 3 and "1 value" in run.stderr, run.stderr
+    assert server.snapshot() == before
