@@ -121,6 +121,8 @@ def test_status_names_the_update_triggers_a_fill_fires(anydb):
         assert not said, change
     else:
         assert said and "bump fires" in said[0] and "only_name" not in said[0], change
+        text = run_cli("status", "--fill", "users.email='e'", env=env).stdout  # among the warnings every output shows
+        assert text.count("runs as an UPDATE of users") == 1, text
     assert run_cli("migrate", "--fill", "users.email='e'", env=env).returncode == 0
     names = {r[0] for r in anydb.sql("SELECT name FROM users")}
     assert (names == {"bumped"}) == (anydb.kind != "sqlite"), names  # what the warning said would happen
