@@ -36,16 +36,33 @@ def _scalar(probe, sql: str) -> int:
     return int(probe.conn.execute(sql).fetchone()[0] or 0)
 
 
-def _filled(probe, table: str, column: str, value: str, q) -> str | None:
+def _filled(probe, table: str, values: dict[str, str], q) -> str | None:
+    """The table's rows as the plan leaves them: `values` (column lower-cased -> SQL) for the filled columns."""
     src = probe._source(table)
     target = probe.target.table(table)
     if src is None or target is None:
         return None
     if not src.rstrip().endswith(" AS src"):
         src += " AS src"
-    cols = [f"{value} AS {q(c.name)}" if c.name.lower() == column.lower() else q(c.name) for c in target.columns
+    cols = [f"{values[c.name.lower()]} AS {q(c.name)}" if c.name.lower() in values else q(c.name) for c in target.columns
             if not c.generated]
     return f"(SELECT {', '.join(cols)} FROM {src}) AS filled"
+
+
+def _all_values(probe, table: str, fills: dict, q) -> dict[str, str]:
+    """Every column of `table` a fill or conversion of this plan gives values: a key or CHECK over two new
+    columns is checked with both filled."""
+    from .fills import _column_name, _needs_fill
+
+    out: dict[str, str] = {}
+    diff = getattr(probe, "diff", None)
+    for x in diff.changes if diff is not None else ():
+        col = _column_name(x) if x.table.lower() == table.lower() and getattr(x, "column", None) is not None else None
+        given = fills.get((table.lower(), col.lower()), {}) if col else {}
+        f = given.get("fill") if _needs_fill(x) else given.get("using") if isinstance(x, ch.AlterColumnType) else None
+        if f is not None:
+            out[col.lower()] = filled_value(x, col, f.expression, q)
+    return out
 
 
 def _unique_keys(t, column: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -61,8 +78,9 @@ def _unique_keys(t, column: str) -> list[tuple[str, tuple[str, ...]]]:
     return keys
 
 
-def constraint_checks(probe, c, column: str, fill, q, read_only) -> tuple[list[str], list[str], list[str]]:
-    """(problems, what was checked, what could not be), each a phrase for the change's reason."""
+def constraint_checks(probe, c, column: str, fill, q, read_only, fills: dict | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(problems, what was checked, what could not be), each a phrase for the change's reason. `fills`: all of
+    the plan's (fills.resolve), so the table's other filled columns read as filled too."""
     problems: list[str] = []
     checked: list[str] = []
     unchecked: list[str] = []
@@ -91,7 +109,7 @@ def constraint_checks(probe, c, column: str, fill, q, read_only) -> tuple[list[s
             else:
                 checked.append(f"every value fits {new_col.type}")
     value = filled_value(c, column, fill.expression, q)
-    filled = _filled(probe, table, column, value, q)
+    filled = _filled(probe, table, {**_all_values(probe, table, fills or {}, q), column.lower(): value}, q)
     if filled is None:
         return problems, checked, [*unchecked, "the keys over the filled values"]
 

@@ -337,7 +337,7 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
         if left:
             return replace(a, risk="data_dependent", blocked=True,
                            reason=f"the fill {f.spec} still leaves {left} row{'s' if left != 1 else ''} NULL in {c.table}.{column}")
-        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only)
+        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
         if problems:
             return replace(a, risk="data_dependent", blocked=True, reason=f"the fill {f.spec}: {'; '.join(problems)}")
         n = rows.setdefault(c.table, probe.row_count(c.table))
@@ -356,7 +356,7 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
         if lost:
             return replace(a, risk="data_dependent", blocked=True,
                            reason=f"the conversion {f.spec} turns {lost} value{'s' if lost != 1 else ''} of {c.table}.{column} into NULL")
-        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only)
+        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
         if problems:
             return replace(a, risk="data_dependent", blocked=True, reason=f"the conversion {f.spec}: {'; '.join(problems)}")
         return replace(a, risk="data_dependent", blocked=False,

@@ -228,3 +228,36 @@ def test_a_double_beyond_float_range_is_not_promised_as_a_float(server):
     run = run_cli("migrate", env=env)
     assert run.returncode == 3 and "1 value" in run.stderr, run.stderr
     assert server.snapshot() == before
+
+
+async def test_a_read_only_mcp_server_refuses_a_user_function_in_fills(server):
+    """Tester3 F1d: `serve --read-only`'s preview_diff(fills=[..evil(id)..]) is an error naming the function,
+    and the rows evil() would delete are all still there."""
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    from helpers_core import CLI
+
+    _seed(server)
+    server.sql(EVIL[server.kind])
+    env = project_env(server, server.models(ADD_EMAIL))
+    params = StdioServerParameters(command=CLI, args=["serve", "--read-only"], env=env, cwd="/")
+    async with Client(params, read_timeout_seconds=60) as client:
+        for tool in ("preview_diff", "check_status"):
+            result = await client.call_tool(tool, {"fills": ["users.email=evil(id)"]})
+            assert result.is_error and "evil() is not one a fill may call" in result.content[0].text, result.content[0].text
+    assert server.sql("SELECT count(*) FROM other") == [(2,)]
+
+
+def test_a_key_over_two_filled_columns_is_checked_with_both_filled(anydb):
+    """A UNIQUE key over two new columns, each with its fill: the duplicates are those of the pair as filled."""
+    anydb.migrate(V1)
+    anydb.sql("INSERT INTO users (id, name) VALUES (1, 'ann'), (2, 'bo'), (3, 'cy')")
+    env = project_env(anydb, anydb.models(
+        'Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)), '
+        'Column("a", Integer, nullable=False), Column("b", Integer, nullable=False), UniqueConstraint("a", "b", name="ab"))\n'
+        'Table("other", metadata, Column("id", Integer, primary_key=True), Column("secret", String(50)))\n'))
+    run = run_cli("migrate", "--fill", "users.a=1", "--fill", "users.b=id % 2", env=env)
+    assert run.returncode == 3 and "1 value would repeat in unique" in run.stderr, run.stderr
+    run = run_cli("migrate", "--fill", "users.a=1", "--fill", "users.b=id", env=env)
+    assert run.returncode == 0, run.stderr
