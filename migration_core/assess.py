@@ -264,7 +264,8 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
 def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None, fills: dict | None = None, live=None) -> Assessment:
     """`fills`: the resolved data fills and conversions (fills.resolve); each change is re-checked with them,
     and warns of the triggers its UPDATE fires (`live`: the live snapshot)."""
-    from .fills import reassess, trigger_warnings
+    from .fillcheck import trigger_warnings
+    from .fills import reassess
 
     rows: dict[str, int] = {}
     items = [reassess(assess_or_refuse(c, probe, rows), probe, fills or {}, rows) for c in changes]

@@ -157,3 +157,45 @@ def constraint_checks(probe, c, column: str, fill, q, read_only, fills: dict | N
         elif n == 0:
             checked.append(f"{label} holds")
     return problems, checked, unchecked
+
+
+_TRIGGER_EVENTS = re.compile(r"\bTRIGGER\s+.+?\s+(?:BEFORE|AFTER|INSTEAD\s+OF)\s+(?P<events>.+?)\s+ON\s", re.I | re.S)
+_UPDATE_OF = re.compile(r"\bUPDATE(?:\s+OF\s+(?P<cols>.+?))?(?=\s+OR\s|$)", re.I | re.S)
+
+
+def trigger_warnings(a, plan, live, fills: dict) -> tuple[str, ...]:
+    """What a fill's UPDATE sets off: the plan writes a fill (and a MariaDB conversion) as an `UPDATE` of the
+    table, which fires the table's enabled UPDATE triggers (PostgreSQL `UPDATE OF cols` only when the column
+    is one of them), so an `updated_at`/version/audit trigger changes other columns or writes elsewhere.
+    SQLite copies the table in a rebuild with its triggers set aside, and PostgreSQL `USING` is no UPDATE:
+    the plan has no such statement there and nothing is said."""
+    from .fills import _column_name
+
+    c = a.change
+    column = _column_name(c) if getattr(c, "column", None) is not None else None
+    given = fills.get((c.table.lower(), column.lower()), {}) if column else {}
+    if not given or plan is None or live is None:
+        return ()
+    exprs = [f"= ({f.expression})" for f in given.values()]
+    statements = [s for step in plan.steps for s in step.statements]
+    if not any(s.lstrip().upper().startswith("UPDATE ") and any(e in s for e in exprs) for s in statements):
+        return ()
+    names = live.names
+    fired = []
+    for name, t in sorted(live.triggers.items()):
+        if names.table(t.table) != names.table(c.table) or any("DISABLE TRIGGER" in s.upper() for s in t.create):
+            continue
+        m = _TRIGGER_EVENTS.search(t.sql)
+        update = _UPDATE_OF.search(m["events"]) if m else None
+        if update is None:
+            continue
+        listed = update["cols"]
+        if listed and column.lower() not in {x.strip().strip('"`').lower() for x in listed.split(",")}:
+            continue
+        fired.append(name)
+    if not fired:
+        return ()
+    kind = " and ".join(sorted({f.kind for f in given.values()}))
+    return (f"the {kind} runs as an UPDATE of {c.table}: its trigger{'s' if len(fired) > 1 else ''} "
+            f"{', '.join(fired)} fire{'' if len(fired) > 1 else 's'} for the updated rows and may change other "
+            "columns or write elsewhere; set them aside by hand around the migration if they must not",)
