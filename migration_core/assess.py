@@ -261,14 +261,20 @@ def assess_change(c: ch.Change, probe: Probe, rows: dict[str, int]) -> ChangeAss
     return ChangeAssessment(c, "data_dependent", "unclassified change; verified during execution")
 
 
-def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None, fills: dict | None = None) -> Assessment:
-    """`fills`: the resolved data fills and conversions (fills.resolve); each change is re-checked with them."""
+def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None, fills: dict | None = None, live=None) -> Assessment:
+    """`fills`: the resolved data fills and conversions (fills.resolve); each change is re-checked with them,
+    and warns of the triggers its UPDATE fires (`live`: the live snapshot)."""
+    from .fillcheck import trigger_warnings
     from .fills import reassess
 
     rows: dict[str, int] = {}
     items = [reassess(assess_or_refuse(c, probe, rows), probe, fills or {}, rows) for c in changes]
     if plan is not None and plan.change_notes:
         items = [replace(a, warnings=tuple(note for c, note in plan.change_notes if c is a.change or c == a.change)) for a in items]
+    fired: list[str] = []  # also among the plan's warnings, which every output shows
+    if fills:
+        items = [replace(a, warnings=(*a.warnings, *trigger_warnings(a, plan, live, fills))) for a in items]
+        fired = [w for a in items for w in trigger_warnings(a, plan, live, fills)]
     downtime = 0.0
     rewritten_rows = 0
     if plan is not None:
@@ -290,5 +296,5 @@ def assess(changes: list[ch.Change], probe: Probe, plan: Plan | None, fills: dic
         complexity = "MODERATE"
     else:
         complexity = "SIMPLE"
-    warnings = list(plan.notes) if plan else []
+    warnings = [*(plan.notes if plan else ()), *fired]
     return Assessment(items, complexity, round(downtime, 3), warnings)

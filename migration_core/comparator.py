@@ -87,7 +87,7 @@ class SchemaComparator:
                     except MigrationError as exc:
                         error = str(exc)
                         plan = getattr(exc, "plan", None)  # a plan that failed its proof is still shown, with why
-                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan, resolved)
+                assessment = assess(diff.changes, self.dialect.probe(conn, diff, live, target), plan, resolved, live)
                 return Comparison(live, target, diff, plan, assessment, error, conn is not None)
         finally:
             if own and conn is not None:

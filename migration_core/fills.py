@@ -13,31 +13,35 @@ UPDATE before the `MODIFY COLUMN`).
 
 EXPR is a SQL expression over the row's own columns (the models' names). It is parsed with sqlglot and
 checked before anything runs: one expression, no second statement, no comment, no subquery or other
-table, no function with side effects. The plan runs it inside the migration's transaction (MariaDB:
+table, and only the dialect's allowlisted built-in functions (dialects/<name>/fillfuncs.py): read-only
+commands evaluate fills, so a user-defined function is never called. Every data check that evaluates a
+fill also runs in a read-only transaction that is rolled back (`_count`), so a function the allowlist
+missed still cannot write. The plan runs it inside the migration's transaction (MariaDB:
 with the touched tables dumped first), so it is part of the plan id and of the history's statements;
 the probes re-check the data with it applied.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from dataclasses import dataclass
+from contextlib import contextmanager
+from functools import lru_cache
 
 from . import changes as ch
 from .errors import ConfigurationError
 
-# Their names: a fill computes a value from the row, nothing else (PostgreSQL "System Administration
-# Functions", MariaDB "Miscellaneous Functions", SQLite's load_extension).
-_SIDE_EFFECTS = {
-    "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
-    "set_config", "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
-    "lo_unlink", "dblink", "dblink_exec", "nextval", "setval", "pg_advisory_lock", "pg_advisory_xact_lock", "txid_current",
-    "sleep", "benchmark", "load_file", "get_lock", "release_lock", "release_all_locks", "sys_exec", "sys_eval",
-    "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "uuid_short", "last_insert_id",
-}
 _SQLGLOT_DIALECT = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
 FILL_KINDS = ("fill", "using")
+_MAX_LENGTH = 10_000  # characters of one expression
+_MAX_DEPTH = 32  # nesting of brackets: deeper is refused before sqlglot's recursive parser (~20 frames a level) sees it
+# Forms whose sqlglot node is not named like the function (a cast, CASE, EXTRACT ... FROM): parsed with
+# the allowlisted names so their node kinds are allowed too.
+_SPECIAL_FORMS = ("CAST(a AS TEXT)", "CASE WHEN a THEN 1 ELSE 2 END", "EXTRACT(YEAR FROM a)", "POSITION('x' IN a)",
+                  "TRIM(BOTH 'x' FROM a)", "SUBSTRING(a FROM 1 FOR 2)", "CURRENT_DATE", "CURRENT_TIMESTAMP", "CURRENT_TIME", "ARRAY[a]",
+                  "DATE_ADD(a, INTERVAL 1 DAY)", "DATE_SUB(a, INTERVAL 1 DAY)")
 _TARGET = re.compile(r"^\s*(?P<table>[^.=\s]+)\.(?P<column>[^.=\s]+)\s*=(?P<expr>.*)$", re.S)
 
 
@@ -76,13 +80,25 @@ def check_expression(fill: Fill, dialect: str, columns: set[str]) -> None:
     """Parse EXPR as one expression of `dialect` over `columns` (lower-cased names) of its own table;
     ConfigurationError with the reason otherwise. Nothing is executed."""
     try:
+        _check_expression(fill, dialect, columns)
+    except RecursionError:  # nesting without brackets (`NOT NOT ..`, `- - ..`) deeper than the parser goes
+        raise ConfigurationError(f"{fill.flag[:200]}: the expression is nested too deeply to check; "
+                                 "write it with fewer nested operators") from None
+
+
+def _check_expression(fill: Fill, dialect: str, columns: set[str]) -> None:
+    try:
         import sqlglot
         from sqlglot import exp
         from sqlglot.errors import ParseError, TokenError
     except ImportError:  # pragma: no cover - a dependency of the package
         raise ConfigurationError("fills need the sqlglot package to check their expressions (pip install sqlglot)") from None
-    where = f"{fill.flag}: "
+    where = f"{fill.flag if len(fill.flag) <= 200 else fill.flag[:200] + '...'}: "
     read = _SQLGLOT_DIALECT.get(dialect)
+    if len(fill.expression) > _MAX_LENGTH:
+        raise ConfigurationError(where + f"the expression is longer than {_MAX_LENGTH} characters")
+    if _nesting(fill.expression) > _MAX_DEPTH:
+        raise ConfigurationError(where + f"the expression is nested more than {_MAX_DEPTH} brackets deep")
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallbacks are our refusals, not warnings on stderr
     try:
         tokens = sqlglot.tokenize(fill.expression, read=read)
@@ -109,11 +125,15 @@ def check_expression(fill: Fill, dialect: str, columns: set[str]) -> None:
         raise ConfigurationError(where + "must be an expression over the row's own columns: no query, subquery, "
                                          "other table or statement")
     for node in tree.walk():
-        if isinstance(node, exp.Func):
-            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-            if name in _SIDE_EFFECTS:
-                raise ConfigurationError(where + f"function {name}() has side effects or reads outside the row; "
-                                                 "a fill computes a value from the row's own columns")
+        if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
+            raise ConfigurationError(where + f"casts to the type {node.sql()} (not a built-in type); a user-defined "
+                                             "type's conversion may run user code")
+        refused = _refused_call(node, dialect)
+        if refused:
+            raise ConfigurationError(where + f"function {refused}() is not one a fill may call: a fill may use only the "
+                                             "built-in functions that compute a value from their arguments (string, "
+                                             "math, date/time, casts, COALESCE/NULLIF/CASE); user-defined functions and "
+                                             "functions that read or write anything else are refused")
         if isinstance(node, exp.Column):
             if node.table:
                 raise ConfigurationError(where + f"refers to {node.table}.{node.name}: a fill may use only the columns "
@@ -122,6 +142,64 @@ def check_expression(fill: Fill, dialect: str, columns: set[str]) -> None:
                 known = ", ".join(sorted(columns)) or "none"
                 raise ConfigurationError(where + f"{fill.table} has no column {node.name!r} to compute it from "
                                                  f"(its columns now: {known})")
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of `text` (brackets inside quotes count too: an over-estimate is safe)."""
+    depth = deepest = 0
+    for ch_ in text:
+        if ch_ in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch_ in ")]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _call_name(node, exp) -> str:
+    return (node.name if isinstance(node, exp.Anonymous) else node.key).lower()
+
+
+@lru_cache(maxsize=None)
+def _allowed(dialect: str) -> frozenset[str]:
+    """The dialect's allowlisted function names (dialects/<name>/fillfuncs.py) with the sqlglot node kinds
+    they parse into, so a typed node (`LOWER(x)` is exp.Lower) is checked by the same list."""
+    import sqlglot
+    from sqlglot import exp
+
+    names = importlib.import_module(f"migration_core.dialects.{dialect}.fillfuncs").NAMES
+    read = _SQLGLOT_DIALECT.get(dialect)
+    out = set(names)
+    forms = [f"{n}({', '.join('abc'[:k])})" for n in sorted(names) for k in (0, 1, 2, 3)]
+    for form in [*forms, *_SPECIAL_FORMS]:
+        try:
+            tree = sqlglot.parse_one(f"SELECT {form}", read=read)
+        except Exception:  # noqa: BLE001 - a form of the wrong arity: the others give its kind
+            continue
+        for node in tree.walk():
+            if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
+                out.add(node.key.lower())
+    return frozenset(out)
+
+
+def _refused_call(node, dialect: str) -> str | None:
+    """The name of the call `node` makes when the dialect's allowlist has no room for it, else None.
+    Operators are not calls; a qualified call (`public.f(x)`) and a window are refused outright."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Dot):
+        return node.sql()[:80]
+    if isinstance(node, exp.Window):
+        return node.this.sql(dialect=_SQLGLOT_DIALECT.get(dialect)).split("(", 1)[0].strip().lower()[:60] or "over"
+    if not isinstance(node, exp.Func) or isinstance(node, (exp.Binary, exp.Unary, exp.Predicate)):
+        return None
+    name = _call_name(node, exp)
+    if name in _allowed(dialect):
+        return None
+    if isinstance(node, exp.Anonymous):
+        return name
+    written = node.sql(dialect=_SQLGLOT_DIALECT.get(dialect))  # the typed node's name in the dialect's spelling
+    return written.split("(", 1)[0].strip().lower()[:60] or name
 
 
 def resolve(fills: list[Fill], diff, live, target, dialect: str) -> dict[tuple[str, str], dict[str, Fill]]:
@@ -176,17 +254,47 @@ def using_hint(table: str, column: str) -> str:
 
 
 def _count(probe, table: str, where: str) -> tuple[int | None, str | None]:
-    """(rows of `table` matching `where` over the live data, with target names), or (None, the error)."""
+    """(rows of `table` matching `where` over the live data, with target names), or (None, the error).
+    `where` holds a user's expression: it runs read-only and rolled back (`_read_only`)."""
     try:
-        return probe._count(table, where), None
+        with _read_only(probe):
+            return probe._count(table, where), None
     except Exception as exc:  # noqa: BLE001 - the database's own word on an expression it cannot evaluate
-        conn = getattr(probe, "conn", None)
-        try:
-            if conn is not None and getattr(conn, "in_transaction", False):
-                conn.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001
-            pass
         return None, " ".join(str(getattr(exc, "orig", exc)).split())[:300]
+
+
+@contextmanager
+def _read_only(probe):
+    """Defence in depth behind the allowlist: the checks that evaluate a fill run in a read-only transaction
+    that is always rolled back (the dialect's `read_only_begin`; inside an open transaction, a savepoint
+    made read-only with `read_only_nested` and rolled back to), so even a function the allowlist missed
+    cannot write. SQLite needs none: a database file holds no functions, only SQLite's built-ins."""
+    conn = getattr(probe, "conn", None)
+    dialect = getattr(probe, "dialect", None)
+    begin = getattr(dialect, "read_only_begin", None)
+    if conn is None or not begin:
+        yield
+        return
+    if not getattr(probe, "_ready", True):  # session settings outside the transaction the rollback ends
+        for stmt in dialect.probe_setup:
+            conn.execute(stmt)
+        probe._ready = True
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT mig_fill_check")
+        try:
+            for stmt in getattr(dialect, "read_only_nested", ()):
+                conn.execute(stmt)
+            yield
+        finally:
+            conn.execute("ROLLBACK TO SAVEPOINT mig_fill_check")
+            conn.execute("RELEASE SAVEPOINT mig_fill_check")
+        return
+    conn.execute(begin)
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
 
 def _quote(probe):
@@ -194,10 +302,17 @@ def _quote(probe):
     return q if callable(q) else (lambda name: '"' + name.replace('"', '""') + '"')
 
 
+def _unchecked(what: list[str]) -> str:
+    return (f"; NOT checked: {'; '.join(what)} (try it on a copy with diff --rehearse, MCP preview_diff(rehearse=true))"
+            if what else "")
+
+
 def reassess(a, probe, fills: dict, rows: dict[str, int]):
     """An assessment (assess.ChangeAssessment) seen with the fills applied: the probe re-checks the data as the
     fill leaves it; a refusal a fill would resolve names the flag to add."""
     from dataclasses import replace
+
+    from .fillcheck import constraint_checks
 
     c = a.change
     column = _column_name(c) if getattr(c, "column", None) is not None else None
@@ -222,10 +337,13 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
         if left:
             return replace(a, risk="data_dependent", blocked=True,
                            reason=f"the fill {f.spec} still leaves {left} row{'s' if left != 1 else ''} NULL in {c.table}.{column}")
+        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
+        if problems:
+            return replace(a, risk="data_dependent", blocked=True, reason=f"the fill {f.spec}: {'; '.join(problems)}")
         n = rows.setdefault(c.table, probe.row_count(c.table))
         return replace(a, risk="data_dependent", blocked=False,
                        reason=f"each {what} of {c.table} ({n} row{'s' if n != 1 else ''} in the table) gets {f.expression} "
-                              f"(fill); checked: none is left NULL")
+                              f"(fill); checked: {', '.join(['none is left NULL', *checked])}{_unchecked(unchecked)}")
     if isinstance(c, ch.AlterColumnType):
         f = given.get("using")
         if f is None:
@@ -238,7 +356,12 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
         if lost:
             return replace(a, risk="data_dependent", blocked=True,
                            reason=f"the conversion {f.spec} turns {lost} value{'s' if lost != 1 else ''} of {c.table}.{column} into NULL")
+        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
+        if problems:
+            return replace(a, risk="data_dependent", blocked=True, reason=f"the conversion {f.spec}: {'; '.join(problems)}")
         return replace(a, risk="data_dependent", blocked=False,
-                       reason=f"converted with {f.expression} (using); checked: no value becomes NULL; a value that does not "
-                              f"convert to {c.new.type} stops the migration, which then changes nothing")
+                       reason=f"converted with {f.expression} (using); checked: {', '.join(['no value becomes NULL', *checked])}"
+                              f"{_unchecked(unchecked)}; a value that does not convert to {c.new.type} stops the migration, "
+                              "which then changes nothing")
     return a
+

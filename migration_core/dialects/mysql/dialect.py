@@ -94,6 +94,8 @@ class MysqlDialect(ServerDialect):
     drivers = ("pymysql",)
     bare_names = ("mysql", "mariadb")
     driver_hint = "PyMySQL (mysql+pymysql://...)"
+    # MariaDB KB "START TRANSACTION": READ ONLY refuses writes to any non-temporary table (error 1792).
+    read_only_begin = "START TRANSACTION READ ONLY"
     # The scratch database takes the live one's character set and collation; sql_mode, the storage engine,
     # row format and timestamp defaults change what CREATE TABLE stores.
     key_query = ("SELECT VERSION(), @@lower_case_table_names, @@sql_mode, @@default_storage_engine, @@innodb_default_row_format, "

@@ -71,6 +71,10 @@ class PostgresDialect(ServerDialect):
     float_casts = {"single": "({})::float4", "double": "({})::float8"}
     temporal_types = {"TIMESTAMP": "datetime", "TIMESTAMPTZ": "datetime", "DATE": "date"}
     default_time_precision = 6
+    # PostgreSQL docs "SET TRANSACTION": a read-only transaction refuses every write (INSERT .. DELETE, DDL,
+    # nextval, NOTIFY, large objects); a transaction may turn read-only at any point.
+    read_only_begin = "BEGIN READ ONLY"
+    read_only_nested = ("SET LOCAL transaction_read_only = on",)
     probe_setup = ("SET extra_float_digits = 1",)  # float text is the shortest exact round trip (PG 12+ default)
     text_cast = "{}::text"
     numeric_cast = "(({})::text)::numeric"  # through the text: float8 -> numeric directly keeps 15 digits

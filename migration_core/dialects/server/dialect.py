@@ -42,6 +42,10 @@ class ServerDialect:
     time_cast = "{type}"  # the CAST target for a datetime type (`type`) with `digits` fractional digits
     write_session_setup: tuple[str, ...] = ()  # run on every connection that may change the database
     probe_setup: tuple[str, ...] = ()  # run once before a probe's first data check
+    # A data check that evaluates a user's fill runs in a transaction begun with `read_only_begin` and
+    # rolled back; inside an open transaction, under a savepoint with `read_only_nested` (fills.py).
+    read_only_begin: str | None = None
+    read_only_nested: tuple[str, ...] = ()
     text_cast: str  # `{}` is the expression
     numeric_cast: str  # `{}` is a number column, or numeric text; gives its exact decimal value
     regex_op: str

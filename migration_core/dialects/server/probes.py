@@ -257,6 +257,10 @@ class SqlProbe:
             if bounds is not None and (old_kind != "int" or _int_narrower(d, new_type, old_type)):
                 bad.append(f"{exact} < {bounds[0]} OR {exact} > {bounds[1]}")
         else:
+            if d.float_types.get(_base(new_type)) == "single" and old_kind is not None and d.float_types.get(_base(old_type)) != "single":
+                # Beyond single precision's range (IEEE 754 binary32, 3.4028235e38): MariaDB's strict MODIFY
+                # refuses it (1264), PostgreSQL's float4 cast too; compared as a double, which holds it exactly enough.
+                bad.append(f"ABS({d.float_casts['double'].format(col)}) > 3.4028234663852886e38")
             size = _PRECISION_SCALE.search(new_type)
             if size is not None:
                 precision, scale = int(size[1]), int(size[2] or 0)
