@@ -320,11 +320,7 @@ class SqlProbe:
                 or (_enum_values(new_type) is not None and not text_source):
             return None  # an enum's list against an enum's: counted exactly above
         if d._numeric_kind(old_type) and d._numeric_kind(new_type):
-            if _base(new_type) not in d.float_types:
-                return None  # ranges and scales: counted exactly above
-            # A float's range is not counted above (1e39 does not fit a single-precision FLOAT): try for
-            # failures only; the precision a float loses is counted above.
-            return d.trial(self, table, column, old_type, new_type, "none")
+            return None  # ranges (a single-precision float's included), scales and precision: counted exactly above
         if _base(old_type) in d.text_types and _base(new_type) in d.roomy_text_types and self._same_collation(table, column):
             return None  # text into text with room for any of it, characters unchanged: nothing to try
         if _is_array(old_type) and _is_array(new_type):  # PostgreSQL converts element by element
