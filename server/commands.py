@@ -70,7 +70,7 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Ba
     if args.dry_run:
         preview = system.rollback_preview(args.backup_id)
         return preview, textout.rollback_preview_text(preview), EXIT_OK
-    backup_id = args.backup_id
+    backup_id, interrupted = args.backup_id, None
     if not args.yes:
         if not terminal.can_ask():
             raise SafetyRefusal(
@@ -78,11 +78,14 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Ba
                 "pass --yes to go ahead (`migration-mcp rollback --dry-run` shows what would be restored); nothing was changed")
         preview = system.rollback_preview(backup_id)
         print(textout.rollback_preview_text(preview) + "\n", file=sys.stderr)
-        if not terminal.confirm(f"Restore backup {preview.backup.id}? The database's current contents are replaced."):
+        if not terminal.confirm(textout.rollback_question(preview)):
             raise SafetyRefusal("rollback not confirmed; nothing was changed")
-        backup_id = preview.backup.id  # exactly what was shown, even if another migration finished meanwhile
+        if preview.backup is None:  # exactly what was shown: the interrupted run, and nothing else
+            interrupted = preview.undoes_migration.id
+        else:
+            backup_id = preview.backup.id  # exactly what was shown, even if another migration finished meanwhile
     with terminal.progress_bars() as progress:
-        result = system.rollback_last_migration(backup_id, progress=progress)
+        result = system.rollback_last_migration(backup_id, progress=progress, interrupted_id=interrupted)
     return result, textout.rollback_text(result), EXIT_OK
 
 

@@ -285,6 +285,12 @@ def build_server(
         preview = sync_guard("rollback", system.rollback_preview, backup_id)
         if not client_can_elicit(ctx):
             return NO_ELICITATION
+        if preview.backup is None:  # it only undoes a migration whose process was killed (interrupted.py)
+            return Elicit(
+                f"Roll back {settings.masked_url} by undoing the interrupted migration {preview.undoes_migration.id}?\n"
+                f"{rollback_facts(preview)}",
+                ConfirmChange,
+            )
         return Elicit(
             f"Roll back {settings.masked_url} by restoring backup {preview.backup.id}?\n{rollback_facts(preview)}\n"
             "The database's current contents are replaced; changes made since that backup are lost "
@@ -300,7 +306,7 @@ def build_server(
         ] = None,
         consent: Annotated[ElicitationResult[ConfirmChange], Resolve(rollback_consent)] = None,
     ) -> RollbackResult:
-        """Undo a migration by restoring the configured database from a backup: by default the backup taken before the last migration, or a specific one by backup_id (from list_backups).
+        """Undo a migration by restoring the configured database from a backup: by default the backup taken before the last migration, or a specific one by backup_id (from list_backups). When the last migration's process was killed part way (MariaDB/MySQL), undoing that run is the whole rollback (no backup is restored; backup_id is null in the result); call again to undo the one before.
 
         The backup's checksum is verified first. This replaces the database's current contents, so
         anything written since the backup is lost; call it only when the user asks to undo a migration

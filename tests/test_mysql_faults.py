@@ -86,6 +86,81 @@ def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
         p.drop()
 
 
+NOTES = 'Table("notes", metadata, Column("id", Integer, primary_key=True), Column("body", String(40)))\n'
+
+
+def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(trials, tmp_path):
+    """F6: migration A succeeds, the app writes rows, migration B is kill -9'd after its first ALTER
+    committed. `rollback` (as the README's troubleshooting says) undoes B only: the dry run and the
+    terminal's question say so, A and the rows written since it stay; a second rollback undoes A."""
+    from mysql_trials import NEW, OLD
+    from helpers_core import write_models
+    from projects import HEADER
+
+    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
+    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    p = trials._project("k9rollback", trials.rows)
+    try:
+        a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
+        assert a["migration_id"] and a["backup_id"], a
+        p.sql("INSERT INTO notes VALUES (1, 'written after A'), (2, 'also after A')")
+        content = p.sql(CONTENT)
+        proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", b_models, "--backup-dir", str(p.backups), "migrate"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        trials._wait_for_alter(p, proc)
+        deadline = time.monotonic() + 60  # until B's first ALTER has committed: half-migrated
+        b_id = None
+        while time.monotonic() < deadline:
+            rows = p.sql("SELECT id, error FROM _migration_history WHERE status = 'running'")
+            if rows and re.search(r"\b1 of \d+", rows[0][1] or ""):
+                b_id = rows[0][0]
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert b_id, "B's first statement never committed"
+        time.sleep(0.5)
+        assert trials.state(p) == "half" or "bigint" in p.sql("SHOW CREATE TABLE big")[0][1]
+
+        dry = cli(p, b_models, "rollback", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"undoes:   the interrupted migration {b_id}" in dry.stdout, dry.stdout
+        assert f"nothing else is rolled back: run rollback again afterwards to undo migration {a['migration_id']}" in dry.stdout
+        assert "restore:" not in dry.stdout and a["backup_id"] not in dry.stdout, dry.stdout
+        doc = json.loads(cli(p, b_models, "--json", "rollback", "--dry-run").stdout)
+        assert doc["backup"] is None and doc["undoes_migration"]["id"] == b_id
+        assert [(r["migration"]["id"], r["undo"], r["next_rollback"]) for r in doc["interrupted"]] == [(b_id, True, a["migration_id"])]
+        from cli_process import project_env, run_in_terminal
+
+        asked = run_in_terminal("rollback", env=project_env(p, b_models), answer="n")  # the question names B, not A's backup
+        assert asked.code == 3 and f"Undo the interrupted migration {b_id}?" in asked.screen, asked.screen
+        assert "Restore backup" not in asked.screen and "nothing was changed" in asked.screen
+        assert p.sql("SELECT status FROM _migration_history WHERE id = %s", (b_id,)) == [("running",)]  # nothing changed so far
+
+        done = cli(p, b_models, "--json", "rollback", "--yes")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        result = json.loads(done.stdout)
+        assert result["backup_id"] is None and result["migration_id"] == b_id, result
+        assert result["next_rollback"] == a["migration_id"] and result["recovered"] and b_id in result["recovered"][0]
+        assert p.sql(CONTENT) == content and trials.old["big"] == _creates_one(p, "big")  # B undone, every row kept
+        assert p.sql("SELECT id, body FROM notes ORDER BY id") == [(1, "written after A"), (2, "also after A")]  # A stays
+        history = dict(p.sql("SELECT id, status FROM _migration_history WHERE kind = 'migrate'"))
+        assert history == {a["migration_id"]: "succeeded", b_id: "failed"}, history
+        assert list(p.backups.glob("run-*.affected.jsonl")) == []
+
+        text = cli(p, b_models, "rollback", "--dry-run")  # now the next one is A, as promised
+        assert f"restore:  backup {a['backup_id']}" in text.stdout and "interrupted" not in text.stdout, text.stdout
+        again = cli(p, b_models, "rollback", "--yes")
+        assert again.returncode == 0 and f"undid migration {a['migration_id']}" in again.stdout, again.stderr
+        assert "notes" not in p.tables()
+    finally:
+        p.drop()
+
+
+def _creates_one(p, table: str) -> str:
+    return re.sub(r" AUTO_INCREMENT=[0-9]+", "", p.sql(f"SHOW CREATE TABLE `{table}`")[0][1])
+
+
 def test_rollback_killed_part_way_is_undone_from_its_safety_backup(trials):
     """KILL CONNECTION of the restoring session in the middle of a rollback: the state before the rollback
     comes back from the rollback's own safety backup, and the audit trail survives."""
