@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 
+import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -135,6 +136,10 @@ def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(tria
         asked = run_in_terminal("rollback", env=project_env(p, b_models), answer="n")  # the question names B, not A's backup
         assert asked.code == 3 and f"Undo the interrupted migration {b_id}?" in asked.screen, asked.screen
         assert "Restore backup" not in asked.screen and "nothing was changed" in asked.screen
+        result, questions = anyio.run(_mcp_rollback_declined, p, b_models)  # the MCP tool asks the same
+        assert result.is_error and "declined" in result.content[0].text
+        assert len(questions) == 1 and f"by undoing the interrupted migration {b_id}?" in questions[0], questions
+        assert f"run rollback again afterwards to undo migration {a['migration_id']}" in questions[0]
         assert p.sql("SELECT status FROM _migration_history WHERE id = %s", (b_id,)) == [("running",)]  # nothing changed so far
 
         done = cli(p, b_models, "--json", "rollback", "--yes")
@@ -155,6 +160,25 @@ def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(tria
         assert "notes" not in p.tables()
     finally:
         p.drop()
+
+
+async def _mcp_rollback_declined(p, models: str):
+    from mcp import Client
+    from mcp_types import ElicitResult
+
+    from migration_core import AutoMigrationSystem
+    from server.mcp_server import build_server
+
+    questions: list[str] = []
+
+    async def decline(context, params):
+        questions.append(params.message)
+        return ElicitResult(action="decline")
+
+    system = AutoMigrationSystem(MigrationSettings(database_url=p.url, models=models, backup_dir=p.backups))
+    async with Client(build_server(system, run_startup_migration=False), mode="auto", elicitation_callback=decline) as client:
+        result = await client.call_tool("rollback", {})
+    return result, questions
 
 
 def _creates_one(p, table: str) -> str:
