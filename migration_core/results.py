@@ -130,6 +130,7 @@ class RollbackPreview(BaseModel):
     tables: list[TableRows] = Field(description="Per table, rows now and after the restore; largest loss first.")
     rows_lost: int | None = Field(description="Rows in tables that would shrink or be dropped, summed (null when the backup's counts are unknown).")
     rows_gained: int | None = Field(description="Rows in tables that would grow or be recreated, summed (null when unknown).")
+    refused: list[str] = Field(default_factory=list, description="Why the restore will be refused, found without changing anything (PostgreSQL: objects of other schemas it cannot set aside or make again); a rollback with these is refused before it asks.")
     warnings: list[str] = Field(default_factory=list)
 
 

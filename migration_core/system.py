@@ -198,7 +198,8 @@ class AutoMigrationSystem:
         lost = -sum(c for c in known if c < 0) if in_backup is not None else None
         gained = sum(c for c in known if c > 0) if in_backup is not None else None
         return RollbackPreview(database=self.settings.masked_url, backup=backup, undoes_migration=entry, tables=tables,
-                               rows_lost=lost, rows_gained=gained, warnings=warnings, interrupted=interrupted)
+                               rows_lost=lost, rows_gained=gained, warnings=warnings, interrupted=interrupted,
+                               refused=self.backups.restore_problems(backup.id))
 
     # -- changing ------------------------------------------------------------------------
     def _refuse_if_read_only(self, what: str) -> None:

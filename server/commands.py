@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from migration_core import AutoMigrationSystem
 from migration_core.assess import PERMIT_HINT
 from migration_core.backup import validate_backup_id
-from migration_core.errors import ConfigurationError, MigrationError, SafetyRefusal
+from migration_core.errors import ConfigurationError, MigrationError, RestoreRefused, SafetyRefusal
 from migration_core.results import StatusResult
 from migration_core.settings import DEFAULT_MODELS, default_database_url, load_settings
 from server import terminal, textout
@@ -69,7 +69,7 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Ba
         validate_backup_id(args.backup_id)  # a malformed id is a usage error, whatever else is missing
     if args.dry_run:
         preview = system.rollback_preview(args.backup_id)
-        return preview, textout.rollback_preview_text(preview), EXIT_OK
+        return preview, textout.rollback_preview_text(preview), EXIT_REFUSED if preview.refused else EXIT_OK
     backup_id, interrupted = args.backup_id, None
     if not args.yes:
         if not terminal.can_ask():
@@ -77,6 +77,8 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Ba
                 "rollback replaces the database's contents and needs confirmation, and there is no terminal to ask in: "
                 "pass --yes to go ahead (`migration-mcp rollback --dry-run` shows what would be restored); nothing was changed")
         preview = system.rollback_preview(backup_id)
+        if preview.refused:  # the restore would refuse it: nothing to ask
+            raise RestoreRefused("\n".join(preview.refused))
         print(textout.rollback_preview_text(preview) + "\n", file=sys.stderr)
         if not terminal.confirm(textout.rollback_question(preview)):
             raise SafetyRefusal("rollback not confirmed; nothing was changed")

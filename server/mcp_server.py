@@ -283,6 +283,8 @@ def build_server(
         # Name what would be restored, and refuse a malformed or unknown id (or "nothing to
         # roll back") before anyone is asked to confirm it.
         preview = sync_guard("rollback", system.rollback_preview, backup_id)
+        if preview.refused:  # the restore would refuse it: nothing to ask
+            raise ToolError("The rollback would be refused; nothing was changed:\n" + "\n".join(preview.refused))
         if not client_can_elicit(ctx):
             return NO_ELICITATION
         if preview.backup is None:  # it only undoes a migration whose process was killed (interrupted.py)

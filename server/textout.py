@@ -194,6 +194,7 @@ def rollback_preview_lines(p: RollbackPreview) -> list[str]:
     if p.rows_lost is not None:
         lines.append(f"rows:     {p.rows_lost} would be lost, {p.rows_gained} would come back")
     lines += [f"warning:  {w}" for w in p.warnings]
+    lines += [f"refused:  {r}" for r in p.refused]
     return lines
 
 
