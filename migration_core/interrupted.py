@@ -36,7 +36,8 @@ def interrupted_runs(dialect, history, conn, *, locked: bool) -> list[Interrupte
         return []
     after = history.last_rollbackable(conn)
     out = [InterruptedRun(migration=e, undo=True, next_rollback=after.id if after else None) for e in entries.values()]
-    out += [InterruptedRun(migration=e, undo=False) for e in running]
+    why = history.flavor.interrupted.removeprefix("interrupted: ")
+    out += [InterruptedRun(migration=e, undo=False, why=why) for e in running]
     return sorted(out, key=lambda r: (r.migration.started_at, r.migration.id))
 
 

@@ -140,6 +140,7 @@ class InterruptedRun(BaseModel):
     migration: "HistoryEntry"
     undo: bool = Field(description="True: it may have left the database half-migrated (MariaDB/MySQL commit DDL statement by statement) and the rollback undoes it; False: its transaction was rolled back by the database, nothing to undo.")
     next_rollback: str | None = Field(default=None, description="With undo and no backup id: the migration a further rollback would undo afterwards.")
+    why: str = Field(default="", description="Without undo: why the run left nothing to undo (as the history will record it).")
 
 
 class BackupInfo(BaseModel):

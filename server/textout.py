@@ -162,8 +162,8 @@ def _interrupted_lines(p: RollbackPreview) -> list[str]:
         m = r.migration
         started = f"started {m.started_at:%Y-%m-%d %H:%M:%S} UTC"
         if not r.undo:
-            lines.append(f"note:     migration {m.id} ({started}) was interrupted; its transaction was rolled back, so it "
-                         "changed nothing: it is recorded as failed, and this rollback does not count it")
+            lines.append(f"note:     migration {m.id} ({started}) was interrupted and changed nothing ({r.why}): it is "
+                         "recorded as failed, and this rollback does not count it")
         elif p.backup is None:
             lines.append(f"undoes:   the interrupted migration {m.id} ({started}; its process was killed part way): the "
                          "tables it touched are put back as they were before it, from the dump taken before its first "

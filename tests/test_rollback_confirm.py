@@ -177,7 +177,8 @@ def test_rollback_after_a_kill9_on_a_transactional_database_names_the_interrupte
 
         dry = run_cli("rollback", "--dry-run", env=env)
         assert dry.returncode == 0, dry.stderr
-        assert f"note:     migration {b_id}" in dry.stdout and "its transaction was rolled back, so it changed nothing" in dry.stdout
+        assert f"note:     migration {b_id}" in dry.stdout and "was interrupted and changed nothing" in dry.stdout
+        assert "the transaction was rolled back): it is recorded as failed, and this rollback does not count it" in dry.stdout
         assert f"restore:  backup {a.backup_id}" in dry.stdout and f"undoes:   migration {a.migration_id}" in dry.stdout, dry.stdout
         asked = run_in_terminal("rollback", env=env, answer="n")
         assert asked.code == 3 and f"migration {b_id}" in asked.screen and f"Restore backup {a.backup_id}?" in asked.screen
