@@ -11,8 +11,14 @@ last successful migration as usual; the preview says so.
 
 from __future__ import annotations
 
+import logging
+
 from .errors import MigrationError
-from .results import InterruptedRun
+from .history import new_migration_id
+from .results import HistoryEntry, InterruptedRun, RollbackResult
+from .rowcount import live_row_counts, row_changes
+
+log = logging.getLogger("migration_core")
 
 # History rows read to find `running` ones: a killed run is among the newest.
 _RECENT = 50
@@ -45,3 +51,24 @@ def recovered_backup(backups, migration_id: str) -> str | None:
     """The backup the recovery of `migration_id` saved the state it found in (reason pre-recovery)."""
     found = [b for b in backups.list_backups() if b.reason == "pre-recovery" and b.migration_id == migration_id]
     return found[0].id if found else None
+
+
+def recovery_result(manager, conn, undone: list[HistoryEntry], notes: list[str], rows_before: dict[str, int] | None,
+                    progress=None) -> RollbackResult:
+    """The rollback that was the undoing of interrupted runs (`manager.recover` has run, under the lock):
+    recorded in the history as a rollback, and reported with the rows counted before and after and the
+    migration a further rollback would undo."""
+    rollback_id = new_migration_id()
+    ids = [e.id for e in undone]
+    manager.history.record_migration_start(conn, rollback_id, kind="rollback",
+                                           changes=[f"undid the interrupted migration {i}" for i in ids])
+    manager.history.record_migration_success(conn, rollback_id, 0.0, status="rolled_back")
+    if progress:
+        progress(1, 1, "rollback complete")
+    tables = row_changes(rows_before, live_row_counts(manager.dialect))
+    after = manager.history.last_rollbackable(conn)
+    log.info("rollback: undid the interrupted migration(s) %s; nothing else was rolled back", ", ".join(ids))
+    lost = [f"{-t.change} row(s) of {t.table} (net)" for t in tables if t.change and t.change < 0]
+    return RollbackResult(success=True, backup_id=None, migration_id=ids[-1],
+                          safety_backup_id=recovered_backup(manager.backups, ids[-1]), tables=tables,
+                          kept=["the migration history"], lost=lost, recovered=notes, next_rollback=after.id if after else None)

@@ -13,7 +13,7 @@ from .errors import MigrationError, RecoveryError, RestoreRefused, SafetyRefusal
 from .history import MigrationHistoryManager, new_migration_id, now_iso, progress_of
 from .plan import Plan
 from .planid import PlanIdentity, PlanOptions, stale_refusal
-from .interrupted import interrupted_runs, recovered_backup
+from .interrupted import interrupted_runs, recovery_result
 from .results import BackupInfo, HistoryEntry, InterruptedRun, MigrateResult, RollbackResult
 from .rowcount import live_row_counts, row_changes
 from .settings import MigrationSettings
@@ -307,7 +307,7 @@ class MigrationManager:
                     rows_before = live_row_counts(self.dialect) if undo and backup_id is None else None
                     notes = self.recover(conn, "rollback")
                     if undo and backup_id is None:
-                        return self._recovered(conn, undo, notes, rows_before, progress)
+                        return recovery_result(self, conn, undo, notes, rows_before, progress)
                     backup_id, entry = self._resolve_rollback(conn, backup_id)
                 except RecoveryError as exc:
                     if backup_id is not None or not exc.backup_id:
@@ -346,24 +346,6 @@ class MigrationManager:
                                       lost=[*lost, *notes["lost"]], recovered=recovered)
             finally:
                 conn.close()
-
-    def _recovered(self, conn, undone: list[HistoryEntry], notes: list[str], rows_before, progress: Progress | None) -> RollbackResult:
-        """The rollback that was the undoing of interrupted runs (interrupted.py): recorded, and reported
-        with what a further rollback would undo."""
-        rollback_id = new_migration_id()
-        ids = [e.id for e in undone]
-        self.history.record_migration_start(conn, rollback_id, kind="rollback",
-                                            changes=[f"undid the interrupted migration {i}" for i in ids])
-        self.history.record_migration_success(conn, rollback_id, 0.0, status="rolled_back")
-        if progress:
-            progress(1, 1, "rollback complete")
-        tables = row_changes(rows_before, live_row_counts(self.dialect))
-        after = self.history.last_rollbackable(conn)
-        log.info("rollback: undid the interrupted migration(s) %s; nothing else was rolled back", ", ".join(ids))
-        lost = [f"{-t.change} row(s) of {t.table} (net)" for t in tables if t.change and t.change < 0]
-        return RollbackResult(success=True, backup_id=None, migration_id=ids[-1], safety_backup_id=recovered_backup(self.backups, ids[-1]),
-                              tables=tables, kept=["the migration history"], lost=lost, recovered=notes,
-                              next_rollback=after.id if after else None)
 
     def _restore_or_undo(self, backup_id: str, safety_id: str) -> None:
         """Restore `backup_id`; if that fails part way (MariaDB cannot make a restore atomic), put the

@@ -106,22 +106,7 @@ def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(tria
         assert a["migration_id"] and a["backup_id"], a
         p.sql("INSERT INTO notes VALUES (1, 'written after A'), (2, 'also after A')")
         content = p.sql(CONTENT)
-        proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", b_models, "--backup-dir", str(p.backups), "migrate"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        trials._wait_for_alter(p, proc)
-        deadline = time.monotonic() + 60  # until B's first ALTER has committed: half-migrated
-        b_id = None
-        while time.monotonic() < deadline:
-            rows = p.sql("SELECT id, error FROM _migration_history WHERE status = 'running'")
-            if rows and re.search(r"\b1 of \d+", rows[0][1] or ""):
-                b_id = rows[0][0]
-                break
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert b_id, "B's first statement never committed"
-        time.sleep(0.5)
-        assert trials.state(p) == "half" or "bigint" in p.sql("SHOW CREATE TABLE big")[0][1]
+        b_id = _kill9_after_first_alter(trials, p, b_models)
 
         dry = cli(p, b_models, "rollback", "--dry-run")
         assert dry.returncode == 0, dry.stderr
@@ -158,6 +143,56 @@ def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(tria
         again = cli(p, b_models, "rollback", "--yes")
         assert again.returncode == 0 and f"undid migration {a['migration_id']}" in again.stdout, again.stderr
         assert "notes" not in p.tables()
+    finally:
+        p.drop()
+
+
+def _kill9_after_first_alter(trials, p, models: str) -> str:
+    """Start `migrate` to `models` and kill -9 it once its first ALTER has committed; its run id."""
+    proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", models, "--backup-dir", str(p.backups), "migrate"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    trials._wait_for_alter(p, proc)
+    deadline = time.monotonic() + 60  # until the first ALTER has committed: half-migrated
+    run_id = None
+    while time.monotonic() < deadline:
+        rows = p.sql("SELECT id, error FROM _migration_history WHERE status = 'running'")
+        if rows and re.search(r"\b1 of \d+", rows[0][1] or ""):
+            run_id = rows[0][0]
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_id, "the run's first statement never committed"
+    time.sleep(0.5)
+    assert "bigint" in p.sql("SHOW CREATE TABLE big")[0][1]  # half-migrated: big's ALTER took effect
+    return run_id
+
+
+def test_rollback_to_a_given_backup_after_a_kill9_says_first_that_it_undoes_the_run(trials, tmp_path):
+    """With --backup-id the rollback does as asked (restores that backup), and says first, in the dry run
+    and in its result, that it undoes the interrupted run."""
+    from mysql_trials import NEW, OLD
+    from helpers_core import write_models
+    from projects import HEADER
+
+    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
+    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    p = trials._project("k9backupid", trials.rows)
+    try:
+        a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
+        b_id = _kill9_after_first_alter(trials, p, b_models)
+        dry = cli(p, b_models, "rollback", "--dry-run", "--backup-id", a["backup_id"])
+        assert dry.returncode == 0, dry.stderr
+        lines = dry.stdout.splitlines()
+        assert lines[1].startswith(f"first:    undoes the interrupted migration {b_id}"), dry.stdout
+        assert lines[2].startswith(f"restore:  backup {a['backup_id']}"), dry.stdout
+        done = cli(p, b_models, "rollback", "--yes", "--backup-id", a["backup_id"])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"first, migration {b_id} interrupted after 1 of"), done.stdout
+        assert f"rolled back to backup {a['backup_id']} (undid migration {a['migration_id']})" in done.stdout
+        assert "notes" not in p.tables() and trials.state(p) == "old"
+        history = dict(p.sql("SELECT id, status FROM _migration_history WHERE kind = 'migrate'"))
+        assert history == {a["migration_id"]: "rolled_back", b_id: "failed"}, history
     finally:
         p.drop()
 
