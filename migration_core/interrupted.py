@@ -25,19 +25,22 @@ _RECENT = 50
 
 
 def interrupted_runs(dialect, history, conn, *, locked: bool) -> list[InterruptedRun]:
-    """What a rollback taking the lock now would find, oldest first; reads only. Without the lock
-    (`locked` False), a run executing right now is no interrupted one: none is reported then."""
+    """What a rollback taking the lock now would find, oldest first; reads only. Runs with changes to
+    undo are reported even while the lock is held: after a kill -9 the server keeps the dead client's
+    session (and its lock) until its statement ends; should the run in fact be alive and finish, a
+    rollback told to undo it (`interrupted_id`) refuses. Without the lock (`locked` False), a
+    transactional `running` row while the lock is held is a migration running now: not reported."""
     if conn is None:
         return []
-    if not locked:
-        try:
-            if dialect.lock(0).status().held:
-                return []  # a migration is running now; the rollback will wait for it
-        except MigrationError:
-            pass
     undo = dialect.pending_undo(conn, history)
     entries = {e.id: e for e in (history.get_entry(conn, i) for i in undo) if e is not None}
     running = [e for e in history.get_migration_history(conn, _RECENT) if e.status == "running" and e.id not in entries]
+    if running and not locked:
+        try:
+            if dialect.lock(0).status().held:
+                running = []  # a migration is running now, not interrupted; the rollback will wait for it
+        except MigrationError:
+            pass
     if not entries and not running:
         return []
     after = history.last_rollbackable(conn)

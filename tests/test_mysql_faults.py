@@ -197,6 +197,55 @@ def test_rollback_to_a_given_backup_after_a_kill9_says_first_that_it_undoes_the_
         p.drop()
 
 
+def test_mcp_rollback_after_a_kill9_runs_what_the_question_showed(trials, tmp_path):
+    """Through the MCP tool: the user accepts undoing the interrupted run B; if another command put B right
+    while the question was open, the tool refuses rather than go on to undo A (what it would do now)."""
+    from mcp import Client
+    from mcp_types import ElicitResult
+
+    from migration_core import AutoMigrationSystem
+    from mysql_trials import NEW, OLD
+    from helpers_core import write_models
+    from projects import HEADER
+    from server.mcp_server import build_server
+
+    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
+    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    p = trials._project("k9mcp", trials.rows)
+    try:
+        a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
+        b_id = _kill9_after_first_alter(trials, p, b_models)
+        system = AutoMigrationSystem(MigrationSettings(database_url=p.url, models=b_models, backup_dir=p.backups))
+
+        async def call(meanwhile, run_id):
+            async def accept(context, params):
+                assert f"undoing the interrupted migration {run_id}?" in params.message, params.message
+                meanwhile()
+                return ElicitResult(action="accept", content={"confirm": True})
+
+            # legacy: the question inside the call (in auto mode a changed preview is asked again on the retry)
+            async with Client(build_server(system, run_startup_migration=False), mode="legacy", elicitation_callback=accept) as client:
+                return await client.call_tool("rollback", {})
+
+        def other_command():  # e.g. a server start: it recovers B under the lock
+            r = cli(p, a_models, "migrate")
+            assert r.returncode == 0, r.stderr
+
+        raced = anyio.run(call, other_command, b_id)
+        assert raced.is_error and f"interrupted migration {b_id} shown before is no longer waiting" in raced.content[0].text
+        assert "notes" in p.tables() and p.sql("SELECT count(*) FROM _migration_history WHERE kind = 'rollback'") == [(0,)]
+        assert p.sql("SELECT status FROM _migration_history WHERE id = %s", (a["migration_id"],)) == [("succeeded",)]
+
+        b2 = _kill9_after_first_alter(trials, p, b_models)  # killed again: now the user's yes goes through
+        done = anyio.run(call, lambda: None, b2)
+        assert not done.is_error, done.content[0].text
+        result = done.structured_content
+        assert result["backup_id"] is None and result["migration_id"] == b2 and result["next_rollback"] == a["migration_id"]
+        assert "notes" in p.tables() and "bigint" not in p.sql("SHOW CREATE TABLE big")[0][1]
+    finally:
+        p.drop()
+
+
 async def _mcp_rollback_declined(p, models: str):
     from mcp import Client
     from mcp_types import ElicitResult
