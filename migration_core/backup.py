@@ -319,6 +319,15 @@ class BackupManager:
             self._check_kept(backup_id, expected, unsaved)
         return info
 
+    def restore_problems(self, backup_id: str) -> list[str]:
+        """Why a restore of `backup_id` will be refused, found without changing anything (the engine's
+        `restore_problems`, where it has one: PostgreSQL's objects of other schemas); empty when none is
+        foreseen or the engine cannot tell."""
+        check = getattr(self.engine, "restore_problems", None)
+        if check is None:
+            return []
+        return check(Path(self.get_backup(backup_id).path))
+
     def _raw(self, backup_id: str) -> dict:
         try:
             return json.loads(self._meta_path(backup_id).read_text(encoding="utf-8"))

@@ -13,7 +13,8 @@ from .errors import MigrationError, RecoveryError, RestoreRefused, SafetyRefusal
 from .history import MigrationHistoryManager, new_migration_id, now_iso, progress_of
 from .plan import Plan
 from .planid import PlanIdentity, PlanOptions, stale_refusal
-from .results import BackupInfo, HistoryEntry, MigrateResult, RollbackResult
+from .interrupted import interrupted_runs, recovery_result
+from .results import BackupInfo, HistoryEntry, InterruptedRun, MigrateResult, RollbackResult
 from .rowcount import live_row_counts, row_changes
 from .settings import MigrationSettings
 
@@ -110,18 +111,20 @@ class MigrationManager:
             finally:
                 conn.close()
 
-    def recover(self, conn, purpose: str) -> None:
+    def recover(self, conn, purpose: str) -> list[str]:
         """What a process that died under the lock left behind, put right before anything else
         (call only while holding the lock): runs the dialect restores (MariaDB: tables a killed run
-        had half-migrated), history rows still `running`, partial backup files.
-        Raises RecoveryError when an interrupted run cannot be undone."""
-        for note in self.dialect.recover(conn, self.history):
+        had half-migrated), history rows still `running`, partial backup files. Returns the dialect's
+        notes. Raises RecoveryError when an interrupted run cannot be undone."""
+        notes = self.dialect.recover(conn, self.history)
+        for note in notes:
             log.warning("%s: %s", purpose, note)
         interrupted = self.history.mark_interrupted(conn)
         if interrupted:
             log.warning("%s: marked %d interrupted migration(s) as failed", purpose, interrupted)
         for name in self.backups.remove_leftovers():
             log.info("%s: removed %s, left by an interrupted backup", purpose, name)
+        return notes
 
     def _rehearse(self, comparison: Comparison, timeout_ms: int, *, refuse: bool):
         """The plan on a copy of the data (rehearse.py); with `refuse`, a failed rehearsal stops the migration."""
@@ -261,21 +264,32 @@ class MigrationManager:
             return entry.backup_id, entry
         return backup_id, self.history.find_by_backup(conn, backup_id)
 
-    def rollback_target(self, backup_id: str | None = None) -> tuple[BackupInfo, HistoryEntry | None]:
-        """What a rollback would restore (read-only), so a caller can name it before asking for consent."""
+    def rollback_target(self, backup_id: str | None = None) -> tuple[BackupInfo | None, HistoryEntry | None, list[InterruptedRun]]:
+        """What a rollback would do (read-only), so a caller can name it before asking for consent: the
+        backup it restores (None when it only undoes an interrupted run, see interrupted.py), the
+        migration it undoes, and the interrupted runs it finds."""
         from .backup import validate_backup_id
 
         if backup_id is not None:
             validate_backup_id(backup_id)
         conn = self.dialect.connect(write=False)
         try:
+            interrupted = interrupted_runs(self.dialect, self.history, conn, locked=False)
+            undo = [r for r in interrupted if r.undo]
+            if undo and backup_id is None:
+                return None, undo[-1].migration, interrupted
             backup_id, entry = self._resolve_rollback(conn, backup_id)
         finally:
             if conn is not None:
                 conn.close()
-        return self.backups.get_backup(backup_id), entry
+        return self.backups.get_backup(backup_id), entry, interrupted
 
-    def rollback(self, backup_id: str | None = None, progress: Progress | None = None) -> RollbackResult:
+    def rollback(self, backup_id: str | None = None, progress: Progress | None = None,
+                 interrupted_id: str | None = None) -> RollbackResult:
+        """Restore `backup_id`, or undo the last migration. Without a backup id, a migration killed
+        mid-run that left changes to undo (MariaDB/MySQL) is the one undone, and nothing else
+        (interrupted.py). `interrupted_id`: the interrupted run the caller showed the user; refused
+        (SafetyRefusal, nothing changed) when it is no longer the one to undo."""
         from .backup import validate_backup_id
 
         if backup_id is not None:
@@ -284,7 +298,16 @@ class MigrationManager:
             conn = self.dialect.connect(write=True)
             try:
                 try:
-                    self.recover(conn, "rollback")
+                    undo = [r.migration for r in interrupted_runs(self.dialect, self.history, conn, locked=True) if r.undo]
+                    if interrupted_id is not None and (backup_id is not None or interrupted_id not in [e.id for e in undo]):
+                        raise SafetyRefusal(
+                            f"rollback refused, nothing was changed: the interrupted migration {interrupted_id} shown before is "
+                            "no longer waiting to be undone (another command put it right meanwhile); run rollback again to see "
+                            "what it would do now")
+                    rows_before = live_row_counts(self.dialect) if undo and backup_id is None else None
+                    notes = self.recover(conn, "rollback")
+                    if undo and backup_id is None:
+                        return recovery_result(self, conn, undo, notes, rows_before, progress)
                     backup_id, entry = self._resolve_rollback(conn, backup_id)
                 except RecoveryError as exc:
                     if backup_id is not None or not exc.backup_id:
@@ -292,6 +315,8 @@ class MigrationManager:
                     # The way out of a run that could not be undone: its own pre-migration backup.
                     log.warning("rollback: %s; restoring its pre-migration backup %s instead", exc, exc.backup_id)
                     backup_id, entry = exc.backup_id, self.history.find_by_backup(conn, exc.backup_id)
+                    notes = [str(exc)]
+                recovered = notes
                 self.backups.verify_backup(backup_id)
                 if progress:
                     progress(0, 3, "backing up the current state first")
@@ -318,7 +343,7 @@ class MigrationManager:
                 return RollbackResult(success=True, backup_id=backup_id, migration_id=entry.id if entry else None,
                                       safety_backup_id=safety.id, tables=tables,
                                       kept=[f"the migration history ({len(rows)} entries)", *notes["kept"]],
-                                      lost=[*lost, *notes["lost"]])
+                                      lost=[*lost, *notes["lost"]], recovered=recovered)
             finally:
                 conn.close()
 

@@ -101,13 +101,15 @@ class MigrateResult(BaseModel):
 
 class RollbackResult(BaseModel):
     success: bool
-    backup_id: str | None
+    backup_id: str | None = Field(description="The backup restored; null when the rollback was undoing an interrupted migration, which restores none.")
     migration_id: str | None = Field(default=None, description="The migration that was undone.")
     safety_backup_id: str | None = Field(default=None, description="Backup of the state just before the rollback, so it can be undone too.")
     error: str | None = None
     tables: list["TableRows"] = Field(default_factory=list, description="Each table's rows before and after the restore, counted.")
     kept: list[str] = Field(default_factory=list, description="What the restore kept as it was (the history, objects of other schemas set aside and made again, objects the backup could not save).")
     lost: list[str] = Field(default_factory=list, description="What the restore took away (rows, tables and objects made after the backup); all of it is in the safety backup.")
+    recovered: list[str] = Field(default_factory=list, description="Killed migrations put right first (MariaDB/MySQL: a run killed mid-plan, undone from the dump taken before its first statement), one note each.")
+    next_rollback: str | None = Field(default=None, description="When the rollback only undid an interrupted migration (backup_id null): the migration a further rollback would undo, if any.")
 
 
 class TableRows(BaseModel):
@@ -122,12 +124,23 @@ class RollbackPreview(BaseModel):
     """What `rollback` would restore, and what it would do to each table's rows; nothing is changed to find out."""
 
     database: str = Field(description="Database URL with any password masked.")
-    backup: BackupInfo
+    backup: BackupInfo | None = Field(description="The backup the rollback restores; null when it only undoes an interrupted migration (see interrupted).")
+    interrupted: list["InterruptedRun"] = Field(default_factory=list, description="Migrations whose process was killed and that the rollback puts right first, or that it records as failed.")
     undoes_migration: "HistoryEntry | None" = Field(default=None, description="The migration the restore undoes, when the backup was taken for one.")
     tables: list[TableRows] = Field(description="Per table, rows now and after the restore; largest loss first.")
     rows_lost: int | None = Field(description="Rows in tables that would shrink or be dropped, summed (null when the backup's counts are unknown).")
     rows_gained: int | None = Field(description="Rows in tables that would grow or be recreated, summed (null when unknown).")
+    refused: list[str] = Field(default_factory=list, description="Why the restore will be refused, found without changing anything (PostgreSQL: objects of other schemas it cannot set aside or make again); a rollback with these is refused before it asks.")
     warnings: list[str] = Field(default_factory=list)
+
+
+class InterruptedRun(BaseModel):
+    """A migration whose process ended mid-run, as a rollback finds it."""
+
+    migration: "HistoryEntry"
+    undo: bool = Field(description="True: it may have left the database half-migrated (MariaDB/MySQL commit DDL statement by statement) and the rollback undoes it; False: its transaction was rolled back by the database, nothing to undo.")
+    next_rollback: str | None = Field(default=None, description="With undo and no backup id: the migration a further rollback would undo afterwards.")
+    why: str = Field(default="", description="Without undo: why the run left nothing to undo (as the history will record it).")
 
 
 class BackupInfo(BaseModel):
@@ -194,5 +207,6 @@ class HistoryStatistics(BaseModel):
 
 StatusResult.model_rebuild()
 PreviewResult.model_rebuild()
+InterruptedRun.model_rebuild()
 RollbackPreview.model_rebuild()
 RollbackResult.model_rebuild()

@@ -182,7 +182,10 @@ class AutoMigrationSystem:
         """What `rollback_last_migration(backup_id)` would restore and how each table's row count
         would change; changes nothing. Raises MigrationError when there is nothing to roll back,
         InvalidBackupId / BackupError for a malformed or unknown backup id."""
-        backup, entry = self.rollback_target(backup_id)
+        backup, entry, interrupted = self.manager.rollback_target(backup_id)
+        if backup is None:  # it only undoes an interrupted run: from its dump, no backup restored
+            return RollbackPreview(database=self.settings.masked_url, backup=None, undoes_migration=entry, tables=[],
+                                   rows_lost=None, rows_gained=None, interrupted=interrupted)
         warnings = []
         in_backup = backup.table_rows
         if in_backup is None and self.dialect.name == "sqlite":
@@ -195,7 +198,8 @@ class AutoMigrationSystem:
         lost = -sum(c for c in known if c < 0) if in_backup is not None else None
         gained = sum(c for c in known if c > 0) if in_backup is not None else None
         return RollbackPreview(database=self.settings.masked_url, backup=backup, undoes_migration=entry, tables=tables,
-                               rows_lost=lost, rows_gained=gained, warnings=warnings)
+                               rows_lost=lost, rows_gained=gained, warnings=warnings, interrupted=interrupted,
+                               refused=self.backups.restore_problems(backup.id))
 
     # -- changing ------------------------------------------------------------------------
     def _refuse_if_read_only(self, what: str) -> None:
@@ -237,10 +241,13 @@ class AutoMigrationSystem:
         )
 
     def rollback_target(self, backup_id: str | None = None):
-        """(BackupInfo, HistoryEntry | None) that `rollback_last_migration(backup_id)` would restore;
-        raises MigrationError when there is nothing to roll back. Changes nothing."""
-        return self.manager.rollback_target(backup_id)
+        """(BackupInfo | None, HistoryEntry | None) that `rollback_last_migration(backup_id)` would restore
+        (no backup: it undoes an interrupted run from its dump, see interrupted.py) and the migration it
+        undoes; raises MigrationError when there is nothing to roll back. Changes nothing."""
+        return self.manager.rollback_target(backup_id)[:2]
 
-    def rollback_last_migration(self, backup_id: str | None = None, *, progress: Progress | None = None) -> RollbackResult:
+    def rollback_last_migration(self, backup_id: str | None = None, *, progress: Progress | None = None,
+                                interrupted_id: str | None = None) -> RollbackResult:
+        """`interrupted_id`: the interrupted run a preview showed would be undone; refused if that changed."""
         self._refuse_if_read_only("rollback")
-        return self.manager.rollback(backup_id, progress)
+        return self.manager.rollback(backup_id, progress, interrupted_id)

@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rename", action="append", default=[], help=rename_help)
     p = add("rollback", "restore the backup taken before the last successful migration",
             epilog="In a terminal, rollback shows what it would restore and how many rows each\n"
-                   "table would lose or gain, then asks. Without a terminal it needs --yes.")
+                   "table would lose or gain, then asks. Without a terminal it needs --yes.\n"
+                   "After a MariaDB/MySQL migration killed part way, rollback undoes that run\n"
+                   "and nothing else; run it again to undo the migration before it.")
     p.add_argument("--backup-id", default=None, help="restore this backup instead (see `backups`)")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (scripts)")
     p.add_argument("--dry-run", action="store_true", help="show what would be restored and the row changes; change nothing")

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from migration_core import AutoMigrationSystem
 from migration_core.assess import PERMIT_HINT
 from migration_core.backup import validate_backup_id
-from migration_core.errors import ConfigurationError, MigrationError, SafetyRefusal
+from migration_core.errors import ConfigurationError, MigrationError, RestoreRefused, SafetyRefusal
 from migration_core.results import StatusResult
 from migration_core.settings import DEFAULT_MODELS, default_database_url, load_settings
 from server import terminal, textout
@@ -70,20 +70,25 @@ def _rollback(system: AutoMigrationSystem, args: argparse.Namespace) -> tuple[Ba
         validate_backup_id(args.backup_id)  # a malformed id is a usage error, whatever else is missing
     if args.dry_run:
         preview = system.rollback_preview(args.backup_id)
-        return preview, textout.rollback_preview_text(preview), EXIT_OK
-    backup_id = args.backup_id
+        return preview, textout.rollback_preview_text(preview), EXIT_REFUSED if preview.refused else EXIT_OK
+    backup_id, interrupted = args.backup_id, None
     if not args.yes:
         if not terminal.can_ask():
             raise SafetyRefusal(
                 "rollback replaces the database's contents and needs confirmation, and there is no terminal to ask in: "
                 "pass --yes to go ahead (`migration-mcp rollback --dry-run` shows what would be restored); nothing was changed")
         preview = system.rollback_preview(backup_id)
+        if preview.refused:  # the restore would refuse it: nothing to ask
+            raise RestoreRefused("\n".join(preview.refused))
         print(textout.rollback_preview_text(preview) + "\n", file=sys.stderr)
-        if not terminal.confirm(f"Restore backup {preview.backup.id}? The database's current contents are replaced."):
+        if not terminal.confirm(textout.rollback_question(preview)):
             raise SafetyRefusal("rollback not confirmed; nothing was changed")
-        backup_id = preview.backup.id  # exactly what was shown, even if another migration finished meanwhile
+        if preview.backup is None:  # exactly what was shown: the interrupted run, and nothing else
+            interrupted = preview.undoes_migration.id
+        else:
+            backup_id = preview.backup.id  # exactly what was shown, even if another migration finished meanwhile
     with terminal.progress_bars() as progress:
-        result = system.rollback_last_migration(backup_id, progress=progress)
+        result = system.rollback_last_migration(backup_id, progress=progress, interrupted_id=interrupted)
     return result, textout.rollback_text(result), EXIT_OK
 
 

@@ -37,6 +37,7 @@ from migration_core.results import (
     HealthResult,
     MigrateResult,
     PreviewResult,
+    RollbackPreview,
     RollbackResult,
     StatusResult,
 )
@@ -278,13 +279,24 @@ def build_server(
             using=using,
         )
 
+    shown_rollbacks: dict[str | None, RollbackPreview] = {}  # backup_id asked for -> the preview the question showed
+
     def rollback_consent(backup_id: str | None, ctx: Context) -> Elicit[ConfirmChange] | str:
         """A rollback overwrites the database, so it always needs consent; the question names the backup."""
         # Name what would be restored, and refuse a malformed or unknown id (or "nothing to
         # roll back") before anyone is asked to confirm it.
         preview = sync_guard("rollback", system.rollback_preview, backup_id)
+        shown_rollbacks[backup_id] = preview  # the tool runs exactly this, as the CLI does after its question
+        if preview.refused:  # the restore would refuse it: nothing to ask
+            raise ToolError("The rollback would be refused; nothing was changed:\n" + "\n".join(preview.refused))
         if not client_can_elicit(ctx):
             return NO_ELICITATION
+        if preview.backup is None:  # it only undoes a migration whose process was killed (interrupted.py)
+            return Elicit(
+                f"Roll back {settings.masked_url} by undoing the interrupted migration {preview.undoes_migration.id}?\n"
+                f"{rollback_facts(preview)}",
+                ConfirmChange,
+            )
         return Elicit(
             f"Roll back {settings.masked_url} by restoring backup {preview.backup.id}?\n{rollback_facts(preview)}\n"
             "The database's current contents are replaced; changes made since that backup are lost "
@@ -300,7 +312,7 @@ def build_server(
         ] = None,
         consent: Annotated[ElicitationResult[ConfirmChange], Resolve(rollback_consent)] = None,
     ) -> RollbackResult:
-        """Undo a migration by restoring the configured database from a backup: by default the backup taken before the last migration, or a specific one by backup_id (from list_backups).
+        """Undo a migration by restoring the configured database from a backup: by default the backup taken before the last migration, or a specific one by backup_id (from list_backups). When the last migration's process was killed part way (MariaDB/MySQL), undoing that run is the whole rollback (no backup is restored; backup_id is null in the result); call again to undo the one before.
 
         The backup's checksum is verified first. This replaces the database's current contents, so
         anything written since the backup is lost; call it only when the user asks to undo a migration
@@ -308,6 +320,7 @@ def build_server(
         gets a refusal unless the server was started with --allow-destructive-tools.
         """
         outcome = consent
+        shown = shown_rollbacks.pop(backup_id, None)
         if isinstance(outcome, AcceptedElicitation):
             data = outcome.data
             if isinstance(data, ConfirmChange):
@@ -327,7 +340,13 @@ def build_server(
         elif outcome is not None:
             raise ToolError(f"The user {'declined' if outcome.action == 'decline' else 'cancelled'} the rollback; nothing was changed.")
         progress = ProgressForwarder(ctx, anyio.lowlevel.current_token(), "rollback")
-        return await run_core("rollback", system.rollback_last_migration, backup_id, progress=progress)
+        interrupted = None
+        if shown is not None and backup_id is None:  # what was shown, even if the database moved on meanwhile
+            if shown.backup is None:
+                interrupted = shown.undoes_migration.id if shown.undoes_migration else None
+            else:
+                backup_id = shown.backup.id
+        return await run_core("rollback", system.rollback_last_migration, backup_id, progress=progress, interrupted_id=interrupted)
 
     destructive = dict(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
     tools = [

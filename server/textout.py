@@ -157,11 +157,37 @@ def migrate_text(r: MigrateResult) -> str:
     return "\n".join(out)
 
 
+def _interrupted_lines(p: RollbackPreview) -> list[str]:
+    """What the rollback does about migrations whose process was killed (migration_core/interrupted.py)."""
+    lines = []
+    for r in p.interrupted:
+        m = r.migration
+        started = f"started {m.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        if not r.undo:
+            lines.append(f"note:     migration {m.id} ({started}) was interrupted and changed nothing ({r.why}): it is "
+                         "recorded as failed, and this rollback does not count it")
+        elif p.backup is None:
+            lines.append(f"undoes:   the interrupted migration {m.id} ({started}; its process was killed part way): the "
+                         "tables it touched are put back as they were before it, from the dump taken before its first "
+                         "statement" + (f" (should that fail, from its pre-migration backup {m.backup_id})" if m.backup_id else ""))
+            lines.append("          nothing else is rolled back: "
+                         + (f"run rollback again afterwards to undo migration {r.next_rollback}, the last successful one"
+                            if r.next_rollback else "there is no earlier successful migration"))
+            lines.append("rows:     rows written since stay (the run's statements are reversed in place); a table that "
+                         "cannot be put back so is reloaded from the dump, after the state found is saved as a backup")
+        else:
+            lines.append(f"first:    undoes the interrupted migration {m.id} ({started}; its process was killed part way) "
+                         "from the dump taken before its first statement; then:")
+    return lines
+
+
 def rollback_preview_lines(p: RollbackPreview) -> list[str]:
     """The facts a person needs before a rollback, as the CLI shows them and the MCP server asks with them."""
     b = p.backup
-    lines = [f"database: {p.database}",
-             f"restore:  backup {b.id}, taken {b.created_at:%Y-%m-%d %H:%M:%S} UTC ({b.reason})"]
+    lines = [f"database: {p.database}", *_interrupted_lines(p)]
+    if b is None:
+        return lines
+    lines.append(f"restore:  backup {b.id}, taken {b.created_at:%Y-%m-%d %H:%M:%S} UTC ({b.reason})")
     if p.undoes_migration is not None:
         m = p.undoes_migration
         lines.append(f"undoes:   migration {m.id} ({m.status}, started {m.started_at:%Y-%m-%d %H:%M:%S} UTC)")
@@ -170,6 +196,7 @@ def rollback_preview_lines(p: RollbackPreview) -> list[str]:
     if p.rows_lost is not None:
         lines.append(f"rows:     {p.rows_lost} would be lost, {p.rows_gained} would come back")
     lines += [f"warning:  {w}" for w in p.warnings]
+    lines += [f"refused:  {r}" for r in p.refused]
     return lines
 
 
@@ -210,9 +237,27 @@ def rollback_preview_text(p: RollbackPreview) -> str:
     return "\n".join(out)
 
 
+def rollback_question(p: RollbackPreview) -> str:
+    """The yes/no question, naming what is done."""
+    if p.backup is None:
+        return f"Undo the interrupted migration {p.undoes_migration.id if p.undoes_migration else ''}?"
+    return f"Restore backup {p.backup.id}? The database's current contents are replaced."
+
+
 def rollback_text(r: RollbackResult) -> str:
+    recovered = [paragraph("recovered: ", n) for n in r.recovered]
+    if r.backup_id is None:  # the rollback was the undoing of an interrupted run
+        lines = [f"rolled back: the interrupted migration {r.migration_id} was undone; nothing else was rolled back", *recovered]
+        changed = [t for t in r.tables if t.change]
+        if changed:
+            lines.append("rows:     " + "; ".join(f"{t.table} {t.rows_now} -> {t.rows_after}" for t in changed))
+        if r.safety_backup_id:
+            lines.append(f"the state found was saved as backup {r.safety_backup_id}")
+        lines.append(f"to undo migration {r.next_rollback} too, run migration-mcp rollback again" if r.next_rollback
+                     else "there is no earlier successful migration to undo")
+        return "\n".join(lines)
     undid = f" (undid migration {r.migration_id})" if r.migration_id else ""
-    lines = [f"rolled back to backup {r.backup_id}{undid}"]
+    lines = [*[f"first, {n}" for n in r.recovered], f"rolled back to backup {r.backup_id}{undid}"]
     changed = [t for t in r.tables if t.change]
     if changed:
         lines.append("rows:     " + "; ".join(f"{t.table} {t.rows_now if t.rows_now is not None else 'absent'} -> "

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 
+import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -84,6 +85,188 @@ def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
         assert "pre-recovery" in reasons  # the half-migrated state was saved before it was replaced
     finally:
         p.drop()
+
+
+NOTES = 'Table("notes", metadata, Column("id", Integer, primary_key=True), Column("body", String(40)))\n'
+
+
+def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(trials, tmp_path):
+    """F6: migration A succeeds, the app writes rows, migration B is kill -9'd after its first ALTER
+    committed. `rollback` (as the README's troubleshooting says) undoes B only: the dry run and the
+    terminal's question say so, A and the rows written since it stay; a second rollback undoes A."""
+    from mysql_trials import NEW, OLD
+    from helpers_core import write_models
+    from projects import HEADER
+
+    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
+    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    p = trials._project("k9rollback", trials.rows)
+    try:
+        a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
+        assert a["migration_id"] and a["backup_id"], a
+        p.sql("INSERT INTO notes VALUES (1, 'written after A'), (2, 'also after A')")
+        content = p.sql(CONTENT)
+        b_id = _kill9_after_first_alter(trials, p, b_models)
+
+        dry = cli(p, b_models, "rollback", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"undoes:   the interrupted migration {b_id}" in dry.stdout, dry.stdout
+        assert f"nothing else is rolled back: run rollback again afterwards to undo migration {a['migration_id']}" in dry.stdout
+        assert "restore:" not in dry.stdout and a["backup_id"] not in dry.stdout, dry.stdout
+        doc = json.loads(cli(p, b_models, "--json", "rollback", "--dry-run").stdout)
+        assert doc["backup"] is None and doc["undoes_migration"]["id"] == b_id
+        assert [(r["migration"]["id"], r["undo"], r["next_rollback"]) for r in doc["interrupted"]] == [(b_id, True, a["migration_id"])]
+        from cli_process import project_env, run_in_terminal
+
+        asked = run_in_terminal("rollback", env=project_env(p, b_models), answer="n")  # the question names B, not A's backup
+        assert asked.code == 3 and f"Undo the interrupted migration {b_id}?" in asked.screen, asked.screen
+        assert "Restore backup" not in asked.screen and "nothing was changed" in asked.screen
+        result, questions = anyio.run(_mcp_rollback_declined, p, b_models)  # the MCP tool asks the same
+        assert result.is_error and "declined" in result.content[0].text
+        assert len(questions) == 1 and f"by undoing the interrupted migration {b_id}?" in questions[0], questions
+        assert f"run rollback again afterwards to undo migration {a['migration_id']}" in questions[0]
+        assert p.sql("SELECT status FROM _migration_history WHERE id = %s", (b_id,)) == [("running",)]  # nothing changed so far
+
+        done = cli(p, b_models, "--json", "rollback", "--yes")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        result = json.loads(done.stdout)
+        assert result["backup_id"] is None and result["migration_id"] == b_id, result
+        assert result["next_rollback"] == a["migration_id"] and result["recovered"] and b_id in result["recovered"][0]
+        assert p.sql(CONTENT) == content and trials.old["big"] == _creates_one(p, "big")  # B undone, every row kept
+        assert p.sql("SELECT id, body FROM notes ORDER BY id") == [(1, "written after A"), (2, "also after A")]  # A stays
+        history = dict(p.sql("SELECT id, status FROM _migration_history WHERE kind = 'migrate'"))
+        assert history == {a["migration_id"]: "succeeded", b_id: "failed"}, history
+        assert list(p.backups.glob("run-*.affected.jsonl")) == []
+
+        text = cli(p, b_models, "rollback", "--dry-run")  # now the next one is A, as promised
+        assert f"restore:  backup {a['backup_id']}" in text.stdout and "interrupted" not in text.stdout, text.stdout
+        again = cli(p, b_models, "rollback", "--yes")
+        assert again.returncode == 0 and f"undid migration {a['migration_id']}" in again.stdout, again.stderr
+        assert "notes" not in p.tables()
+    finally:
+        p.drop()
+
+
+def _kill9_after_first_alter(trials, p, models: str) -> str:
+    """Start `migrate` to `models` and kill -9 it once its first ALTER has committed; its run id."""
+    proc = subprocess.Popen([CLI, "--database-url", p.url, "--models", models, "--backup-dir", str(p.backups), "migrate"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    trials._wait_for_alter(p, proc)
+    deadline = time.monotonic() + 60  # until the first ALTER has committed: half-migrated
+    run_id = None
+    while time.monotonic() < deadline:
+        rows = p.sql("SELECT id, error FROM _migration_history WHERE status = 'running'")
+        if rows and re.search(r"\b1 of \d+", rows[0][1] or ""):
+            run_id = rows[0][0]
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_id, "the run's first statement never committed"
+    time.sleep(0.5)
+    assert "bigint" in p.sql("SHOW CREATE TABLE big")[0][1]  # half-migrated: big's ALTER took effect
+    return run_id
+
+
+def test_rollback_to_a_given_backup_after_a_kill9_says_first_that_it_undoes_the_run(trials, tmp_path):
+    """With --backup-id the rollback does as asked (restores that backup), and says first, in the dry run
+    and in its result, that it undoes the interrupted run."""
+    from mysql_trials import NEW, OLD
+    from helpers_core import write_models
+    from projects import HEADER
+
+    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
+    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    p = trials._project("k9backupid", trials.rows)
+    try:
+        a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
+        b_id = _kill9_after_first_alter(trials, p, b_models)
+        dry = cli(p, b_models, "rollback", "--dry-run", "--backup-id", a["backup_id"])
+        assert dry.returncode == 0, dry.stderr
+        lines = dry.stdout.splitlines()
+        assert lines[1].startswith(f"first:    undoes the interrupted migration {b_id}"), dry.stdout
+        assert lines[2].startswith(f"restore:  backup {a['backup_id']}"), dry.stdout
+        done = cli(p, b_models, "rollback", "--yes", "--backup-id", a["backup_id"])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"first, migration {b_id} interrupted after 1 of"), done.stdout
+        assert f"rolled back to backup {a['backup_id']} (undid migration {a['migration_id']})" in done.stdout
+        assert "notes" not in p.tables() and trials.state(p) == "old"
+        history = dict(p.sql("SELECT id, status FROM _migration_history WHERE kind = 'migrate'"))
+        assert history == {a["migration_id"]: "rolled_back", b_id: "failed"}, history
+    finally:
+        p.drop()
+
+
+def test_mcp_rollback_after_a_kill9_runs_what_the_question_showed(trials, tmp_path):
+    """Through the MCP tool: the user accepts undoing the interrupted run B; if another command put B right
+    while the question was open, the tool refuses rather than go on to undo A (what it would do now)."""
+    from mcp import Client
+    from mcp_types import ElicitResult
+
+    from migration_core import AutoMigrationSystem
+    from mysql_trials import NEW, OLD
+    from helpers_core import write_models
+    from projects import HEADER
+    from server.mcp_server import build_server
+
+    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
+    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    p = trials._project("k9mcp", trials.rows)
+    try:
+        a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
+        b_id = _kill9_after_first_alter(trials, p, b_models)
+        system = AutoMigrationSystem(MigrationSettings(database_url=p.url, models=b_models, backup_dir=p.backups))
+
+        async def call(meanwhile, run_id):
+            async def accept(context, params):
+                assert f"undoing the interrupted migration {run_id}?" in params.message, params.message
+                meanwhile()
+                return ElicitResult(action="accept", content={"confirm": True})
+
+            # legacy: the question inside the call (in auto mode a changed preview is asked again on the retry)
+            async with Client(build_server(system, run_startup_migration=False), mode="legacy", elicitation_callback=accept) as client:
+                return await client.call_tool("rollback", {})
+
+        def other_command():  # e.g. a server start: it recovers B under the lock
+            r = cli(p, a_models, "migrate")
+            assert r.returncode == 0, r.stderr
+
+        raced = anyio.run(call, other_command, b_id)
+        assert raced.is_error and f"interrupted migration {b_id} shown before is no longer waiting" in raced.content[0].text
+        assert "notes" in p.tables() and p.sql("SELECT count(*) FROM _migration_history WHERE kind = 'rollback'") == [(0,)]
+        assert p.sql("SELECT status FROM _migration_history WHERE id = %s", (a["migration_id"],)) == [("succeeded",)]
+
+        b2 = _kill9_after_first_alter(trials, p, b_models)  # killed again: now the user's yes goes through
+        done = anyio.run(call, lambda: None, b2)
+        assert not done.is_error, done.content[0].text
+        result = done.structured_content
+        assert result["backup_id"] is None and result["migration_id"] == b2 and result["next_rollback"] == a["migration_id"]
+        assert "notes" in p.tables() and "bigint" not in p.sql("SHOW CREATE TABLE big")[0][1]
+    finally:
+        p.drop()
+
+
+async def _mcp_rollback_declined(p, models: str):
+    from mcp import Client
+    from mcp_types import ElicitResult
+
+    from migration_core import AutoMigrationSystem
+    from server.mcp_server import build_server
+
+    questions: list[str] = []
+
+    async def decline(context, params):
+        questions.append(params.message)
+        return ElicitResult(action="decline")
+
+    system = AutoMigrationSystem(MigrationSettings(database_url=p.url, models=models, backup_dir=p.backups))
+    async with Client(build_server(system, run_startup_migration=False), mode="auto", elicitation_callback=decline) as client:
+        result = await client.call_tool("rollback", {})
+    return result, questions
+
+
+def _creates_one(p, table: str) -> str:
+    return re.sub(r" AUTO_INCREMENT=[0-9]+", "", p.sql(f"SHOW CREATE TABLE `{table}`")[0][1])
 
 
 def test_rollback_killed_part_way_is_undone_from_its_safety_backup(trials):

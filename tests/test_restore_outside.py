@@ -73,6 +73,7 @@ def test_rollback_keeps_what_other_schemas_built_on_the_tables(pg, engine):
     system = _setup(pg, engine)
     before = _state(pg)
     assert len([s for (s,) in before if s.startswith("rel ")]) == 6  # v, v2, mv, child, its key and its index
+    assert system.rollback_preview().refused == []  # F12: the preview's check foresees no refusal here
     result = system.rollback_last_migration()
     assert result.success
     assert _state(pg) == before
@@ -98,6 +99,8 @@ def test_rollback_refuses_to_lose_a_column_typed_by_the_schema(pg, engine):
     pg.sql("CREATE STATISTICS other.users_stats ON id, name FROM public.users")  # CASCADE would drop it too
     pg.sql("CREATE PUBLICATION users_pub FOR TABLE public.users")
     before, users = _state(pg), pg.sql("SELECT * FROM users ORDER BY id")
+    [foreseen] = system.rollback_preview().refused  # F12: the preview says so first, as the restore will
+    assert "column m of table other.feelings" in foreseen and "statistics object other.users_stats" in foreseen, foreseen
     with pytest.raises(MigrationError, match=r"restore refused, nothing was changed: .*column m of table other\.feelings") as exc:
         system.rollback_last_migration()
     assert "statistics object other.users_stats" in str(exc.value) and "publication of table public.users in publication users_pub" \
@@ -112,6 +115,9 @@ def test_rollback_refuses_when_an_outside_object_needs_what_the_backup_lacks(pg,
     pg.sql("CREATE VIEW other.emails AS SELECT email FROM public.users")  # the column the rollback takes away
     pg.sql("INSERT INTO users (id, name) VALUES (4, 'dee')")
     before = _state(pg)
+    [foreseen] = system.rollback_preview().refused  # F12: foreseen by the preview, nothing changed to find out
+    assert "cannot make view other.emails of another schema again: it reads column email of public.users" in foreseen, foreseen
+    assert _state(pg) == before
     with pytest.raises(MigrationError, match=r"cannot make view other\.emails of another schema again.*nothing changed"):
         system.rollback_last_migration()
     assert _state(pg) == before and pg.sql("SELECT count(*) FROM users") == [(4,)]
@@ -135,3 +141,39 @@ def test_an_outside_object_made_after_the_restore_looked_stops_it(pg, engine, mo
     with pytest.raises(MigrationError, match=r"restore refused, nothing was changed: .*view other\.v.* made after the restore looked"):
         system.rollback_last_migration()
     assert _state(pg) == before
+
+
+def test_a_refused_rollback_is_refused_by_its_dry_run_and_before_the_question(pg):
+    """F12 through the CLI and the MCP tool: the dry run shows the refusal (exit 3), the terminal and the
+    MCP client are not asked to confirm a rollback that will be refused; nothing changes."""
+    import json
+
+    import anyio
+    from mcp import Client
+
+    from cli_process import project_env, run_cli, run_in_terminal
+    from server.mcp_server import build_server
+
+    system = _setup(pg, "pg_dump")
+    pg.sql("CREATE SCHEMA rep")
+    pg.sql("CREATE VIEW rep.vx AS SELECT id, email FROM public.users")
+    before = _state(pg), pg.sql("SELECT view_definition FROM information_schema.views WHERE table_schema = 'rep'")
+    env = project_env(pg, pg.models(V2))
+    dry = run_cli("rollback", "--dry-run", env=env)
+    assert dry.returncode == 3, (dry.stdout, dry.stderr)
+    assert "refused:  restore refused, nothing would be changed: the restore cannot make view rep.vx" in dry.stdout, dry.stdout
+    doc = json.loads(run_cli("--json", "rollback", "--dry-run", env=env).stdout)
+    assert len(doc["refused"]) == 1 and "column email of public.users" in doc["refused"][0]
+    asked = run_in_terminal("rollback", env=env, answer="y")
+    assert asked.code == 1 and "view rep.vx" in asked.screen and "[y/N]" not in asked.screen, asked.screen
+
+    async def call():
+        async def accept(context, params):  # never reached: there is nothing to ask
+            raise AssertionError(params.message)
+
+        async with Client(build_server(system, run_startup_migration=False), mode="auto", elicitation_callback=accept) as client:
+            return await client.call_tool("rollback", {})
+
+    result = anyio.run(call)
+    assert result.is_error and "would be refused" in result.content[0].text and "view rep.vx" in result.content[0].text
+    assert (_state(pg), pg.sql("SELECT view_definition FROM information_schema.views WHERE table_schema = 'rep'")) == before

@@ -129,3 +129,65 @@ async def test_mcp_rollback_refusal_without_elicitation_carries_the_facts(projec
     assert result.is_error and "cannot ask" in text
     assert f"backup {b['backup_id']}" in text and "- users: 5 rows now, 3 rows after (-2)" in text
     assert _users(project) == 5
+
+
+P1 = ('Table("users", metadata, Column("id", Integer, primary_key=True), Column("name", String(50)), Column("n", Integer))\n'
+      'Table("notes", metadata, Column("id", Integer, primary_key=True))\n')
+P2 = P1.replace('Column("n", Integer)', 'Column("n", BigInteger)')
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_rollback_after_a_kill9_on_a_transactional_database_names_the_interrupted_run(kind, tmp_path):
+    """F6's flow where the database rolls a killed run back itself: migrate B is kill -9'd mid-plan;
+    nothing is left to undo, so `rollback` undoes the last successful migration A, and its dry run and
+    question say first that B was interrupted and changed nothing (a real SIGKILL)."""
+    import signal
+    import subprocess
+    import time
+    from contextlib import nullcontext
+
+    from conftest import Project
+    from helpers_core import CLI, ROOT
+    from servers import server_project
+
+    with (nullcontext(Project(tmp_path)) if kind == "sqlite" else server_project(kind, tmp_path)) as p:
+        a = AutoMigrationSystem(p.settings(p.models(P1))).execute_auto_migration()
+        assert a.success and a.backup_id
+        p.sql("INSERT INTO notes (id) VALUES (1)")
+        p.sql("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 400000) "
+              "INSERT INTO users (id, name, n) SELECT i, 'user ' || i, i FROM s")
+        env = project_env(p, p.models(P2))
+        proc = subprocess.Popen([CLI, "migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        deadline, b_id = time.monotonic() + 60, None
+        while b_id is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                rows = p.sql("SELECT id FROM _migration_history WHERE status = 'running'")
+            except Exception:  # noqa: BLE001 - SQLite: the writer holds the file for a moment
+                rows = []
+            b_id = rows[0][0] if rows else None
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if b_id is None or p.sql("SELECT status FROM _migration_history WHERE id = ?".replace("?", p.param), (b_id,)) != [("running",)]:
+            pytest.skip("migrate B finished before it could be killed")
+        if kind != "sqlite":  # the killed client's backend ends (rolling back) once it notices
+            while p.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()")[0][0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        dry = run_cli("rollback", "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert f"note:     migration {b_id}" in dry.stdout and "was interrupted and changed nothing" in dry.stdout
+        assert "the transaction was rolled back): it is recorded as failed, and this rollback does not count it" in dry.stdout
+        assert f"restore:  backup {a.backup_id}" in dry.stdout and f"undoes:   migration {a.migration_id}" in dry.stdout, dry.stdout
+        asked = run_in_terminal("rollback", env=env, answer="n")
+        assert asked.code == 3 and f"migration {b_id}" in asked.screen and f"Restore backup {a.backup_id}?" in asked.screen
+        assert _users(p) == 400000
+
+        done = run_cli("--json", "rollback", "--yes", env=env)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["backup_id"] == a.backup_id and result["migration_id"] == a.migration_id and result["recovered"] == []
+        assert "users" not in p.tables()  # A's backup predates it: what the preview said
+        statuses = dict(p.sql("SELECT id, status FROM _migration_history WHERE kind = 'migrate'"))
+        assert statuses == {a.migration_id: "rolled_back", b_id: "failed"}, statuses

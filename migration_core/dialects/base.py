@@ -81,6 +81,10 @@ class Dialect(Protocol):
         """Undo what a run killed mid-plan left half-done (MySQL: restore from the run's dump), before
         anything else under the lock; returns notes of what was done, raises RecoveryError if it cannot."""
         ...
+    def pending_undo(self, conn: Any, history: Any) -> list[str]:
+        """Ids of the killed runs that `recover` would undo (read-only): those that may have left the
+        database half-migrated. Empty where a killed run's transaction is rolled back by the database."""
+        ...
     def integrity_check(self, conn: Any) -> str | None: ...
     def kept_object_problems(self, conn: Any) -> list[str]:
         """Views and triggers beside the models that no longer work, named with why (health)."""

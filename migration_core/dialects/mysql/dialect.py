@@ -40,7 +40,7 @@ from .lock import MysqlNamedLock, lock_name
 from .objects import MysqlKeptRules, broken_views
 from .planner import MysqlPlanner
 from .proof import MysqlShadow
-from .recovery import (Interrupted, dump_path, fsync_file, recover_runs, restore_run, save_found_state, signals_deferred,
+from .recovery import (Interrupted, dump_path, fsync_file, pending_runs, recover_runs, restore_run, save_found_state, signals_deferred,
                        signals_interrupt)
 from .scratch import scratch_database
 from .trial import trial
@@ -249,6 +249,10 @@ class MysqlDialect(ServerDialect):
     def recover(self, conn: ServerConnection, history) -> list[str]:
         """Runs that a killed process left half-done, restored from their dumps (recovery.py)."""
         return recover_runs(self, conn, history)
+
+    def pending_undo(self, conn: ServerConnection, history) -> list[str]:
+        """The killed runs `recover` would undo from their dumps (recovery.py); read-only."""
+        return pending_runs(self, conn, history)
 
     def run_plan(self, conn: ServerConnection, plan: Plan, *, deadline: float, verify: Callable, before_commit: Callable,
                  progress: Progress | None, checkpoint: Callable | None = None, run_id: str | None = None) -> int:

@@ -197,6 +197,22 @@ def recover_runs(dialect, conn, history) -> list[str]:
     return notes
 
 
+def pending_runs(dialect, conn, history) -> list[str]:
+    """Ids of the runs `recover_runs` would undo (a dump in the backup folder, a history row neither
+    finished nor recorded as fully committed), oldest first; reads only. A run still executing (its
+    process holds the lock) is among them: call under the lock, or check the lock first."""
+    out = []
+    for path in sorted(Path(dialect.settings.resolved_backup_dir()).glob("run-mig-*.affected.jsonl")):
+        entry = history.get_entry(conn, path.name[len("run-"):-len(".affected.jsonl")])
+        if entry is None or entry.status in ("succeeded", "rolled_back"):
+            continue
+        progress = progress_of(entry.error)
+        if entry.status == "running" and progress and progress[0] == progress[1]:
+            continue  # every statement committed: recovery records it as succeeded, nothing is undone
+        out.append(entry.id)
+    return out
+
+
 def _recover_one(dialect, conn, history, entry, path: Path) -> str:
     progress = progress_of(entry.error)
     where = f" after {progress[0]} of {progress[1]} statements" if progress else ""

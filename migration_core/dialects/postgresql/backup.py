@@ -23,6 +23,7 @@ from ...urls import url_password
 from ..server.backup import ToolBackupEngine, run_tool
 from .objects import all_kept, clear_schema_sql, drop_statement
 from .outside import guard_sql, make_again_sql, read_outside, set_aside_sql
+from .restorecheck import restore_problems, shape_from_pgdump
 
 PGDMP_MAGIC = b"PGDMP"
 
@@ -90,6 +91,17 @@ class PgDumpBackupEngine(ToolBackupEngine):
         suffix = "".join(f"{s};\n" for s in make_again_sql(aside)).encode()
         run_tool(["psql", "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"],
                  _env(self.url), self.timeout_s, "restore", rolled_back=True, input=prefix + script + suffix, capture_output=True)
+
+    def restore_problems(self, src: Path) -> list[str]:
+        """Why restoring `src` will be refused (restorecheck.py), for a rollback preview; reads only."""
+        schema = self._schema()
+        listing = self._run(["pg_restore", "--list", str(src)], what="pg_restore --list").stdout.decode()
+        pre = self._run(["pg_restore", "--section=pre-data", "--file=-", str(src)], what="pg_restore").stdout.decode()
+        conn = self._connect()
+        try:
+            return restore_problems(conn, schema, shape_from_pgdump(listing, pre, schema))
+        finally:
+            conn.close()
 
     def _outside(self, schema: str):
         conn = self._connect()

@@ -23,6 +23,7 @@ from ..server.connection import message
 from .catalog import quote_ident as q
 from .objects import all_kept, clear_schema_sql, drop_statement, functions, read_objects, table_grants
 from .outside import guard_sql, make_again_sql, read_outside, set_aside_sql
+from .restorecheck import restore_problems, shape_from_logical
 from .tabledef import read_schema
 
 FORMAT = "migration-mcp-postgresql-logical-dump"
@@ -86,6 +87,15 @@ class PgLogicalBackupEngine(ServerBackupEngine):
             raise BackupError(f"backup file {path} is a version {raw.get('version', 1)} logical dump, which did not keep every "
                               f"value exactly (domains, infinity, JSON scalars); this version restores only version {VERSION}")
         return raw
+    def restore_problems(self, src: Path) -> list[str]:
+        """Why restoring `src` will be refused (restorecheck.py), for a rollback preview; reads only."""
+        raw = self._read(src)
+        conn = self._connect()
+        try:
+            return restore_problems(conn, self._schema(), shape_from_logical(raw))
+        finally:
+            conn.close()
+
     def restore_backup(self, src: Path) -> None:
         raw = self._read(src)
         conn = self._connect()

@@ -230,3 +230,7 @@ class ServerDialect:
     def recover(self, conn: ServerConnection, history) -> list[str]:
         """Nothing to undo by default: a transactional run that died was rolled back by the server."""
         return []
+
+    def pending_undo(self, conn, history) -> list[str]:
+        """None: see `recover`."""
+        return []

@@ -206,6 +206,10 @@ class SqliteDialect:
         """Nothing to undo: a killed run's transaction is rolled back by SQLite (the hot journal)."""
         return []
 
+    def pending_undo(self, conn, history) -> list[str]:
+        """None: see `recover`."""
+        return []
+
     def run_plan(self, conn: sqlite3.Connection, plan: Plan, *, deadline: float, verify: Callable,
                  before_commit: Callable, progress: Progress | None, checkpoint: Callable | None = None,
                  run_id: str | None = None) -> int:
