@@ -55,7 +55,8 @@ class Fill:
 
     @property
     def flag(self) -> str:
-        return f"--{self.kind} {self.spec}"
+        """How a message names it, in words both the CLI's and the MCP tools' users read alike."""
+        return f"{self.kind} {self.spec}"
 
 
 def parse_specs(kind: str, specs: list[str] | tuple[str, ...] | None) -> list[Fill]:
@@ -66,10 +67,10 @@ def parse_specs(kind: str, specs: list[str] | tuple[str, ...] | None) -> list[Fi
         text = str(raw)
         m = _TARGET.match(text)
         if not m or not m["expr"].strip():
-            raise ConfigurationError(f"--{kind} {text[:200]!r}: expected table.column=EXPR, e.g. users.email=lower(name) || '@example.com'")
+            raise ConfigurationError(f"{kind} {text[:200]!r}: expected table.column=EXPR, e.g. users.email=lower(name) || '@example.com'")
         key = (m["table"].lower(), m["column"].lower())
         if key in seen:
-            raise ConfigurationError(f"--{kind} for {m['table']}.{m['column']} is given twice; give one expression per column")
+            raise ConfigurationError(f"{kind} for {m['table']}.{m['column']} is given twice; give one expression per column")
         seen.add(key)
         expr = m["expr"].strip()
         out.append(Fill(kind, m["table"], m["column"], expr, f"{m['table']}.{m['column']}={expr}"))

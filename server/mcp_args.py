@@ -17,25 +17,17 @@ Renames = Annotated[
 ]
 
 
-Fills = Annotated[
-    list[Annotated[str, Field(min_length=3, max_length=2000)]] | None,
-    Field(
-        max_length=100,
-        description=(
-            "Optional data fills, 'table.column=EXPR' each: the value existing rows get for a new NOT NULL column "
-            "without a default, or for the NULL rows of a column made NOT NULL (only those rows change). EXPR is one SQL "
-            "expression over the row's own columns (no subquery, no other table). Use one only when the user chose the "
-            "value; it is part of the plan id."
-        ),
-    ),
-]
-Using = Annotated[
-    list[Annotated[str, Field(min_length=3, max_length=2000)]] | None,
-    Field(
-        max_length=100,
-        description=(
-            "Optional conversions for type changes, 'table.column=EXPR' each: how each existing value becomes the "
-            "new type (PostgreSQL USING). EXPR is one SQL expression over the row's own columns; part of the plan id."
-        ),
-    ),
-]
+def _expressions(description: str):
+    """An optional list of 'table.column=EXPR' items, bounded as the other lists are."""
+    return Annotated[list[Annotated[str, Field(min_length=3, max_length=2000)]] | None,
+                     Field(max_length=100, description=description)]
+
+
+Fills = _expressions(
+    "Optional data fills, 'table.column=EXPR' each: the value existing rows get for a new NOT NULL column "
+    "without a default, or for the NULL rows of a column made NOT NULL (only those rows change). EXPR is one SQL "
+    "expression over the row's own columns (no subquery, no other table). Use one only when the user chose the "
+    "value; it is part of the plan id.")
+Using = _expressions(
+    "Optional conversions for type changes, 'table.column=EXPR' each: how each existing value becomes the "
+    "new type (PostgreSQL USING). EXPR is one SQL expression over the row's own columns; part of the plan id.")
