@@ -308,12 +308,32 @@ def _unchecked(what: list[str]) -> str:
             if what else "")
 
 
+def _recheck(a, probe, q, c, column: str, f, noun: str, where: str, fills: dict, left_text):
+    """The data re-checked with a fill or conversion `f` applied: (the assessment refused, (), ()) when
+    `f` fails on the data, leaves rows `where` counts (worded by `left_text(n)`), or breaks a key, a
+    foreign key or a CHECK; else (None, what was checked, what could not be)."""
+    from dataclasses import replace
+
+    from .fillcheck import constraint_checks
+
+    def refused(why: str):
+        return replace(a, risk="data_dependent", blocked=True, reason=f"the {noun} {f.spec}{why}"), (), ()
+
+    left, error = _count(probe, c.table, where)
+    if error:
+        return refused(f" fails on the data: {error}")
+    if left:
+        return refused(f" {left_text(left)}")
+    problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
+    if problems:
+        return refused(f": {'; '.join(problems)}")
+    return None, checked, unchecked
+
+
 def reassess(a, probe, fills: dict, rows: dict[str, int]):
     """An assessment (assess.ChangeAssessment) seen with the fills applied: the probe re-checks the data as the
     fill leaves it; a refusal a fill would resolve names the flag to add."""
     from dataclasses import replace
-
-    from .fillcheck import constraint_checks
 
     c = a.change
     column = _column_name(c) if getattr(c, "column", None) is not None else None
@@ -327,20 +347,14 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
             if a.blocked:
                 return replace(a, reason=f"{a.reason}; or {fill_hint(c.table, column)}")
             return a
-        if isinstance(c, ch.AddColumn):
-            left, error = _count(probe, c.table, f"({f.expression}) IS NULL")
-            what = "existing row"
-        else:
-            left, error = _count(probe, c.table, f"{q(column)} IS NULL AND ({f.expression}) IS NULL")
-            what = "NULL row"
-        if error:
-            return replace(a, risk="data_dependent", blocked=True, reason=f"the fill {f.spec} fails on the data: {error}")
-        if left:
-            return replace(a, risk="data_dependent", blocked=True,
-                           reason=f"the fill {f.spec} still leaves {left} row{'s' if left != 1 else ''} NULL in {c.table}.{column}")
-        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
-        if problems:
-            return replace(a, risk="data_dependent", blocked=True, reason=f"the fill {f.spec}: {'; '.join(problems)}")
+        new_column = isinstance(c, ch.AddColumn)
+        where = f"({f.expression}) IS NULL" if new_column else f"{q(column)} IS NULL AND ({f.expression}) IS NULL"
+        what = "existing row" if new_column else "NULL row"
+        refused, checked, unchecked = _recheck(
+            a, probe, q, c, column, f, "fill", where, fills,
+            lambda n: f"still leaves {n} row{'s' if n != 1 else ''} NULL in {c.table}.{column}")
+        if refused:
+            return refused
         n = rows.setdefault(c.table, probe.row_count(c.table))
         return replace(a, risk="data_dependent", blocked=False,
                        reason=f"each {what} of {c.table} ({n} row{'s' if n != 1 else ''} in the table) gets {f.expression} "
@@ -351,15 +365,11 @@ def reassess(a, probe, fills: dict, rows: dict[str, int]):
             if a.blocked and "convert" in a.reason:
                 return replace(a, reason=f"{a.reason}; {using_hint(c.table, column)}")
             return a
-        lost, error = _count(probe, c.table, f"{q(column)} IS NOT NULL AND ({f.expression}) IS NULL")
-        if error:
-            return replace(a, risk="data_dependent", blocked=True, reason=f"the conversion {f.spec} fails on the data: {error}")
-        if lost:
-            return replace(a, risk="data_dependent", blocked=True,
-                           reason=f"the conversion {f.spec} turns {lost} value{'s' if lost != 1 else ''} of {c.table}.{column} into NULL")
-        problems, checked, unchecked = constraint_checks(probe, c, column, f, q, _read_only, fills)
-        if problems:
-            return replace(a, risk="data_dependent", blocked=True, reason=f"the conversion {f.spec}: {'; '.join(problems)}")
+        refused, checked, unchecked = _recheck(
+            a, probe, q, c, column, f, "conversion", f"{q(column)} IS NOT NULL AND ({f.expression}) IS NULL", fills,
+            lambda n: f"turns {n} value{'s' if n != 1 else ''} of {c.table}.{column} into NULL")
+        if refused:
+            return refused
         return replace(a, risk="data_dependent", blocked=False,
                        reason=f"converted with {f.expression} (using); checked: {', '.join(['no value becomes NULL', *checked])}"
                               f"{_unchecked(unchecked)}; a value that does not convert to {c.new.type} stops the migration, "

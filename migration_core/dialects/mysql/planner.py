@@ -14,6 +14,7 @@ refuses the change with error 1832/1833 while the key exists).
 from __future__ import annotations
 
 import re
+from functools import cached_property
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
@@ -47,7 +48,7 @@ class MysqlPlanner(ServerPlanner):
             return [f"ALTER TABLE {t} DROP FOREIGN KEY {self.q(name)}"]
         if kind == "u":
             return [f"ALTER TABLE {t} DROP INDEX {self.q(name)}"]
-        live_column = self._column_level_checks().get(((self.diff.live_table(table) if self.diff else table).lower(), name.lower()))
+        live_column = self._column_level_checks.get(((self.diff.live_table(table) if self.diff else table).lower(), name.lower()))
         if live_column is not None:
             column = self.tcol(table, live_column)  # part of the column's definition: DROP CONSTRAINT cannot reach it (error 1091)
             if self._redefined(table, column):
@@ -55,19 +56,18 @@ class MysqlPlanner(ServerPlanner):
             return [f"ALTER TABLE {t} MODIFY COLUMN {self.column_spec(table, column)}"]
         return [f"ALTER TABLE {t} DROP CONSTRAINT {self.q(name)}"]
 
+    @cached_property
     def _column_level_checks(self) -> dict[tuple[str, str], str]:
         """(live table, check name) -> live column, for MariaDB's column-level CHECKs (a JSON column's own
         `json_valid`, or a check written in a column's definition): MariaDB names them after the column
         and keeps them in the column's definition, so a MODIFY COLUMN that does not repeat one drops it
         (MariaDB KB, "CONSTRAINT"). MySQL has no column-level checks: nothing."""
-        if getattr(self, "_col_checks", None) is None:
-            try:
-                rows = self.conn.execute("SELECT table_name, constraint_name FROM information_schema.check_constraints "
-                                         "WHERE constraint_schema = DATABASE() AND level = 'Column'").fetchall() if self.conn else []
-            except DBAPIError:  # MySQL: no LEVEL column
-                rows = []
-            self._col_checks = {(t.lower(), n.lower()): n for t, n in rows}
-        return self._col_checks
+        try:
+            rows = self.conn.execute("SELECT table_name, constraint_name FROM information_schema.check_constraints "
+                                     "WHERE constraint_schema = DATABASE() AND level = 'Column'").fetchall() if self.conn else []
+        except DBAPIError:  # MySQL: no LEVEL column
+            rows = []
+        return {(t.lower(), n.lower()): n for t, n in rows}
 
     def _redefined(self, table: str, column: str) -> bool:
         """Whether the plan adds, drops or MODIFYs `table.column` (a MODIFY restates the whole definition)."""
