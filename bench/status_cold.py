@@ -8,8 +8,8 @@ and MariaDB; the normalized-target cache cold (an empty data directory each call
 Every contender is a fresh `python` process timed from spawn to exit (wall time), rounds interleaved
 with a rotating order after an untimed warm-up round; medians are compared. The database is up to
 date with the models (created by `create_all`), so status reports nothing to do and Alembic finds
-no difference worth a migration. `--app` adds an application's models (any importable `module:attr`;
-SQLite only, its tables created by `migration-mcp migrate`). `--rss-tables` measures peak RSS (ru_maxrss, see
+no difference worth a migration. `--app` adds an application's models (any importable `module:attr`) on each
+of `--dbs`, its tables created by `migration-mcp migrate`. `--rss-tables` measures peak RSS (ru_maxrss, see
 `common.spawn`) of warm and cold status and of the models-only process on a SQLite database of that
 many generated tables. Servers come from MIGRATION_TEST_POSTGRES_URL / MIGRATION_TEST_MYSQL_URL
 (defaults: the local ones); each run creates and drops its own databases.
@@ -153,9 +153,9 @@ def measure_rss(n: int, tmp: Path, repeat: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = base_parser(NAME, __doc__.split("\n\n")[0], repeat=3)
-    p.add_argument("--tables", type=int, default=500, help="generated tables (20 columns each; default 500)")
+    p.add_argument("--tables", type=int, default=500, help="generated tables (20 columns each; default 500; 0 skips them)")
     p.add_argument("--dbs", default="sqlite,postgresql,mysql", help="comma-separated: sqlite, postgresql, mysql")
-    p.add_argument("--app", action="append", default=[], help="an application's models, module:attr (SQLite; repeatable)")
+    p.add_argument("--app", action="append", default=[], help="an application's models, module:attr, on each of --dbs (repeatable)")
     p.add_argument("--baseline", default=None, help="a checkout of another version (e.g. main) whose status runs alongside")
     p.add_argument("--rss-tables", type=int, default=2000, help="tables for the peak-RSS figure (0 skips it; default 2000)")
     args = p.parse_args(argv)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     goals_schema = {"warm_alembic": 0.5, "cold_alembic": 1.0}
     with workdir(args, NAME) as tmp:
         spec = write_wide_models(tmp / f"wide_{args.tables}.py", args.tables, portable=True)
-        for kind in [k.strip() for k in args.dbs.split(",") if k.strip()]:
+        for kind in [k.strip() for k in args.dbs.split(",") if k.strip()] if args.tables else []:
             label = f"{kind}, {args.tables} tables"
             project = None
             if kind == "sqlite":
@@ -182,15 +182,28 @@ def main(argv: list[str] | None = None) -> dict:
             ratios.update(_ratios(label, results[label], goals=goals))
             write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})  # kept if a later part fails
         for app in args.app:
-            label = f"{app.split(':')[0].split('.')[0]} (SQLite)"
-            url = f"sqlite:///{tmp / (label.split()[0] + '.db')}"
-            # Created by migrate: an application's models need not survive a bare create_all (Prefect 3 declares
-            # one index twice, which migrate creates once).
-            spawn([CLI, "--database-url", url, "--models", app, "migrate", "--no-backup"],
-                  env=child_env(MIGRATION_DATA_DIR=str(tmp / "data-create")))
-            results[label] = measure_db(label.split()[0], url, app, tmp, args)
-            ratios.update(_ratios(label, results[label], goals={"warm_alembic": 0.8, "cold_alembic": 0.8}))
-            write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})
+            name = app.split(":")[0].removeprefix("bench.").split(".")[0].removesuffix("_models")
+            for kind in [k.strip() for k in args.dbs.split(",") if k.strip()]:
+                label = f"{name} ({kind})"
+                project = None
+                if kind == "sqlite":
+                    url = f"sqlite:///{tmp / (name + '.db')}"
+                else:
+                    project = _server_project(kind, tmp)
+                    url = project.url
+                try:
+                    # Created by migrate: an application's models need not survive a bare create_all (Prefect 3
+                    # declares one index twice, which migrate creates once).
+                    spawn([CLI, "--database-url", url, "--models", app, "migrate", "--no-backup"],
+                          env=child_env(MIGRATION_DATA_DIR=str(tmp / "data-create")))
+                    results[label] = measure_db(f"{name}-{kind}", url, app, tmp, args)
+                except RuntimeError as exc:  # an application whose models this database refuses: said, not fatal
+                    results[label] = {"notes": [str(exc).splitlines()[-1][:300]]}
+                finally:
+                    if project is not None:
+                        project.drop()
+                ratios.update(_ratios(label, results[label], goals={"warm_alembic": 0.8, "cold_alembic": 0.8}))
+                write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})
         rss = None
         if args.rss_tables:
             rss = measure_rss(args.rss_tables, tmp, max(1, min(args.repeat, 3)))

@@ -56,13 +56,16 @@ class SchemaComparator:
             self._metadata = load_metadata(self.settings.models)
         return self._metadata
 
-    def target_snapshot(self, conn=None) -> SchemaSnapshot:
+    def target_snapshot(self, conn=None, meanwhile=None) -> SchemaSnapshot:
         """Normalized once per process (the models do not change while it runs), and stored between
-        processes by `target_cache.py`; `conn` (optional) saves a server connection for the cache key."""
+        processes by `target_cache.py`; `conn` (optional) saves a server connection for the cache key.
+        `meanwhile()`, if given, is called once, while a server normalizes (`normalized_target`)."""
         if self._target is None:
             from .target_cache import normalized_target
 
-            self._target = normalized_target(self.dialect, self.metadata(), self.settings, conn)
+            self._target = normalized_target(self.dialect, self.metadata(), self.settings, conn, meanwhile)
+        elif meanwhile is not None:
+            meanwhile()
         return self._target
 
     def compare_schemas(self, conn=None, renames: list[str] | None = None, fills: list[str] | None = None,
@@ -75,8 +78,9 @@ class SchemaComparator:
             conn = self.dialect.connect(write=False)
         try:
             with gc_paused():
-                target = self.target_snapshot(conn)
-                live = self.dialect.read_live(conn)
+                read: list[SchemaSnapshot] = []
+                target = self.target_snapshot(conn, meanwhile=lambda: read.append(self.dialect.read_live(conn)))
+                live = read[0]
                 diff = diff_snapshots(live, target, hints)
                 plan, error = None, None
                 resolved = resolve(specs, diff, live, target, self.dialect.name) if specs else {}

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Column:
     name: str
     type: str  # normalized declared type, e.g. "VARCHAR(50)"
@@ -24,14 +24,14 @@ class Column:
     comment: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PrimaryKey:
     name: str | None
     columns: tuple[str, ...]
     autoincrement: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForeignKey:
     name: str | None
     columns: tuple[str, ...]
@@ -46,21 +46,21 @@ class ForeignKey:
         return (self.columns, self.ref_table.lower(), self.ref_columns, self.on_delete, self.on_update, self.deferrable)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UniqueConstraint:
     name: str | None
     columns: tuple[str, ...]
     sql: str = ""  # the constraint as stored; not compared
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckConstraint:
     name: str | None
     expression: str  # normalized
     sql: str = ""  # the constraint as the database deparses it (PostgreSQL: re-added as such); not compared
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Index:
     name: str
     columns: tuple[str | None, ...]  # None stands for an expression part
@@ -71,7 +71,7 @@ class Index:
     auto: bool = False  # named by the server, not the models (MariaDB: an unnamed key, a foreign key's own index): compared by definition
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Table:
     name: str
     columns: tuple[Column, ...]
@@ -106,7 +106,7 @@ def split_key(key: str) -> tuple[str, str]:
     raise ValueError(f"not a kept object's key: {key!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class View:
     """A view the tool keeps but the models do not own: never a difference, never dropped for good.
 
@@ -122,7 +122,7 @@ class View:
     populated: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trigger:
     """A trigger the tool keeps; `function` is the PostgreSQL function it calls."""
 
@@ -134,7 +134,7 @@ class Trigger:
     create: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Routine:
     """A function or procedure the tool keeps (PostgreSQL: those that triggers call)."""
 

@@ -11,6 +11,8 @@ name stay two statements, and the database's own error names the clash.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlalchemy import MetaData
 from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.sql.ddl import CreateIndex, ExecutableDDLElement
@@ -21,9 +23,10 @@ class NeedsConnection(Exception):
     runs that faithfully."""
 
 
-def compiled_create_all(metadata: MetaData, dialect) -> list[str] | None:
+def compiled_create_all(metadata: MetaData, dialect, sink: Callable[[str], None] | None = None) -> list[str] | None:
     """The statements `metadata.create_all` would run on `dialect`, identical repeated indexes once;
-    None when that fails (a listener needs a real connection, or a construct only one compiles)."""
+    None when that fails (a listener needs a real connection, or a construct only one compiles).
+    `sink(text)`, if given, also receives each statement as soon as it is compiled, in order."""
     statements: list[str] = []
     indexes: dict[tuple, str] = {}
 
@@ -38,6 +41,8 @@ def compiled_create_all(metadata: MetaData, dialect) -> list[str] | None:
                 return
             indexes.setdefault(key, text)
         statements.append(text)
+        if sink is not None:
+            sink(text)
 
     try:
         metadata.create_all(MockConnection(dialect, executor), checkfirst=False)

@@ -29,7 +29,7 @@ from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot, split_key
 from ..base import Progress
-from ..server.batch import compiled_ddl, script
+from ..server.batch import ScriptSender, compiled_ddl, script
 from ..server.connection import ServerConnection, errno, message, one_line
 from ..server.dialect import ServerDialect
 from .backup import LogicalBackupEngine, MysqldumpBackupEngine
@@ -351,33 +351,40 @@ class MysqlDialect(ServerDialect):
 
 
 def create_models(conn: ServerConnection, metadata: MetaData, scratch: str) -> None:
-    """The models in one script (`server/batch.py`): PyMySQL connects without multi-statement support,
-    so it is switched on for this script alone with COM_SET_OPTION (https://mariadb.com/kb/en/com_set_option/)
-    and every result is read before it is switched off. A script that fails leaves what it created
-    (DDL commits here): that is dropped and the models are created one statement at a time, so the
-    error is the statement's own."""
-    statements = compiled_ddl(metadata, conn.sa.dialect)
-    if statements:
-        driver = conn.driver
+    """The models as scripts sent while they compile (`server/batch.py`'s ScriptSender): PyMySQL
+    connects without multi-statement support, so it is switched on for these scripts alone with
+    COM_SET_OPTION (https://mariadb.com/kb/en/com_set_option/) and every result is read before it is
+    switched off. A script that fails leaves what it created (DDL commits here): that is dropped and
+    the models are created one statement at a time, so the error is the statement's own."""
+    driver = conn.driver
+
+    def send(chunk: list[str]) -> None:
+        with driver.cursor() as cur:
+            cur.execute(script(chunk))
+            while cur.nextset():
+                pass
+
+    _multi_statements(driver, True)
+    try:
+        sender = ScriptSender(send)
         try:
-            _multi_statements(driver, True)
-            try:
-                with driver.cursor() as cur:
-                    cur.execute(script(statements))
-                    while cur.nextset():
-                        pass
-            finally:
-                _multi_statements(driver, False)
-            return
-        except PyMySQLError:
-            tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                                                  (scratch,)).fetchall()]
-            if tables:
-                conn.execute("SET SESSION foreign_key_checks = 0")
-                try:
-                    conn.execute("DROP TABLE IF EXISTS " + ", ".join(quote_ident(t) for t in tables))
-                finally:
-                    conn.execute("SET SESSION foreign_key_checks = 1")
+            statements = compiled_ddl(metadata, conn.sa.dialect, sink=sender.add)
+        finally:
+            error = sender.finish()  # the connection is the sender's until it has sent everything
+    finally:
+        _multi_statements(driver, False)
+    if statements and error is None:
+        return
+    if error is not None and not isinstance(error, PyMySQLError):
+        raise error
+    tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                                          (scratch,)).fetchall()]
+    if tables:
+        conn.execute("SET SESSION foreign_key_checks = 0")
+        try:
+            conn.execute("DROP TABLE IF EXISTS " + ", ".join(quote_ident(t) for t in tables))
+        finally:
+            conn.execute("SET SESSION foreign_key_checks = 1")
     metadata.create_all(conn.sa, checkfirst=False)
 
 

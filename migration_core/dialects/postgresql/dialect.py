@@ -7,28 +7,27 @@ The managed schema is the connection's `current_schema()` (normally `public`).
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from typing import Callable
 
 from sqlalchemy import MetaData
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
 from ...errors import ConfigurationError, ExecutionTimeout, MigrationError
 from ...history import HistoryFlavor
 from ...plan import Plan
 from ...snapshot import SchemaSnapshot
 from ..base import Progress
-from ..server.batch import compiled_ddl, script
 from ..server.connection import ServerConnection, message
 from ..server.dialect import ServerDialect
 from .backup import PgDumpBackupEngine
-from .catalog import model_check_texts, quote_ident, read_snapshot
+from .catalog import quote_ident, read_snapshot
 from .lock import PgAdvisoryLock, lock_key
 from .logical import PgLogicalBackupEngine
 from .objects import PgKeptRules, function_columns
 from .planner import PostgresPlanner, parse_enum
 from .proof import PgShadow
+from .scratch import create_in_scratch
 from .trial import trial
 
 HISTORY_FLAVOR = HistoryFlavor(
@@ -120,21 +119,8 @@ class PostgresDialect(ServerDialect):
 
     # -- schema --------------------------------------------------------------------------
     def _create_in_scratch(self, conn: ServerConnection, metadata: MetaData) -> SchemaSnapshot:
-        """In a scratch schema inside a transaction that is always rolled back: nothing is left
-        behind, even if the process dies."""
-        scratch = f"_migration_scratch_{secrets.token_hex(4)}"
-        conn.execute("BEGIN")
-        try:
-            # The scratch schema first, then the session's own: the models see the types, functions and
-            # extension objects the managed schema sees (citext, pg_trgm's operator classes, PostGIS).
-            paths = conn.execute("SELECT current_schemas(false)").scalar() or []
-            conn.execute(f"CREATE SCHEMA {quote_ident(scratch)}")
-            conn.execute("SET LOCAL search_path TO " + ", ".join(quote_ident(p) for p in [scratch, *paths]))
-            create_models(conn, metadata)
-            return read_snapshot(conn, scratch, (), objects=False,
-                                 check_texts=model_check_texts(conn, scratch, metadata, conn.sa.dialect))
-        finally:
-            conn.execute("ROLLBACK")
+        """Temporary tables or a scratch schema, in a transaction that is always rolled back (scratch.py)."""
+        return create_in_scratch(conn, metadata)
 
     # -- infrastructure ------------------------------------------------------------------
     def typed_value(self, literal: str, type_: str) -> str:
@@ -268,19 +254,3 @@ class PostgresDialect(ServerDialect):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-
-
-def create_models(conn: ServerConnection, metadata: MetaData) -> None:
-    """The models in one script (`server/batch.py`; psycopg sends a statement without parameters by
-    the simple query protocol, which takes several). A script that fails is undone to its savepoint
-    and the models are created one statement at a time, so the error is the statement's own."""
-    statements = compiled_ddl(metadata, conn.sa.dialect)
-    if statements:
-        conn.execute("SAVEPOINT _migration_models")
-        try:
-            conn.execute(script(statements))
-            conn.execute("RELEASE SAVEPOINT _migration_models")
-            return
-        except SQLAlchemyError:
-            conn.execute("ROLLBACK TO SAVEPOINT _migration_models")
-    metadata.create_all(conn.sa, checkfirst=False)

@@ -33,6 +33,9 @@ class ServerDialect:
     bare_names: tuple[str, ...]  # drivernames without a driver, completed with drivers[0]
     driver_hint: str
     explicit_schema_hint = ""
+    # Normalizing the models is mostly the server's work (creating them in scratch), so a status reads
+    # the live schema on its own connection meanwhile (target_cache.normalized_target).
+    normalizes_on_server = True
     numeric_types: dict[str, str]  # base type name -> "int" | "num", for the conversion probe
     int_ranges: dict[str, tuple[int, int]]  # base integer type name -> (min, max), signed
     float_types: dict[str, str]  # base type name -> "single" | "double"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import sqlite3
+from dataclasses import replace
 from collections import defaultdict
 from functools import lru_cache
 
@@ -143,7 +144,7 @@ def read_snapshot(conn: sqlite3.Connection, ignore: tuple[str, ...] = (), only: 
                 fk if fk.ref_columns else ForeignKey(fk.name, fk.columns, fk.ref_table, pk_of.get(fk.ref_table.lower(), ()), fk.on_delete, fk.on_update, fk.deferrable)
                 for fk in t.foreign_keys
             )
-            tables[name] = Table(**{**t.__dict__, "foreign_keys": fixed})
+            tables[name] = replace(t, foreign_keys=fixed)
     return SchemaSnapshot("sqlite", tables, views, triggers)
 
 
