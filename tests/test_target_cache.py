@@ -415,3 +415,44 @@ Table("kinds", metadata, Column("id", Integer, primary_key=True), Column("k", En
     def plain(snap):
         return {n: replace(t, indexes=tuple(replace(i, sql="") for i in t.indexes)) for n, t in snap.tables.items()}
     assert plain(batched) == plain(single) and batched.enums == single.enums
+
+
+# -- memory: texts interned, SQLite's stored live schema refers to the target's equal tables ----------
+
+def test_stored_live_schema_shares_the_targets_equal_tables_and_texts(project, data_dir):
+    """An up-to-date database's stored live schema holds references to the target's tables, and what
+    differs is stored whole; a models change reads the live schema again once."""
+    project.migrate(BODY)
+    spec = project.models(BODY)
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()  # stores the target and the live schema
+    project.sql("CREATE TABLE side (id INTEGER PRIMARY KEY, note TEXT)")
+    AutoMigrationSystem(project.settings(spec)).check_migration_status()
+    warm = AutoMigrationSystem(project.settings(spec))
+    comparison = warm.comparator.compare_schemas()
+    live, target = comparison.live, comparison.target
+    assert [c.kind for c in comparison.diff.changes] == ["drop_table"]
+    assert live.tables["users"] is target.tables["users"] and live.tables["posts"] is target.tables["posts"]
+    assert live.tables["side"].column("note") is not None  # stored whole
+    assert live.tables["side"].columns[0].name is target.tables["users"].columns[0].name  # "id", one object
+    with pytest.MonkeyPatch.context() as mp:  # the same schema read without any store
+        mp.setenv("MIGRATION_TARGET_CACHE", "off")
+        assert AutoMigrationSystem(project.settings(spec)).comparator.compare_schemas().live == live
+    # another target: the stored live schema is read again, and still right
+    changed = AutoMigrationSystem(project.settings(project.models(BODY + 'extra = Table("extra", metadata, Column("id", Integer, primary_key=True))\n')))
+    assert sorted(c.kind for c in changed.check_migration_status().changes) == ["add_table", "drop_table"]
+
+
+def test_a_reference_the_target_does_not_hold_is_ignored(project, data_dir):
+    from migration_core.snapshot import Column as SnapColumn, PrimaryKey, SchemaSnapshot, Table as SnapTable
+    from migration_core.target_cache import TargetCache
+
+    def table(name):
+        return SnapTable(name, (SnapColumn("id", "INTEGER", False, None),), PrimaryKey(None, ("id",)))
+    shared = SchemaSnapshot("sqlite", tables={"a": table("a")})
+    live = SchemaSnapshot("sqlite", tables={"a": table("a"), "b": table("b")})
+    cache = TargetCache(data_dir, writable=True, prefix="live")
+    cache.store("k" * 64, live, shared)
+    loaded = cache.load("k" * 64, shared)
+    assert loaded == live and loaded.tables["a"] is shared.tables["a"]
+    assert cache.load("k" * 64, SchemaSnapshot("sqlite", tables={"b": table("b")})) is None  # "a" is not there: ignored
+    assert cache.load("k" * 64) is None  # no shared snapshot at all
