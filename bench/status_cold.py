@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
                 else:
                     project = _server_project(kind, tmp)
                     url = project.url
+                    if kind == "postgresql":  # what applications' own migrations create first (Prefect: trigram indexes)
+                        project.sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
                 try:
                     # Created by migrate: an application's models need not survive a bare create_all (Prefect 3
                     # declares one index twice, which migrate creates once).

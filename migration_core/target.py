@@ -28,7 +28,18 @@ def load_metadata(spec: str) -> MetaData:
             obj = getattr(obj, part)
         except AttributeError:
             raise ConfigurationError(f"models reference {spec!r}: {module_part} has no attribute {attr_path!r}") from None
-    return _as_metadata(obj, spec)
+    return _checked(_as_metadata(obj, spec), spec)
+
+
+def _checked(metadata: MetaData, spec: str) -> MetaData:
+    """Models no database can create, named here rather than by a server's syntax error: an index
+    declared without a column (`Index("ix_t_x")` in `__table_args__`, whose SQL is `ON t ()`)."""
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            if not index.expressions:
+                raise ConfigurationError(f"models {spec!r}: index {index.name} on table {table.name} has no columns; "
+                                         "give it the column(s) it indexes, e.g. Index(name, \"column\")")
+    return metadata
 
 
 def _import(module_part: str, spec: str):

@@ -239,6 +239,15 @@ def test_models_file_that_raises_on_import_is_reported_every_time(tmp_path, cli)
     assert "boom while importing models" in err  # the second import fails again: nothing half-imported was cached
 
 
+def test_an_index_declared_without_a_column_is_named(tmp_path, cli):
+    """MLflow 3.17 declares `Index("index_trace_tags_request_id")` with no column: every database's error
+    is a syntax error near ")"; the tool names the index and its table instead, and creates nothing."""
+    spec = write_models(tmp_path, 'Table("trace_tags", metadata, Column("id", Integer, primary_key=True), '
+                                  'Column("request_id", String(50)), Index("index_trace_tags_request_id"))\n')
+    msg, err = _models_error(tmp_path, spec, cli)
+    assert "index index_trace_tags_request_id on table trace_tags has no columns" in msg
+
+
 def test_models_callable_returning_metadata_works(tmp_path):
     db = tmp_path / "app.db"
     spec = write_models(tmp_path, T_ID + 'Column("a", Integer))\ndef get_metadata():\n    return metadata\n')

@@ -375,12 +375,15 @@ def test_fingerprint_does_not_change_once_the_models_are_compiled():
 from servers import server  # noqa: E402,F401 - fixture
 
 
-def test_a_model_the_server_refuses_names_its_own_error_and_leaves_the_scratch_clean(server, data_dir):  # noqa: F811
-    """The script fails at its third table; the models are then created one statement at a time, so the
-    error is that statement's own, and the connection and scratch place are left usable."""
+@pytest.mark.parametrize("before", [0, 260], ids=["first chunk", "a later chunk"])
+def test_a_model_the_server_refuses_names_its_own_error_and_leaves_the_scratch_clean(server, data_dir, before):  # noqa: F811
+    """The script fails at a table in its first chunk, or in a later one while earlier chunks have run
+    (`ScriptSender`); the models are then created one statement at a time, so the error is that
+    statement's own, and the connection and scratch place are left usable."""
     from migration_core.errors import ConfigurationError
 
-    bad = BODY + 'broken = Table("broken", metadata, Column("id", Integer, primary_key=True), Column("v", Integer, server_default=text("no_such_fn()")))\n'
+    filler = "".join(f'Table("f{i}", metadata, Column("id", Integer, primary_key=True))\n' for i in range(before))
+    bad = BODY + filler + 'broken = Table("zz_broken", metadata, Column("id", Integer, primary_key=True), Column("v", Integer, server_default=text("no_such_fn()")))\n'
     with pytest.raises(ConfigurationError, match="the models cannot be created on .*no_such_fn"):
         AutoMigrationSystem(server.settings(server.models(bad))).check_migration_status()
     assert _files(data_dir) == []  # nothing stored for models that cannot be created

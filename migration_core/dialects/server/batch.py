@@ -50,7 +50,7 @@ class ScriptSender:
         self._thread.start()
 
     def add(self, statement: str) -> None:
-        if self.stopped:
+        if self.stopped or self.error is not None:
             return
         self._pending.append(statement)
         if len(self._pending) >= self.CHUNK:
@@ -58,7 +58,7 @@ class ScriptSender:
             self._pending = []
 
     def stop(self) -> None:
-        """Send nothing more (what was queued still runs): the caller found a statement this route cannot take."""
+        """Send nothing more (the chunk being sent ends): the caller found a statement this route cannot take."""
         self.stopped = True
         self._pending = []
 
@@ -67,12 +67,17 @@ class ScriptSender:
             self._queue.put(self._pending)
             self._pending = []
         self._queue.put(None)
-        self._thread.join()
+        try:
+            self._thread.join()
+        except BaseException:  # a signal's exception in this thread: the chunk being sent ends, no other starts
+            self.stopped = True
+            self._thread.join()
+            raise
         return self.error
 
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
-            if self.error is None:
+            if self.error is None and not self.stopped:
                 try:
                     self._send(chunk)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread by finish()
