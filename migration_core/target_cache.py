@@ -204,11 +204,21 @@ class TargetCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            files = sorted(self.folder.glob(f"{self.prefix}-*.bin"), key=lambda q: q.stat().st_mtime_ns, reverse=True)
-            for old in files[self.keep:]:
-                old.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("normalized-target cache not written to %s: %s", self.folder, exc)
+            return
+        # Keep the newest files; another process may be removing the same old ones (not an error).
+        dated = []
+        for q in self.folder.glob(f"{self.prefix}-*.bin"):
+            try:
+                dated.append((q.stat().st_mtime_ns, q))
+            except OSError:
+                continue
+        for _, old in sorted(dated, reverse=True)[self.keep:]:
+            try:
+                old.unlink(missing_ok=True)
+            except OSError as exc:
+                log.debug("old normalized-target cache file %s not removed: %s", old, exc)
 
 
 # The last target this process normalized or loaded through the cache, with its key: SQLite's stored live
@@ -232,15 +242,22 @@ def normalized_target(dialect, metadata, settings, conn=None, meanwhile=None) ->
             snap = dialect.normalize_target(metadata)
             meanwhile()
             return snap
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, wait
 
+        dialect._interrupted = False  # a long-lived process (the MCP server) normalizes again after an interrupted call
         with ThreadPoolExecutor(1, thread_name_prefix="migration-normalize") as pool:
             future = pool.submit(dialect.normalize_target, metadata)
             try:
                 meanwhile()
-            finally:
-                snap = future.result()  # waits even when meanwhile() failed: no thread outlives the call
-        return snap
+                return future.result()
+            except BaseException:
+                # Ctrl-C, a signal's exception, or either side's error: the normalization is not waited
+                # for (thousands of statements on a large schema); its connection is cut so its thread
+                # ends at once, and no thread outlives the call.
+                if not future.done():
+                    dialect.interrupt_normalization()
+                wait([future])
+                raise
 
     def found(snap: SchemaSnapshot) -> SchemaSnapshot:
         if meanwhile is not None:

@@ -131,7 +131,8 @@ def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(tria
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
         result = json.loads(done.stdout)
         assert result["backup_id"] is None and result["migration_id"] == b_id, result
-        assert result["next_rollback"] == a["migration_id"] and result["recovered"] and b_id in result["recovered"][0]
+        # (another process killed on this server may have left a scratch database, which recovery also drops and names)
+        assert result["next_rollback"] == a["migration_id"] and any(b_id in note for note in result["recovered"]), result
         assert p.sql(CONTENT) == content and trials.old["big"] == _creates_one(p, "big")  # B undone, every row kept
         assert p.sql("SELECT id, body FROM notes ORDER BY id") == [(1, "written after A"), (2, "also after A")]  # A stays
         history = dict(p.sql("SELECT id, status FROM _migration_history WHERE kind = 'migrate'"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from sqlalchemy import (ARRAY, JSON, BigInteger, Boolean, CheckConstraint, Column, Computed, Date, DateTime, Float, ForeignKey,
                         ForeignKeyConstraint, Identity, Index, Integer, Interval, LargeBinary, MetaData, Numeric, SmallInteger,
                         String, Table, Text, Time, UniqueConstraint, event, func, text)
@@ -71,3 +73,37 @@ def test_models_with_a_type_of_their_own_use_a_scratch_schema(pg):  # noqa: F811
     finally:
         conn.close()
     assert tuple(snap.enums["kind_e"]) == ("a", "b")
+
+
+def test_models_only_a_temporary_table_takes_are_refused_as_they_would_be_live(pg):  # noqa: F811
+    """`postgresql_on_commit` is accepted on a temporary table only: such models go to the scratch schema,
+    which refuses them as the live database would, instead of passing as valid."""
+    from migration_core.errors import ConfigurationError
+
+    body = 'Table("oc", metadata, Column("id", Integer, primary_key=True), postgresql_on_commit="DELETE ROWS")\n'
+    with pytest.raises(ConfigurationError, match="ON COMMIT can only be used on temporary tables"):
+        pg.system(body).check_migration_status()
+
+
+def test_a_user_without_create_on_the_database_is_told_what_the_proof_needs(pg):  # noqa: F811
+    """Temporary tables need only TEMP, which every user has; proving a plan needs a scratch schema, so a
+    user without CREATE on the database gets that said, not an unexpected error."""
+    import secrets
+
+    from sqlalchemy.engine import make_url
+
+    from migration_core import AutoMigrationSystem
+
+    role = f"mt_role_{secrets.token_hex(4)}"
+    pg.sql(f"CREATE ROLE {role} LOGIN")
+    try:
+        pg.sql(f"GRANT CONNECT, TEMP ON DATABASE {pg.dbname} TO {role}")
+        url = make_url(pg.url).set(username=role, password=None).render_as_string(hide_password=False)
+        settings = pg.settings(pg.models('Table("t", metadata, Column("id", Integer, primary_key=True))\n')).model_copy(
+            update={"database_url": url})
+        status = AutoMigrationSystem(settings).check_migration_status()
+        assert [c.kind for c in status.changes] == ["add_table"]
+        assert status.plan_proven is False and "a plan is proven in a scratch schema" in status.proof and "needs CREATE on the database" in status.proof, status.proof
+    finally:
+        pg.sql(f"REVOKE ALL ON DATABASE {pg.dbname} FROM {role}")
+        pg.sql(f"DROP ROLE {role}")

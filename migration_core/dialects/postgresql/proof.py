@@ -14,9 +14,13 @@ from __future__ import annotations
 import re
 import secrets
 
+from sqlalchemy.exc import DBAPIError
+
 from ...diff import Diff
+from ...errors import ConfigurationError
 from ...plan import Step
 from ...snapshot import SchemaSnapshot, split_key
+from ..server.connection import message
 from ..server.kept import KeptStep
 from ..server.proof import Scope, Shadow
 from .catalog import read_snapshot
@@ -48,7 +52,11 @@ class PgShadow(Shadow):
         try:
             self.conn.execute("BEGIN")
             paths = self.conn.execute("SELECT current_schemas(false)").scalar() or []
-            self.conn.execute(f"CREATE SCHEMA {q(self.name)}")
+            try:
+                self.conn.execute(f"CREATE SCHEMA {q(self.name)}")
+            except DBAPIError as exc:  # no CREATE on the database: normalizing in temporary tables needed none
+                raise ConfigurationError(f"PostgreSQL: a plan is proven in a scratch schema before it runs, and creating "
+                                         f"one failed: {message(exc)}; the user needs CREATE on the database") from None
             self.conn.execute("SET LOCAL search_path TO " + ", ".join(q(p) for p in [self.name, *paths]))
             self.conn.execute("SET LOCAL lock_timeout = 1000")
         except BaseException:

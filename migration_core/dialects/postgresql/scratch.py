@@ -30,6 +30,8 @@ from .catalog import model_check_texts, quote_ident, read_snapshot
 # Statements that a temporary table takes as a permanent one does: anything else (CREATE TYPE, CREATE
 # SEQUENCE, CREATE UNLOGGED TABLE, ...) goes to a scratch schema.
 _TEMP_OK = re.compile(r"(?:CREATE TABLE|CREATE (?:UNIQUE )?INDEX|COMMENT ON (?:TABLE|COLUMN)|ALTER TABLE) ", re.I)
+# What only a temporary table takes (`postgresql_on_commit`): models with it must fail as they would live.
+_TEMP_ONLY = re.compile(r"\bON\s+COMMIT\b", re.I)
 
 
 def create_in_scratch(conn: ServerConnection, metadata: MetaData, *, temporary: bool = True) -> SchemaSnapshot:
@@ -69,7 +71,7 @@ def _create_temporary(conn: ServerConnection, metadata: MetaData, paths: list[st
     sender = ScriptSender(lambda chunk: conn.execute(script(chunk)))
 
     def take(statement: str) -> None:
-        if _TEMP_OK.match(statement):
+        if _TEMP_OK.match(statement) and not _TEMP_ONLY.search(statement):
             sender.add(re.sub(r"^CREATE TABLE ", "CREATE TEMPORARY TABLE ", statement, flags=re.I))
         else:
             sender.stop()

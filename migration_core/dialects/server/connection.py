@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 
 from typing import Any, Callable
 
@@ -52,6 +54,24 @@ class ServerConnection:
 
     def close(self) -> None:
         self.sa.close()
+
+    def cut(self) -> None:
+        """Shut the connection's socket down, from any thread: whatever this connection waits for ends
+        at once with an error, and the server ends the session (PostgreSQL rolls its transaction back;
+        MariaDB ends the statement under way, as when a client is killed). For giving up work another
+        thread is doing on it (an interrupted status); the connection is unusable afterwards."""
+        try:
+            driver = self.driver
+            fd = driver.fileno() if hasattr(driver, "fileno") else driver._sock.fileno()  # psycopg / PyMySQL
+            sock = socket.socket(fileno=os.dup(fd))
+        except (OSError, AttributeError, ValueError):
+            return  # already closed
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
 
 def runnable(compiled: str) -> str:

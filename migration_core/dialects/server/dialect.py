@@ -80,6 +80,8 @@ class ServerDialect:
         self.url = self._check_url(self.url)
         self.engine = make_engine(self.url)
         self.ignore = tuple(settings.ignore_tables)
+        self._normalizing: set[ServerConnection] = set()  # connections of normalizations under way (interrupt_normalization)
+        self._interrupted = False
 
     def _check_url(self, url: URL) -> URL:
         return url
@@ -155,12 +157,24 @@ class ServerDialect:
             raise ConfigurationError(f"tables with an explicit schema ({', '.join(schemas)}) are not supported"
                                      + self.explicit_schema_hint)
         conn = self.connect(write=False)
+        self._normalizing.add(conn)
+        if self._interrupted:  # interrupted while it connected
+            conn.cut()
         try:
             return self._create_in_scratch(conn, metadata)
         except SQLAlchemyError as exc:
             raise ConfigurationError(f"the models cannot be created on {self.title}: {self._message(exc)}") from None
         finally:
+            self._normalizing.discard(conn)
             conn.close()
+
+    def interrupt_normalization(self) -> None:
+        """End, from another thread, the normalizations under way (`normalize_target` in a worker thread
+        while an interrupted status gives up): their connections are cut, so the worker ends at once
+        with an error instead of running the rest of the models' DDL."""
+        self._interrupted = True
+        for conn in list(self._normalizing):
+            conn.cut()
 
     def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData, fills=None) -> Plan:
         """Plan the changes, set aside and make again the views and triggers they disturb, then prove
