@@ -10,13 +10,17 @@ reading other users' rows of the process list would need.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .catalog import quote_ident
 
 PREFIX = "_mig_scratch_"
+log = logging.getLogger("migration_core")
 
 
 @contextmanager
@@ -35,9 +39,18 @@ def scratch_database(conn, *, charset_of: str) -> Iterator[str]:
         try:
             yield name
         finally:
-            conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+            _cleanup(conn, f"DROP DATABASE IF EXISTS {quote_ident(name)}")
     finally:
-        conn.execute("SELECT RELEASE_LOCK(%s)", (name,))
+        _cleanup(conn, "SELECT RELEASE_LOCK(%s)", (name,))
+
+
+def _cleanup(conn, sql: str, params: tuple = ()) -> None:
+    """A cleanup that fails (a connection lost or left unusable by Ctrl-C mid-statement) must not hide
+    what ended the work: the lease ends with the session, and the next migrate drops the database."""
+    try:
+        conn.execute(sql, params or None)
+    except SQLAlchemyError as exc:
+        log.debug("scratch database cleanup skipped (%s): the next migrate drops it once its session is gone", exc)
 
 
 def remove_orphan_scratch_databases(conn) -> list[str]:
