@@ -305,3 +305,21 @@ def test_mysql_foreign_key_from_an_ignored_table_refuses_a_type_change_up_front(
     wider = body.replace("Integer", "BigInteger")
     status = my.system(wider, ignore_tables=["legacy"]).check_migration_status()
     assert status.safe_to_apply is False and "legacy" in (status.proof or ""), status.proof
+
+
+ARTIFACT = """
+metadata.naming_convention = {"ix": "ix_%(table_name)s__%(column_0_name)s"}
+artifact = Table("artifact", metadata, Column("id", Integer, primary_key=True), Column("key", String(50), index=True),
+                 Column("data", Text))
+Index("ix_artifact__key", artifact.c.key)
+"""
+
+
+def test_an_index_declared_twice_with_one_name_and_definition_is_created_once(anydb):
+    """Prefect 3's `artifact.key`: `index=True` under a naming convention plus an explicit Index of the
+    same name on the same column. Both the normalization and a plan that creates the table make it once
+    (the plan made it twice, and its proof failed with "relation ix_artifact__key already exists")."""
+    anydb.migrate(ARTIFACT)
+    indexes = [i for i in anydb.system(ARTIFACT).comparator.compare_schemas().live.tables["artifact"].indexes
+               if not i.unique and not i.auto]
+    assert [i.name for i in indexes] == ["ix_artifact__key"]

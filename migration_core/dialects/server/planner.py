@@ -119,8 +119,10 @@ class ServerPlanner(StepResources):
         finally:
             for fkc, rule in rules.items():
                 fkc._create_rule = rule
-        out = [*self.sequences(name, [c.name for c in t.columns]), create,
-               *(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or ""))]
+        # An index declared twice with one name and one definition is created once, as the normalization
+        # does (dialects/ddl.py: Prefect 3's `artifact.key`).
+        indexes = list(dict.fromkeys(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or "")))
+        out = [*self.sequences(name, [c.name for c in t.columns]), create, *indexes]
         if not self.sa_dialect.inline_comments:  # what create_all adds after CREATE TABLE
             out += [self.compile(SetTableComment(t))] if t.comment else []
             out += [self.compile(SetColumnComment(c)) for c in t.columns if c.comment]
