@@ -112,7 +112,7 @@ def _describe_table(table, d: "_Describer") -> list:
         if type(ix) is not Index:
             raise _Blind(f"index {ix.name} is of class {type(ix).__qualname__}")
         indexes.append([d.name(ix.name), ix.unique, [e.name if isinstance(e, Column) else d.value(e) for e in ix.expressions],
-                        d.kwargs(ix)])
+                        d.kwargs(ix), *d.ddl_if(ix, f"index {ix.name}")])
     indexes.sort(key=repr)
     return [table.name, table.schema, table.comment, d.kwargs(table), [d.value(p) for p in table._prefixes], owners,
             [_describe_column(c, d) for c in table.columns], constraints, indexes]
@@ -121,7 +121,8 @@ def _describe_table(table, d: "_Describer") -> list:
 def _describe_constraint(c, d: "_Describer", where: str) -> list:
     if not isinstance(c, _CONSTRAINTS) or type(c).__module__.split(".")[0] != "sqlalchemy":
         raise _Blind(f"{where} has a constraint of class {type(c).__qualname__}")
-    item = [type(c).__name__, d.name(c.name), [col.name for col in c.columns], d.kwargs(c), c.deferrable, c.initially]
+    item = [type(c).__name__, d.name(c.name), [col.name for col in c.columns], d.kwargs(c), c.deferrable, c.initially,
+            *d.ddl_if(c, where)]
     if isinstance(c, ForeignKeyConstraint):
         item += [[e.target_fullname for e in c.elements], c.ondelete, c.onupdate, c.match, c.use_alter]
     elif isinstance(c, CheckConstraint):
@@ -176,6 +177,16 @@ class _Describer:
             return {}
         return {f"{d}_{k}": self.value(v) for d, args in sorted(options.items())
                 for k, v in sorted(args._non_defaults.items())}
+
+    def ddl_if(self, item, where: str) -> list:
+        """`.ddl_if(dialect=..., state=...)` on an index or constraint (created on some databases only);
+        empty when there is none, so other models' fingerprints stay as they were."""
+        rule = getattr(item, "_ddl_if", None)
+        if rule is None:
+            return []
+        if rule.callable_ is not None:
+            raise _Blind(f"{where} has a ddl_if callable")
+        return [["ddl_if", self.value(rule.dialect), self.value(rule.state)]]
 
     def value(self, v: Any) -> Any:
         if v is None or isinstance(v, (str, int, float, bool)):

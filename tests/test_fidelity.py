@@ -323,3 +323,16 @@ def test_an_index_declared_twice_with_one_name_and_definition_is_created_once(an
     indexes = [i for i in anydb.system(ARTIFACT).comparator.compare_schemas().live.tables["artifact"].indexes
                if not i.unique and not i.auto]
     assert [i.name for i in indexes] == ["ix_artifact__key"]
+
+
+def test_an_index_made_for_another_database_only_is_neither_expected_nor_created(anydb):
+    """Prefect 3: `Index(...).ddl_if(dialect="sqlite")`. create_all makes it on SQLite only; a plan that
+    creates the table made it everywhere, and then could not reach the models ("drop index ...")."""
+    body = """
+state = Table("flow_run_state", metadata, Column("id", Integer, primary_key=True), Column("type", String(20)),
+              Column("name", String(50)))
+Index("ix_flow_run_state__type_name", state.c.type, state.c.name).ddl_if(dialect="sqlite")
+"""
+    anydb.migrate(body)
+    live = anydb.system(body).comparator.compare_schemas().live.tables["flow_run_state"]
+    assert [i.name for i in live.indexes if not i.auto] == (["ix_flow_run_state__type_name"] if anydb.kind == "sqlite" else [])

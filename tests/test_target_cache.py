@@ -211,8 +211,10 @@ def _base(md: MetaData, **over):
     t = Table("t", md, *cols, CheckConstraint(over.get("check", "amount >= 0"), name="ck_amount"),
               UniqueConstraint(*over.get("unique", ("name",)), name="uq_name"),
               comment=over.get("comment", "a table"), **over.get("table_kw", {}))
-    Index("ix_t", *[t.c[c] for c in over.get("index_cols", ("name",))], unique=over.get("index_unique", False),
-          **over.get("index_kw", {}))
+    ix = Index("ix_t", *[t.c[c] for c in over.get("index_cols", ("name",))], unique=over.get("index_unique", False),
+               **over.get("index_kw", {}))
+    if "index_ddl_if" in over:  # created on some databases only (Prefect 3's SQLite-only indexes)
+        ix.ddl_if(dialect=over["index_ddl_if"])
     return md
 
 
@@ -237,6 +239,7 @@ CHANGES = {
                                            "postgresql_with_oids": False}),
     "index columns": dict(index_cols=("name", "kind")),
     "index unique": dict(index_unique=True),
+    "index created on one database only": dict(index_ddl_if="sqlite"),
     "index dialect option": dict(index_kw={"sqlite_where": text("amount > 0"), "postgresql_where": text("amount > 0"),
                                            "mysql_length": 10}),
 }

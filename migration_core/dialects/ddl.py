@@ -49,3 +49,12 @@ def compiled_create_all(metadata: MetaData, dialect, sink: Callable[[str], None]
     except Exception:  # noqa: BLE001 - NeedsConnection, or a listener using what a mock lacks (inspect(),
         return None   # exec_driver_sql); the connection path reports genuine model errors
     return statements
+
+
+def ddl_applies(index, dialect) -> bool:
+    """Whether `create_all` creates this index on `dialect`: False for `Index(...).ddl_if(dialect="sqlite")`
+    elsewhere (Prefect 3's SQLite-only indexes), as SQLAlchemy's own schema generator decides."""
+    rule = getattr(index, "_ddl_if", None)
+    if rule is None:
+        return True
+    return rule._should_execute(CreateIndex(index), index, None, compiler=dialect.ddl_compiler(dialect, None))

@@ -27,6 +27,7 @@ from .fillsql import with_fills
 from .resources import StepResources
 from ...plan import Plan, Step
 from ...snapshot import SchemaSnapshot
+from ..ddl import ddl_applies
 from .connection import runnable
 
 
@@ -121,7 +122,8 @@ class ServerPlanner(StepResources):
                 fkc._create_rule = rule
         # An index declared twice with one name and one definition is created once, as the normalization
         # does (dialects/ddl.py: Prefect 3's `artifact.key`).
-        indexes = list(dict.fromkeys(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or "")))
+        indexes = list(dict.fromkeys(self.compile(CreateIndex(i)) for i in sorted(t.indexes, key=lambda i: i.name or "")
+                                     if ddl_applies(i, self.sa_dialect)))
         out = [*self.sequences(name, [c.name for c in t.columns]), create, *indexes]
         if not self.sa_dialect.inline_comments:  # what create_all adds after CREATE TABLE
             out += [self.compile(SetTableComment(t))] if t.comment else []
