@@ -244,7 +244,7 @@ def normalized_target(dialect, metadata, settings, conn=None, meanwhile=None) ->
             return snap
         from concurrent.futures import ThreadPoolExecutor, wait
 
-        dialect._interrupted = False  # a long-lived process (the MCP server) normalizes again after an interrupted call
+        dialect.clear_interrupt()  # a long-lived process (the MCP server) normalizes again after an interrupted call
         with ThreadPoolExecutor(1, thread_name_prefix="migration-normalize") as pool:
             future = pool.submit(dialect.normalize_target, metadata)
             try:

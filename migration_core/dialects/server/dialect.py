@@ -176,6 +176,10 @@ class ServerDialect:
         for conn in list(self._normalizing):
             conn.cut()
 
+    def clear_interrupt(self) -> None:
+        """Before a normalization that `interrupt_normalization` may end: an earlier interrupt is forgotten."""
+        self._interrupted = False
+
     def make_plan(self, conn, live: SchemaSnapshot, target: SchemaSnapshot, diff: Diff, metadata: MetaData, fills=None) -> Plan:
         """Plan the changes, set aside and make again the views and triggers they disturb, then prove
         the plan on a schema-only copy (`server/proof.py`); raises PlanningError when it cannot work.
