@@ -375,7 +375,10 @@ def test_a_killed_status_leaves_a_scratch_database_that_the_next_migrate_drops(m
     found = None
     deadline = time.monotonic() + 60
     while found is None and time.monotonic() < deadline and proc.poll() is None:
-        rows = my.sql("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '\\_mig\\_scratch\\_%%'")
+        # this status's own scratch database: the one whose owner runs these models' DDL (other processes on
+        # the server may hold scratch databases of their own)
+        rows = my.sql("SELECT db FROM information_schema.processlist WHERE db LIKE '\\_mig\\_scratch\\_%%' "
+                      "AND info LIKE '%%ix\\_t%%\\_a%%'")
         found = rows[0][0] if rows else None
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
