@@ -16,14 +16,16 @@ from helpers_core import CLI
 from servers import server  # noqa: F401 - fixture
 
 TABLES = "".join(
-    f'Table("t{i}", metadata, Column("id", Integer, primary_key=True), '
+    f'Table("ctrlc_t{i}", metadata, Column("id", Integer, primary_key=True), '
     + ", ".join(f'Column("c{j}", String(50), server_default="x")' for j in range(10))
-    + (f', Column("ref", Integer, ForeignKey("t{i - 1}.id"))' if i else "") + f', Index("ix_t{i}_c0", "c0"))\n'
+    + (f', Column("ref", Integer, ForeignKey("ctrlc_t{i - 1}.id"))' if i else "") + f', Index("ix_ctrlc_t{i}_c0", "c0"))\n'
     for i in range(600))
 
-BUILDING = {  # the server is running the models' scratch DDL
-    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE TEMPORARY TABLE%%'",
-    "mysql": "SELECT count(*) FROM information_schema.processlist WHERE db LIKE '\\_mig\\_scratch\\_%%' AND info LIKE 'CREATE %%'",
+BUILDING = {  # the server is running these models' scratch DDL (other tests' processes may be building theirs)
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                  "AND query LIKE 'CREATE %%' AND query LIKE '%%ctrlc\\_t%%'",
+    "mysql": "SELECT count(*) FROM information_schema.processlist WHERE db LIKE '\\_mig\\_scratch\\_%%' AND id <> CONNECTION_ID() "
+             "AND info LIKE 'CREATE %%' AND info LIKE '%%ctrlc\\_t%%'",
 }
 
 
