@@ -367,8 +367,8 @@ def test_leftover_scratch_databases_and_dumps_are_removed_by_the_next_locked_run
 
 def test_a_killed_status_leaves_a_scratch_database_that_the_next_migrate_drops(my):
     """The real thing: `status` kill -9'd while it builds the models in its scratch database."""
-    many = "\n".join(f'Table("t{i}", metadata, Column("id", Integer, primary_key=True), Column("a", String(20)), '
-                     f'Index("ix_t{i}_a", "a"))' for i in range(150))
+    many = "\n".join(f'Table("k9s_t{i}", metadata, Column("id", Integer, primary_key=True), Column("a", String(20)), '
+                     f'Index("ix_k9s_t{i}_a", "a"))' for i in range(150))
     models = my.models(many)
     proc = subprocess.Popen([CLI, "--database-url", my.url, "--models", models, "status"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -378,7 +378,7 @@ def test_a_killed_status_leaves_a_scratch_database_that_the_next_migrate_drops(m
         # this status's own scratch database: the one whose owner runs these models' DDL (other processes on
         # the server may hold scratch databases of their own)
         rows = my.sql("SELECT db FROM information_schema.processlist WHERE db LIKE '\\_mig\\_scratch\\_%%' "
-                      "AND info LIKE '%%ix\\_t%%\\_a%%'")
+                      "AND info LIKE '%%k9s\\_t%%'")
         found = rows[0][0] if rows else None
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
