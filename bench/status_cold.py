@@ -21,6 +21,8 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import (Contender, base_parser, child_env, fmt_ratio, fmt_s, have_alembic, print_ratios, print_table, ratio,
@@ -66,6 +68,23 @@ def _server_project(kind: str, tmp: Path):
     from servers import ServerProject
 
     return ServerProject(kind, tmp)
+
+
+@contextmanager
+def _database(kind: str, tmp: Path, name: str, *, app: bool = False) -> Iterator[str]:
+    """A fresh database of `kind` (a SQLite file `<name>.db` in `tmp`, or a server database dropped
+    afterwards); yields its URL. An application's PostgreSQL database gets `pg_trgm`, as its own
+    migrations create it first (Prefect's trigram indexes)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / (name + '.db')}"
+        return
+    project = _server_project(kind, tmp)
+    try:
+        if app and kind == "postgresql":
+            project.sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        yield project.url
+    finally:
+        project.drop()
 
 
 def _status_cmd(url: str, spec: str) -> list[str]:
@@ -173,46 +192,28 @@ def main(argv: list[str] | None = None) -> dict:
     goals_schema = {"warm_alembic": 0.5, "cold_alembic": 1.0}
     with workdir(args, NAME) as tmp:
         spec = write_wide_models(tmp / f"wide_{args.tables}.py", args.tables, portable=True)
-        for kind in [k.strip() for k in args.dbs.split(",") if k.strip()] if args.tables else []:
+        kinds = [k.strip() for k in args.dbs.split(",") if k.strip()]
+        for kind in kinds if args.tables else []:
             label = f"{kind}, {args.tables} tables"
-            project = None
-            if kind == "sqlite":
-                url = f"sqlite:///{tmp / 'wide.db'}"
-            else:
-                project = _server_project(kind, tmp)
-                url = project.url
-            try:
+            with _database(kind, tmp, "wide") as url:
                 spawn([sys.executable, "-c", CREATE, spec, url])
                 results[label] = measure_db(kind, url, spec, tmp, args)
-            finally:
-                if project is not None:
-                    project.drop()
             goals = dict(goals_schema, **({"warm_models": 1.15} if kind == "sqlite" else {}))
             ratios.update(_ratios(label, results[label], goals=goals))
             write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})  # kept if a later part fails
         for app in args.app:
             name = app.split(":")[0].removeprefix("bench.").split(".")[0].removesuffix("_models")
-            for kind in [k.strip() for k in args.dbs.split(",") if k.strip()]:
+            for kind in kinds:
                 label = f"{name} ({kind})"
-                project = None
-                if kind == "sqlite":
-                    url = f"sqlite:///{tmp / (name + '.db')}"
-                else:
-                    project = _server_project(kind, tmp)
-                    url = project.url
-                    if kind == "postgresql":  # what applications' own migrations create first (Prefect: trigram indexes)
-                        project.sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-                try:
-                    # Created by migrate: an application's models need not survive a bare create_all (Prefect 3
-                    # declares one index twice, which migrate creates once).
-                    spawn([CLI, "--database-url", url, "--models", app, "migrate", "--no-backup"],
-                          env=child_env(MIGRATION_DATA_DIR=str(tmp / "data-create")))
-                    results[label] = measure_db(f"{name}-{kind}", url, app, tmp, args)
-                except RuntimeError as exc:  # an application whose models this database refuses: said, not fatal
-                    results[label] = {"notes": [str(exc).splitlines()[-1][:300]]}
-                finally:
-                    if project is not None:
-                        project.drop()
+                with _database(kind, tmp, name, app=True) as url:
+                    try:
+                        # Created by migrate: an application's models need not survive a bare create_all (Prefect 3
+                        # declares one index twice, which migrate creates once).
+                        spawn([CLI, "--database-url", url, "--models", app, "migrate", "--no-backup"],
+                              env=child_env(MIGRATION_DATA_DIR=str(tmp / "data-create")))
+                        results[label] = measure_db(f"{name}-{kind}", url, app, tmp, args)
+                    except RuntimeError as exc:  # an application whose models this database refuses: said, not fatal
+                        results[label] = {"notes": [str(exc).splitlines()[-1][:300]]}
                 ratios.update(_ratios(label, results[label], goals={"warm_alembic": 0.8, "cold_alembic": 0.8}))
                 write_results(NAME, args, {"results": results, "ratios": ratios, "partial": True})
         rss = None
