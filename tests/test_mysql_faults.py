@@ -90,16 +90,20 @@ def test_kill9_mid_plan_status_and_health_say_so_and_startup_recovers(trials):
 NOTES = 'Table("notes", metadata, Column("id", Integer, primary_key=True), Column("body", String(40)))\n'
 
 
+def _models_a_and_b(tmp_path) -> tuple[str, str]:
+    """Migration A's models (the trials' old schema) and B's (their new one), both with `notes`."""
+    from helpers_core import write_models
+    from mysql_trials import NEW, OLD
+    from projects import HEADER
+
+    return write_models(tmp_path, OLD + NOTES, header=HEADER), write_models(tmp_path, NEW + NOTES, header=HEADER)
+
+
 def test_rollback_after_a_kill9_undoes_the_interrupted_run_and_nothing_else(trials, tmp_path):
     """F6: migration A succeeds, the app writes rows, migration B is kill -9'd after its first ALTER
     committed. `rollback` (as the README's troubleshooting says) undoes B only: the dry run and the
     terminal's question say so, A and the rows written since it stay; a second rollback undoes A."""
-    from mysql_trials import NEW, OLD
-    from helpers_core import write_models
-    from projects import HEADER
-
-    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
-    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    a_models, b_models = _models_a_and_b(tmp_path)
     p = trials._project("k9rollback", trials.rows)
     try:
         a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
@@ -172,12 +176,7 @@ def _kill9_after_first_alter(trials, p, models: str) -> str:
 def test_rollback_to_a_given_backup_after_a_kill9_says_first_that_it_undoes_the_run(trials, tmp_path):
     """With --backup-id the rollback does as asked (restores that backup), and says first, in the dry run
     and in its result, that it undoes the interrupted run."""
-    from mysql_trials import NEW, OLD
-    from helpers_core import write_models
-    from projects import HEADER
-
-    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
-    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    a_models, b_models = _models_a_and_b(tmp_path)
     p = trials._project("k9backupid", trials.rows)
     try:
         a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
@@ -205,13 +204,9 @@ def test_mcp_rollback_after_a_kill9_runs_what_the_question_showed(trials, tmp_pa
     from mcp_types import ElicitResult
 
     from migration_core import AutoMigrationSystem
-    from mysql_trials import NEW, OLD
-    from helpers_core import write_models
-    from projects import HEADER
     from server.mcp_server import build_server
 
-    a_models = write_models(tmp_path, OLD + NOTES, header=HEADER)
-    b_models = write_models(tmp_path, NEW + NOTES, header=HEADER)
+    a_models, b_models = _models_a_and_b(tmp_path)
     p = trials._project("k9mcp", trials.rows)
     try:
         a = json.loads(cli(p, a_models, "--json", "migrate").stdout)
