@@ -21,7 +21,7 @@ from migration_core import MigrationSettings, execute_startup_migration
 from migration_core.dialects.mysql.scratch import scratch_database
 
 from helpers_core import CLI, ROOT
-from mysql_trials import CONTENT, FAULTS, Trials, cli, next_command_for
+from mysql_trials import CONTENT, FAULTS, Trials, cli, next_command_for, says_put_back
 from servers import ServerProject, my, require_server  # noqa: F401 - fixture
 
 
@@ -39,7 +39,7 @@ def test_fault_during_alter_ends_wholly_old_or_new_after_the_next_command(trials
     assert outcome.after_next in ("old", "new")
     assert outcome.interrupted_run in ("failed", "succeeded", "rolled_back")  # it may have finished before the fault
     if fault in ("conn", "sigint", "sigterm") and outcome.exit_code in (1, 130, 143):
-        assert outcome.before_next == "old" and ("undone" in outcome.detail or "restored" in outcome.detail)
+        assert outcome.before_next == "old" and says_put_back(outcome.detail), outcome.detail
     if fault == "sigint" and outcome.exit_code > 0:
         assert outcome.exit_code == 130
     if fault == "sigterm" and outcome.exit_code > 0:
